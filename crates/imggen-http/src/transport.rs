@@ -1,0 +1,601 @@
+//! The transport: one request, its headers, its timeout, its span, its capped body and the
+//! error that says what it means.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use imggen_types::{ProviderErrorBody, ValidationError};
+use reqwest::header::{self, HeaderMap, HeaderValue};
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::Instrument as _;
+use url::Url;
+
+use crate::error::{
+    ApiError, BodyTooLargeError, Context, DecodeError, Error, Operation, Phase, TimeoutError,
+    TransportError,
+};
+use crate::retry::RetryPolicy;
+use crate::time::{Clock, Sleeper};
+
+/// A successful answer: the decoded body and what came with it.
+#[derive(Clone, Debug)]
+pub struct Response<T> {
+    /// The decoded body.
+    pub value: T,
+    /// The HTTP status (201 for a runblob create, 200 elsewhere).
+    pub status: u16,
+    /// From `X-Request-Id`.
+    pub request_id: Option<String>,
+}
+
+/// The shared transport of a provider client whose error bodies are `B`. Cheap to clone:
+/// clones share one connection pool.
+pub struct Transport<B> {
+    inner: Arc<Inner>,
+    body: PhantomData<fn() -> B>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) provider: &'static str,
+    pub(crate) http: reqwest::Client,
+    pub(crate) base_url: Url,
+    /// Marked sensitive; never logged or formatted.
+    pub(crate) authorization: HeaderValue,
+    pub(crate) user_agent: HeaderValue,
+    pub(crate) timeout: Duration,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) max_response_bytes: u64,
+    pub(crate) sleeper: Arc<dyn Sleeper>,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl<B> Clone for Transport<B> {
+    fn clone(&self) -> Self {
+        Transport {
+            inner: Arc::clone(&self.inner),
+            body: PhantomData,
+        }
+    }
+}
+
+impl<B> fmt::Debug for Transport<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transport")
+            .field("provider", &self.inner.provider)
+            .field("base_url", &self.inner.base_url.as_str())
+            .field("api_key", &"[redacted]")
+            .field("timeout", &self.inner.timeout)
+            .field("retry", &self.inner.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Limits for [`Transport::download`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DownloadOptions {
+    /// The largest file accepted, in bytes.
+    pub max_bytes: u64,
+    /// Redirects followed before giving up.
+    pub max_redirects: u8,
+    /// Whether `http://` URLs (and redirects to them) are allowed.
+    pub allow_http: bool,
+}
+
+/// The default cap on a downloaded image: a 4K PNG is about 30 MB.
+pub const DEFAULT_MAX_DOWNLOAD_BYTES: u64 = 64 * 1024 * 1024;
+
+/// A downloaded file.
+#[derive(Clone, Debug)]
+pub struct Downloaded {
+    /// The bytes.
+    pub bytes: Bytes,
+    /// Where they came from, after redirects.
+    pub url: Url,
+    /// The `Content-Type` the server claimed (sniff the bytes rather than trust it).
+    pub content_type: Option<String>,
+}
+
+impl<B: ProviderErrorBody> Transport<B> {
+    pub(crate) fn from_inner(inner: Inner) -> Self {
+        Transport {
+            inner: Arc::new(inner),
+            body: PhantomData,
+        }
+    }
+
+    /// The provider's name.
+    pub fn provider(&self) -> &'static str {
+        self.inner.provider
+    }
+
+    /// The base URL requests go to.
+    pub fn base_url(&self) -> &Url {
+        &self.inner.base_url
+    }
+
+    /// The sleeper retries use.
+    pub fn sleeper(&self) -> &Arc<dyn Sleeper> {
+        &self.inner.sleeper
+    }
+
+    /// The clock the transport reads.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// Where an error in call `operation` on `path` happened.
+    pub fn context(&self, operation: Operation, path: &str) -> Context {
+        Context {
+            provider: self.inner.provider,
+            operation,
+            path: path.split('?').next().unwrap_or(path).to_owned(),
+        }
+    }
+
+    /// An error for a request that breaks a documented limit, before anything is sent.
+    pub fn invalid(&self, operation: Operation, path: &str, error: ValidationError) -> Error<B> {
+        Error::invalid_request(self.context(operation, path), error)
+    }
+
+    /// GETs `path` (relative to the base URL, query included) and decodes the JSON answer,
+    /// retrying transient failures by the configured [`RetryPolicy`].
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        operation: Operation,
+        path: &str,
+    ) -> Result<Response<T>, Error<B>> {
+        let url = self.url(path);
+        self.retrying(|| async {
+            let answer = self
+                .send(operation, Method::GET, path, url.clone(), None, true)
+                .await?;
+            self.decode(operation, path, answer)
+        })
+        .await
+    }
+
+    /// POSTs `body` as JSON to `path` and decodes the JSON answer. **Never retried**: a POST
+    /// here creates a task, and a task is charged when it is created.
+    pub async fn post<Req: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        operation: Operation,
+        path: &str,
+        body: &Req,
+    ) -> Result<Response<T>, Error<B>> {
+        let json = serde_json::to_vec(body).map_err(|err| {
+            self.invalid(
+                operation,
+                path,
+                ValidationError::new("body", format!("cannot be written as JSON: {err}")),
+            )
+        })?;
+        let answer = self
+            .send(
+                operation,
+                Method::POST,
+                path,
+                self.url(path),
+                Some(Bytes::from(json)),
+                true,
+            )
+            .await?;
+        self.decode(operation, path, answer)
+    }
+
+    /// Downloads a result file from `url` (a CDN link, not the provider's API): no
+    /// `Authorization` header, bounded redirects with every hop checked against
+    /// `allow_http`, and the body capped at `max_bytes`. Retried like a status call.
+    pub async fn download(
+        &self,
+        url: &str,
+        options: DownloadOptions,
+    ) -> Result<Downloaded, Error<B>> {
+        const OPERATION: Operation = Operation::read("download");
+        let mut current = check_download_url(url, options.allow_http)
+            .map_err(|error| self.invalid(OPERATION, "download", error))?;
+        let mut redirects = 0u8;
+        loop {
+            let hop = current.clone();
+            let answer = self
+                .retrying(|| {
+                    self.send_raw(
+                        OPERATION,
+                        Method::GET,
+                        hop.path(),
+                        hop.clone(),
+                        None,
+                        false,
+                        options.max_bytes,
+                    )
+                })
+                .await?;
+            if answer.status.is_redirection()
+                && let Some(location) = answer.location.as_deref()
+            {
+                redirects += 1;
+                if redirects > options.max_redirects {
+                    return Err(self.invalid(
+                        OPERATION,
+                        current.path(),
+                        ValidationError::new(
+                            "url",
+                            format!("more than {} redirects", options.max_redirects),
+                        ),
+                    ));
+                }
+                let next = current.join(location).map_err(|err| {
+                    self.invalid(
+                        OPERATION,
+                        current.path(),
+                        ValidationError::new("url", format!("bad redirect {location:?}: {err}")),
+                    )
+                })?;
+                current = check_download_url(next.as_str(), options.allow_http)
+                    .map_err(|error| self.invalid(OPERATION, "download", error))?;
+                continue;
+            }
+            if !answer.status.is_success() {
+                return Err(self.api_error(OPERATION, current.path(), answer));
+            }
+            // A caller-supplied client may have followed redirects itself: check where it went.
+            let final_url = answer.final_url.clone();
+            check_download_url(final_url.as_str(), options.allow_http)
+                .map_err(|error| self.invalid(OPERATION, "download", error))?;
+            return Ok(Downloaded {
+                bytes: answer.body,
+                url: final_url,
+                content_type: answer.content_type,
+            });
+        }
+    }
+
+    /// Default download limits for this client: `http://` allowed only when the API itself is
+    /// reached over plain http (a local emulator or proxy).
+    pub fn download_options(&self) -> DownloadOptions {
+        DownloadOptions {
+            max_bytes: DEFAULT_MAX_DOWNLOAD_BYTES,
+            max_redirects: 5,
+            allow_http: self.inner.base_url.scheme() == "http",
+        }
+    }
+
+    fn url(&self, path_and_query: &str) -> Url {
+        let (path, query) = match path_and_query.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (path_and_query, None),
+        };
+        let mut url = self.inner.base_url.clone();
+        let joined = format!(
+            "{}/{}",
+            url.path().trim_end_matches('/'),
+            path.trim_start_matches('/')
+        );
+        url.set_path(&joined);
+        url.set_query(query);
+        url
+    }
+
+    async fn retrying<T, F, Fut>(&self, mut call: F) -> Result<T, Error<B>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Error<B>>>,
+    {
+        let mut attempt = 1;
+        loop {
+            match call().await {
+                Ok(value) => return Ok(value),
+                Err(error) => {
+                    let Some(delay) =
+                        self.inner
+                            .retry
+                            .next_delay(attempt, error.failure(), fastrand::f64())
+                    else {
+                        return Err(error);
+                    };
+                    tracing::debug!(
+                        provider = self.inner.provider,
+                        attempt,
+                        delay_ms = delay.as_millis() as u64,
+                        error = %error,
+                        "retrying"
+                    );
+                    self.inner.sleeper.sleep(delay).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    async fn send(
+        &self,
+        operation: Operation,
+        method: Method,
+        path: &str,
+        url: Url,
+        body: Option<Bytes>,
+        authorized: bool,
+    ) -> Result<Answer, Error<B>> {
+        self.send_raw(
+            operation,
+            method,
+            path,
+            url,
+            body,
+            authorized,
+            self.inner.max_response_bytes,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn send_raw(
+        &self,
+        operation: Operation,
+        method: Method,
+        path: &str,
+        url: Url,
+        body: Option<Bytes>,
+        authorized: bool,
+        max_bytes: u64,
+    ) -> Result<Answer, Error<B>> {
+        let span = tracing::info_span!(
+            "imggen_http.request",
+            provider = self.inner.provider,
+            operation = operation.name,
+            method = %method,
+            path = %path.split('?').next().unwrap_or(path),
+            status = tracing::field::Empty,
+            latency_ms = tracing::field::Empty,
+            request_id = tracing::field::Empty,
+        );
+        let context = || self.context(operation, path);
+        async move {
+            let started = Instant::now();
+            let mut request = self
+                .inner
+                .http
+                .request(method, url)
+                .header(header::USER_AGENT, self.inner.user_agent.clone())
+                .timeout(self.inner.timeout);
+            if authorized {
+                request = request
+                    .header(header::AUTHORIZATION, self.inner.authorization.clone())
+                    .header(header::ACCEPT, "application/json");
+            }
+            if let Some(body) = body {
+                request = request
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(body);
+            }
+            let response = request
+                .send()
+                .await
+                .map_err(|err| self.connection_error(context(), err))?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let final_url = response.url().clone();
+            let request_id = header_str(&headers, "x-request-id");
+            let current = tracing::Span::current();
+            current.record("status", status.as_u16());
+            if let Some(id) = &request_id {
+                current.record("request_id", id.as_str());
+            }
+            let body = read_capped(response, max_bytes)
+                .await
+                .map_err(|failure| match failure {
+                    ReadFailure::TooLarge => Error::BodyTooLarge(Box::new(BodyTooLargeError {
+                        context: context(),
+                        status: status.as_u16(),
+                        limit: max_bytes,
+                        request_id: request_id.clone(),
+                    })),
+                    ReadFailure::Connection(err) => self.connection_error(context(), err),
+                })?;
+            let latency = started.elapsed();
+            current.record("latency_ms", latency.as_millis() as u64);
+            tracing::debug!(
+                status = status.as_u16(),
+                latency_ms = latency.as_millis() as u64,
+                bytes = body.len(),
+                "answered"
+            );
+            Ok(Answer {
+                status,
+                retry_after: retry_after(&headers, self.inner.clock.wall()),
+                location: header_str(&headers, "location"),
+                content_type: header_str(&headers, "content-type"),
+                request_id,
+                final_url,
+                body,
+            })
+        }
+        .instrument(span)
+        .await
+    }
+
+    fn decode<T: DeserializeOwned>(
+        &self,
+        operation: Operation,
+        path: &str,
+        answer: Answer,
+    ) -> Result<Response<T>, Error<B>> {
+        if !answer.status.is_success() {
+            return Err(self.api_error(operation, path, answer));
+        }
+        match serde_json::from_slice(&answer.body) {
+            Ok(value) => Ok(Response {
+                value,
+                status: answer.status.as_u16(),
+                request_id: answer.request_id,
+            }),
+            Err(source) => Err(Error::Decode(Box::new(DecodeError {
+                context: self.context(operation, path),
+                status: answer.status.as_u16(),
+                raw_body: answer.body,
+                request_id: answer.request_id,
+                source,
+            }))),
+        }
+    }
+
+    fn api_error(&self, operation: Operation, path: &str, answer: Answer) -> Error<B> {
+        let status = answer.status.as_u16();
+        let body: Option<B> = serde_json::from_slice(&answer.body).ok();
+        let request_id = answer.request_id.or_else(|| {
+            body.as_ref()
+                .and_then(|body| body.request_id().map(str::to_owned))
+        });
+        let rejected_create = operation
+            .is_create()
+            .then(|| B::rejected_create(status, body.as_ref()));
+        Error::Api(Box::new(ApiError {
+            context: self.context(operation, path),
+            status,
+            body,
+            raw_body: answer.body,
+            request_id,
+            retry_after: answer.retry_after,
+            rejected_create,
+        }))
+    }
+
+    fn connection_error(&self, context: Context, err: reqwest::Error) -> Error<B> {
+        // A failure while connecting (DNS, TCP, TLS) happens before the request is written:
+        // the server cannot have seen it. Anything later may have reached it.
+        let phase = if err.is_connect() {
+            Phase::Connect
+        } else {
+            Phase::AfterSend
+        };
+        if err.is_timeout() {
+            // Only the overall limit is known per request; a caller's client may have its own
+            // connect timeout.
+            let timeout = (phase == Phase::AfterSend).then_some(self.inner.timeout);
+            Error::Timeout(Box::new(TimeoutError {
+                context,
+                phase,
+                timeout,
+                source: err,
+            }))
+        } else {
+            Error::Transport(Box::new(TransportError {
+                context,
+                phase,
+                source: err,
+            }))
+        }
+    }
+}
+
+/// What came back, before it is judged.
+struct Answer {
+    status: StatusCode,
+    request_id: Option<String>,
+    retry_after: Option<Duration>,
+    location: Option<String>,
+    content_type: Option<String>,
+    final_url: Url,
+    body: Bytes,
+}
+
+enum ReadFailure {
+    TooLarge,
+    Connection(reqwest::Error),
+}
+
+/// Reads the body, refusing to hold more than `max` bytes (checked against `Content-Length`
+/// first, then as chunks arrive, since a server may not send a length).
+async fn read_capped(mut response: reqwest::Response, max: u64) -> Result<Bytes, ReadFailure> {
+    if response.content_length().is_some_and(|length| length > max) {
+        return Err(ReadFailure::TooLarge);
+    }
+    let mut body = BytesMut::new();
+    while let Some(chunk) = response.chunk().await.map_err(ReadFailure::Connection)? {
+        if (body.len() + chunk.len()) as u64 > max {
+            return Err(ReadFailure::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .map(|value| value.trim().to_owned())
+        .filter(|value| !value.is_empty())
+}
+
+/// `Retry-After` as a delay: seconds (`120`) or an HTTP date, measured from `now`. A date in
+/// the past means "now".
+pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let value = header_str(headers, "retry-after")?;
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    if let Ok(seconds) = value.parse::<f64>()
+        && seconds.is_finite()
+        && seconds >= 0.0
+    {
+        return Some(Duration::from_secs_f64(seconds.min(86_400.0)));
+    }
+    let at = httpdate::parse_http_date(&value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+fn check_download_url(raw: &str, allow_http: bool) -> Result<Url, ValidationError> {
+    let url = Url::parse(raw)
+        .map_err(|err| ValidationError::new("url", format!("{raw:?} is not a URL ({err})")))?;
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if allow_http => Ok(url),
+        scheme => Err(ValidationError::new(
+            "url",
+            format!(
+                "{raw:?} uses {scheme}://; only https:// is downloaded{}",
+                if scheme == "http" {
+                    " (http is allowed only when the provider's base URL is http)"
+                } else {
+                    ""
+                }
+            ),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("retry-after", HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_784_000_000);
+        assert_eq!(retry_after(&headers("7"), now), Some(Duration::from_secs(7)));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        assert_eq!(retry_after(&headers(&later), now), Some(Duration::from_secs(30)));
+        let earlier = httpdate::fmt_http_date(now - Duration::from_secs(30));
+        assert_eq!(retry_after(&headers(&earlier), now), Some(Duration::ZERO));
+        assert_eq!(retry_after(&headers("soon"), now), None);
+        assert_eq!(retry_after(&HeaderMap::new(), now), None);
+    }
+
+    #[test]
+    fn downloads_are_https_unless_allowed() {
+        assert!(check_download_url("https://cdn.example/a.png", false).is_ok());
+        assert!(check_download_url("http://cdn.example/a.png", false).is_err());
+        assert!(check_download_url("http://127.0.0.1/a.png", true).is_ok());
+        assert!(check_download_url("file:///etc/passwd", true).is_err());
+    }
+}

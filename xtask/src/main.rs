@@ -1,0 +1,2 @@
+//! `cargo xtask`: maintainers' commands.
+fn main() {}
