@@ -29,7 +29,9 @@
 //!   retries 429s and gateway errors, obeying `Retry-After`.
 //! - Unknown statuses, codes and fields from a newer API version parse, as `Other(..)`.
 
-use imggen_http::{ApiClient, ClientBuilder, DownloadOptions, Downloaded, Operation, ProviderInfo, Transport};
+use imggen_http::{
+    ApiClient, ClientBuilder, DownloadOptions, Downloaded, Operation, ProviderInfo, Transport,
+};
 
 pub use imggen_http::{RetryPolicy, reqwest};
 pub use imggen_types::AspectRatio;
@@ -106,9 +108,10 @@ impl Client {
     /// processing. Retried on 429 and gateway errors.
     pub async fn task(&self, task_id: &TaskId) -> Result<Task, Error> {
         let path = format!("/api/v1/images/task/{task_id}");
-        task_id
-            .validate()
-            .map_err(|error| self.transport.invalid(STATUS, "/api/v1/images/task/{task_id}", error))?;
+        task_id.validate().map_err(|error| {
+            self.transport
+                .invalid(STATUS, "/api/v1/images/task/{task_id}", error)
+        })?;
         let response = self
             .transport
             .get::<imggen_types::gptimg::TaskResponse>(STATUS, &path)
@@ -138,3 +141,8 @@ impl Client {
         &self.transport
     }
 }
+
+/// Compiles the README's examples as doc tests, so the README cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

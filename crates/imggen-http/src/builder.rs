@@ -308,7 +308,8 @@ mod tests {
         assert!(header.is_sensitive());
         assert_eq!(header.to_str().unwrap(), "Bearer sk-abc");
         assert_eq!(format!("{header:?}"), "Sensitive");
-        let err = authorization_header(&SecretString::from("sk-a b-secret".to_owned())).unwrap_err();
+        let err =
+            authorization_header(&SecretString::from("sk-a b-secret".to_owned())).unwrap_err();
         assert!(!err.contains("secret"), "{err}");
         assert!(authorization_header(&SecretString::from("  ".to_owned())).is_err());
     }

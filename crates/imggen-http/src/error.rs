@@ -331,7 +331,10 @@ impl<B: ProviderErrorBody> std::error::Error for ApiError<B> {}
 
 /// A success status whose body is not the documented JSON.
 #[derive(Debug, thiserror::Error)]
-#[error("{context}: the {status} answer is not the documented JSON{}", charged_suffix(context))]
+#[error(
+    "{context}: the {status} answer is not the documented JSON{}",
+    charged_suffix(context)
+)]
 pub struct DecodeError {
     /// The call.
     pub context: Context,

@@ -26,8 +26,8 @@ pub mod time;
 mod transport;
 
 pub use builder::{
-    ApiClient, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES,
-    DEFAULT_TIMEOUT, ProviderInfo,
+    ApiClient, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT,
+    ProviderInfo,
 };
 pub use error::{
     ApiError, BodyTooLargeError, ConfigError, Context, DecodeError, Error, InvalidRequestError,

@@ -126,8 +126,14 @@ mod tests {
             retryable: true,
             retry_after: Some(Duration::from_secs(secs)),
         };
-        assert_eq!(policy.next_delay(1, asked(7), 0.0), Some(Duration::from_secs(7)));
-        assert_eq!(policy.next_delay(1, asked(60), 1.0), Some(Duration::from_secs(60)));
+        assert_eq!(
+            policy.next_delay(1, asked(7), 0.0),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            policy.next_delay(1, asked(60), 1.0),
+            Some(Duration::from_secs(60))
+        );
         assert_eq!(policy.next_delay(1, asked(61), 0.0), None);
     }
 }

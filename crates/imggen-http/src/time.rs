@@ -50,12 +50,12 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock and a sleeper for tests: every sleep returns at once, moves the clock forward by
-/// its duration and is recorded, so a test can assert *how long* code chose to wait without
-/// waiting.
+/// A clock and a sleeper for tests: every sleep returns almost at once (after one yield),
+/// moves the clock forward by its duration and is recorded, so a test can assert *how long*
+/// code chose to wait without waiting.
 ///
-/// Sleeps from concurrent tasks all advance the same clock, so it suits code that sleeps in
-/// one sequence (a retry loop); concurrent schedulers need a scheduler-aware fake.
+/// Sleeps from concurrent tasks all advance the same clock, so it suits code where one loop
+/// does the sleeping (a retry loop, a scheduler's driver).
 ///
 /// ```
 /// use std::time::Duration;
@@ -126,12 +126,17 @@ impl Default for ManualTime {
 
 impl Sleeper for ManualTime {
     fn sleep(&self, duration: Duration) -> SleepFuture {
-        self.with(|state| {
-            state.elapsed += duration;
-            state.sleeps.push(duration);
-        });
-        // Yield once so a sleeping loop still lets other tasks run.
-        Box::pin(tokio::task::yield_now())
+        let time = self.clone();
+        Box::pin(async move {
+            // Yield once so other tasks run first; the clock moves only when the sleep
+            // completes, so a sleep abandoned in a `select!` (woken by a message instead)
+            // takes no time.
+            tokio::task::yield_now().await;
+            time.with(|state| {
+                state.elapsed += duration;
+                state.sleeps.push(duration);
+            });
+        })
     }
 }
 

@@ -108,6 +108,43 @@ impl<B: ProviderErrorBody> Transport<B> {
         }
     }
 
+    /// The same transport (same connection pool, key and settings) with another retry policy:
+    /// a caller with its own retry loop (imggen-core) uses [`RetryPolicy::disabled`] so that
+    /// no layer retries what another already retries.
+    pub fn with_retry(&self, retry: RetryPolicy) -> Self {
+        let inner = &self.inner;
+        Transport::from_inner(Inner {
+            provider: inner.provider,
+            http: inner.http.clone(),
+            base_url: inner.base_url.clone(),
+            authorization: inner.authorization.clone(),
+            user_agent: inner.user_agent.clone(),
+            timeout: inner.timeout,
+            retry,
+            max_response_bytes: inner.max_response_bytes,
+            sleeper: Arc::clone(&inner.sleeper),
+            clock: Arc::clone(&inner.clock),
+        })
+    }
+
+    /// The retry policy of status calls.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.inner.retry
+    }
+
+    /// A short, stable, non-reversible label of the API key (`sk-g…7f3a`), so callers can
+    /// group work per key (a request budget is per key) without ever holding the key.
+    pub fn key_label(&self) -> String {
+        let header = self.inner.authorization.as_bytes();
+        let key = header.strip_prefix(b"Bearer ").unwrap_or(header);
+        // FNV-1a: stable across Rust versions and platforms, unlike std's DefaultHasher.
+        let hash = key.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        let prefix: String = key.iter().take(4).map(|&b| char::from(b)).collect();
+        format!("{prefix}…{:04x}", hash & 0xffff)
+    }
+
     /// The provider's name.
     pub fn provider(&self) -> &'static str {
         self.inner.provider
@@ -582,13 +619,52 @@ mod tests {
     #[test]
     fn retry_after_reads_seconds_and_http_dates() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_784_000_000);
-        assert_eq!(retry_after(&headers("7"), now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            retry_after(&headers("7"), now),
+            Some(Duration::from_secs(7))
+        );
         let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
-        assert_eq!(retry_after(&headers(&later), now), Some(Duration::from_secs(30)));
+        assert_eq!(
+            retry_after(&headers(&later), now),
+            Some(Duration::from_secs(30))
+        );
         let earlier = httpdate::fmt_http_date(now - Duration::from_secs(30));
         assert_eq!(retry_after(&headers(&earlier), now), Some(Duration::ZERO));
         assert_eq!(retry_after(&headers("soon"), now), None);
         assert_eq!(retry_after(&HeaderMap::new(), now), None);
+    }
+
+    #[test]
+    fn key_labels_are_stable_short_and_do_not_reveal_the_key() {
+        use crate::{ApiClient, ClientBuilder, ProviderInfo};
+        struct Probe(Transport<imggen_types::gptimg::ErrorBody>);
+        impl ApiClient for Probe {
+            type ErrorBody = imggen_types::gptimg::ErrorBody;
+            const INFO: ProviderInfo = ProviderInfo {
+                name: "probe",
+                api_key_env: "IMGGEN_PROBE_API_KEY",
+                base_url_env: "IMGGEN_PROBE_BASE_URL",
+                default_base_url: "https://probe.invalid",
+                client_name: "probe",
+                client_version: "0",
+            };
+            fn from_transport(transport: Transport<Self::ErrorBody>) -> Self {
+                Probe(transport)
+            }
+        }
+        let label = |key: &str| {
+            ClientBuilder::<Probe>::new()
+                .api_key(key)
+                .build()
+                .unwrap()
+                .0
+                .key_label()
+        };
+        let a = label("sk-secret-one-0123456789");
+        assert_eq!(a, label("sk-secret-one-0123456789"));
+        assert_ne!(a, label("sk-secret-two-0123456789"));
+        assert!(a.starts_with("sk-s…"), "{a}");
+        assert!(!a.contains("secret"), "{a}");
     }
 
     #[test]

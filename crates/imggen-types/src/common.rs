@@ -68,7 +68,10 @@ mod tests {
 
     #[test]
     fn parsing_user_input_is_strict_and_lists_known_values() {
-        assert_eq!("16:9".parse::<AspectRatio>(), Ok(AspectRatio::Landscape16x9));
+        assert_eq!(
+            "16:9".parse::<AspectRatio>(),
+            Ok(AspectRatio::Landscape16x9)
+        );
         let err = "16x9".parse::<AspectRatio>().unwrap_err();
         assert!(err.to_string().contains("1:1, 4:3, 3:4"), "{err}");
     }

@@ -197,8 +197,9 @@ mod tests {
             gptimg::ErrorBody::rejected_create(502, None),
             RejectedCreate::MayHaveBeenCharged
         );
-        let credits: gptimg::ErrorBody =
-            parse(r#"{"error":{"code":"INSUFFICIENT_CREDITS","message":"x","required":4,"available":1}}"#);
+        let credits: gptimg::ErrorBody = parse(
+            r#"{"error":{"code":"INSUFFICIENT_CREDITS","message":"x","required":4,"available":1}}"#,
+        );
         assert_eq!(
             gptimg::ErrorBody::rejected_create(402, Some(&credits)),
             RejectedCreate::NotCharged { retryable: false }

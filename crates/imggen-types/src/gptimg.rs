@@ -390,7 +390,9 @@ impl ErrorBody {
     /// The message a person can act on: on a 402, `4 credits required, 1 available`.
     pub fn describe(&self) -> String {
         match self.credits() {
-            Some((required, available)) => format!("{required} required, {} available", available.0),
+            Some((required, available)) => {
+                format!("{required} required, {} available", available.0)
+            }
             None => self.error.message.clone(),
         }
     }
@@ -420,7 +422,10 @@ mod tests {
     fn all_thirteen_ratios_are_accepted() {
         assert_eq!(ASPECT_RATIOS.len(), 13);
         for ratio in ASPECT_RATIOS {
-            GenerateRequest::new("x").aspect_ratio(ratio.clone()).validate().unwrap();
+            GenerateRequest::new("x")
+                .aspect_ratio(ratio.clone())
+                .validate()
+                .unwrap();
         }
     }
 
@@ -443,7 +448,8 @@ mod tests {
         use serde_json::json;
         assert_eq!(describe_json_error(&json!("boom")).as_deref(), Some("boom"));
         assert_eq!(
-            describe_json_error(&json!({"code": "MODERATION_FAILED", "message": "nope"})).as_deref(),
+            describe_json_error(&json!({"code": "MODERATION_FAILED", "message": "nope"}))
+                .as_deref(),
             Some("MODERATION_FAILED: nope")
         );
         assert_eq!(describe_json_error(&json!(null)), None);

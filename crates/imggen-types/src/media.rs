@@ -154,7 +154,10 @@ mod tests {
     #[test]
     fn data_uris_round_trip() {
         let uri = data_uri(ImageFormat::Png, PNG_1X1);
-        assert!(uri.starts_with("data:image/png;base64,iVBORw0KGgo"), "{uri}");
+        assert!(
+            uri.starts_with("data:image/png;base64,iVBORw0KGgo"),
+            "{uri}"
+        );
         let parsed = DataUri::parse(&uri).unwrap();
         assert_eq!(parsed.media_type, "image/png");
         assert_eq!(decode_base64(parsed.base64).unwrap(), PNG_1X1);

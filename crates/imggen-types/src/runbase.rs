@@ -514,7 +514,29 @@ impl CreateRunRequest {
         ) -> Result<(), ValidationError> {
             let typed: I = serde_json::from_value(input.clone())
                 .map_err(|err| ValidationError::new("input", err.to_string()))?;
-            typed.validate()
+            typed.validate()?;
+            // In raw JSON a value outside a documented field's set is far likelier a typo than
+            // a deliberate new value (that is what the typed input's `Other` is for), so it is
+            // refused here. Fields the model's schema does not name still pass through.
+            for field in ["aspect_ratio", "quality", "resolution"] {
+                let Some(value) = input.get(field).and_then(serde_json::Value::as_str) else {
+                    continue;
+                };
+                let known = match field {
+                    "aspect_ratio" => AspectRatio::from_wire(value).is_known(),
+                    "quality" => Quality::from_wire(value).is_known(),
+                    _ => Resolution::from_wire(value).is_known(),
+                };
+                if !known {
+                    return Err(ValidationError::new(
+                        format!("input.{field}"),
+                        format!(
+                            "{value:?} is not a documented value; to send it on purpose, use the typed input with `Other`"
+                        ),
+                    ));
+                }
+            }
+            Ok(())
         }
         match self.model {
             Model::GptImage1 => typed::<GptImage1Input>(&self.input),
@@ -648,14 +670,27 @@ mod tests {
 
     #[test]
     fn raw_input_for_a_known_model_is_checked_against_its_schema() {
-        let request = CreateRunRequest::new(Model::GptImage1, json!({"prompt": "x", "quality": "high"}));
+        let request =
+            CreateRunRequest::new(Model::GptImage1, json!({"prompt": "x", "quality": "high"}));
         // gpt-image-1 has no quality field: unknown keys pass (sent deliberately), known ones are checked.
         request.validate().unwrap();
-        let request = CreateRunRequest::new(Model::GptImage1_5, json!({"prompt": "x", "quality": "ultra"}));
-        // "ultra" is not a known quality: it is sent as an explicit Other, as raw input implies.
-        request.validate().unwrap();
+        // A documented field with an undocumented value is a typo until proven otherwise.
+        let request = CreateRunRequest::new(
+            Model::GptImage1_5,
+            json!({"prompt": "x", "quality": "ultra"}),
+        );
+        assert_eq!(request.validate().unwrap_err().field, "input.quality");
+        let request =
+            CreateRunRequest::new(Model::GptImage2, json!({"prompt": "x", "resolution": "8K"}));
+        assert_eq!(request.validate().unwrap_err().field, "input.resolution");
         let request = CreateRunRequest::new(Model::GptImage1, json!({"aspect_ratio": "1:1"}));
-        assert!(request.validate().unwrap_err().to_string().contains("prompt"));
+        assert!(
+            request
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("prompt")
+        );
         let request = CreateRunRequest::new(Model::GptImage1, json!("a prompt"));
         assert!(request.validate().is_err());
     }
@@ -663,16 +698,25 @@ mod tests {
     #[test]
     fn prices_follow_quality_and_resolution() {
         let price = |input: serde_json::Value, model| CreateRunRequest::new(model, input).price();
-        assert_eq!(price(json!({"prompt": "x"}), Model::GptImage1), Some(MicroUsd(50_000)));
         assert_eq!(
-            price(json!({"prompt": "x", "quality": "high"}), Model::GptImage1_5),
+            price(json!({"prompt": "x"}), Model::GptImage1),
+            Some(MicroUsd(50_000))
+        );
+        assert_eq!(
+            price(
+                json!({"prompt": "x", "quality": "high"}),
+                Model::GptImage1_5
+            ),
             Some(MicroUsd(160_000))
         );
         assert_eq!(
             price(json!({"prompt": "x", "resolution": "4K"}), Model::GptImage2),
             Some(MicroUsd(120_000))
         );
-        assert_eq!(price(json!({"prompt": "x"}), Model::Other("x/y".into())), None);
+        assert_eq!(
+            price(json!({"prompt": "x"}), Model::Other("x/y".into())),
+            None
+        );
     }
 
     #[test]

@@ -289,7 +289,9 @@ pub fn check_image(field: &str, value: &str) -> Result<(), ValidationError> {
                 )),
                 None => Err(ValidationError::new(
                     field,
-                    format!("data URI says {declared} but the bytes are not an image runblob reads (JPEG, PNG, WEBP)"),
+                    format!(
+                        "data URI says {declared} but the bytes are not an image runblob reads (JPEG, PNG, WEBP)"
+                    ),
                 )),
             }
         }
@@ -502,7 +504,9 @@ impl ErrorBody {
 mod tests {
     use super::*;
 
-    const JPEG: &[u8] = &[0xff, 0xd8, 0xff, 0xe0, 0, 0x10, b'J', b'F', b'I', b'F', 0, 1];
+    const JPEG: &[u8] = &[
+        0xff, 0xd8, 0xff, 0xe0, 0, 0x10, b'J', b'F', b'I', b'F', 0, 1,
+    ];
     const PNG: &[u8] = &[
         0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, b'I', b'H', b'D', b'R', 0, 0,
         0, 1, 0, 0, 0, 1, 8, 6, 0, 0, 0, 0x1f, 0x15, 0xc4, 0x89,
@@ -567,18 +571,25 @@ mod tests {
             request.validate().unwrap_err().to_string(),
             "images: has 5 images; the maximum is 4"
         );
-        assert!(
-            GenerateRequest::new("a".repeat(4001))
-                .validate()
-                .is_err()
-        );
+        assert!(GenerateRequest::new("a".repeat(4001)).validate().is_err());
     }
 
     #[test]
     fn webhooks_need_https_except_to_a_local_receiver() {
-        assert!(GenerateRequest::new("x").callback_url("http://example.com/hook").validate().is_err());
-        GenerateRequest::new("x").callback_url("https://example.com/hook").validate().unwrap();
-        GenerateRequest::new("x").callback_url("http://127.0.0.1:8080/hook").validate().unwrap();
+        assert!(
+            GenerateRequest::new("x")
+                .callback_url("http://example.com/hook")
+                .validate()
+                .is_err()
+        );
+        GenerateRequest::new("x")
+            .callback_url("https://example.com/hook")
+            .validate()
+            .unwrap();
+        GenerateRequest::new("x")
+            .callback_url("http://127.0.0.1:8080/hook")
+            .validate()
+            .unwrap();
     }
 
     #[test]
@@ -586,18 +597,26 @@ mod tests {
         let body: ErrorBody = serde_json::from_str(r#"{"detail":"INSUFFICIENT_CREDITS"}"#).unwrap();
         assert_eq!(body.code(), Some(ErrorCode::InsufficientCredits));
         let body: ErrorBody =
-            serde_json::from_str(r#"{"detail":"Validation error: images format invalid"}"#).unwrap();
+            serde_json::from_str(r#"{"detail":"Validation error: images format invalid"}"#)
+                .unwrap();
         assert_eq!(body.code(), None);
-        assert_eq!(body.message().as_deref(), Some("Validation error: images format invalid"));
+        assert_eq!(
+            body.message().as_deref(),
+            Some("Validation error: images format invalid")
+        );
         let body: ErrorBody =
-            serde_json::from_str(r#"{"error":"Unauthorized","message":"Invalid API key"}"#).unwrap();
+            serde_json::from_str(r#"{"error":"Unauthorized","message":"Invalid API key"}"#)
+                .unwrap();
         assert_eq!(body.code(), Some(ErrorCode::Unauthorized));
         assert_eq!(body.message().as_deref(), Some("Invalid API key"));
         let body: ErrorBody = serde_json::from_str(
             r#"{"detail":[{"loc":["body","prompt"],"msg":"field required","type":"missing"}]}"#,
         )
         .unwrap();
-        assert_eq!(body.message().as_deref(), Some("body.prompt: field required"));
+        assert_eq!(
+            body.message().as_deref(),
+            Some("body.prompt: field required")
+        );
         let body: ErrorBody = serde_json::from_str(r#"{"detail":"Task not found"}"#).unwrap();
         assert_eq!(body.code(), Some(ErrorCode::TaskNotFound));
     }
@@ -609,9 +628,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(failed.failure_code(), Some(FailureCode::OpenaiDeclined));
-        let new_code: Generation =
-            serde_json::from_str(r#"{"task_uuid":"t","status":"failed","message":"GPU_MELTED: oops"}"#)
-                .unwrap();
-        assert_eq!(new_code.failure_code(), Some(FailureCode::Other("GPU_MELTED".into())));
+        let new_code: Generation = serde_json::from_str(
+            r#"{"task_uuid":"t","status":"failed","message":"GPU_MELTED: oops"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            new_code.failure_code(),
+            Some(FailureCode::Other("GPU_MELTED".into()))
+        );
     }
 }

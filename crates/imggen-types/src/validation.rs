@@ -191,13 +191,42 @@ mod tests {
 
     #[test]
     fn https_only_fields_reject_http_unless_loopback_is_allowed() {
-        let err = check_url("reference_images[0]", "http://example.com/a.jpg", Schemes::HttpsOnly, false)
-            .unwrap_err();
+        let err = check_url(
+            "reference_images[0]",
+            "http://example.com/a.jpg",
+            Schemes::HttpsOnly,
+            false,
+        )
+        .unwrap_err();
         assert_eq!(err.field, "reference_images[0]");
         assert!(err.problem.contains("https://"), "{err}");
-        assert!(check_url("callback_url", "http://127.0.0.1:9/x", Schemes::HttpsOnly, true).is_ok());
-        assert!(check_url("callback_url", "http://example.com/x", Schemes::HttpsOnly, true).is_err());
-        assert!(check_url("x", "data:image/png;base64,AAAA", Schemes::HttpOrHttps, false).is_err());
+        assert!(
+            check_url(
+                "callback_url",
+                "http://127.0.0.1:9/x",
+                Schemes::HttpsOnly,
+                true
+            )
+            .is_ok()
+        );
+        assert!(
+            check_url(
+                "callback_url",
+                "http://example.com/x",
+                Schemes::HttpsOnly,
+                true
+            )
+            .is_err()
+        );
+        assert!(
+            check_url(
+                "x",
+                "data:image/png;base64,AAAA",
+                Schemes::HttpOrHttps,
+                false
+            )
+            .is_err()
+        );
         assert!(check_url("x", "not a url", Schemes::HttpOrHttps, false).is_err());
     }
 

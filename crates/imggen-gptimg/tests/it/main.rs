@@ -76,7 +76,10 @@ async fn generate_sends_exactly_the_documented_request() {
         .mock("POST", "/api/v1/images/generate")
         .match_header("authorization", format!("Bearer {KEY}").as_str())
         .match_header("content-type", "application/json")
-        .match_header("user-agent", Matcher::Regex(r"^imggen/\S+ imggen-gptimg/\S+$".into()))
+        .match_header(
+            "user-agent",
+            Matcher::Regex(r"^imggen/\S+ imggen-gptimg/\S+$".into()),
+        )
         .match_request(bodies.recorder())
         .with_status(200)
         .with_header("x-request-id", "req_create_1")
@@ -112,7 +115,9 @@ async fn a_minimal_request_sends_only_the_prompt() {
         .await;
     let time = ManualTime::new();
     client(&server, &time)
-        .generate(&GenerateRequest::new("A minimalist product shot of a ceramic coffee cup"))
+        .generate(&GenerateRequest::new(
+            "A minimalist product shot of a ceramic coffee cup",
+        ))
         .await
         .unwrap();
     mock.assert_async().await;
@@ -378,7 +383,9 @@ async fn retries_stop_after_the_policy_allows() {
 
 #[tokio::test]
 async fn a_create_whose_answer_is_lost_is_sent_once_and_reported_as_maybe_charged() {
-    let server = imggen_http::testing::DropAfterRequest::start().await.unwrap();
+    let server = imggen_http::testing::DropAfterRequest::start()
+        .await
+        .unwrap();
     let time = ManualTime::new();
     let client = Client::builder()
         .api_key(KEY)
@@ -436,14 +443,22 @@ async fn invalid_requests_never_reach_the_server() {
     let time = ManualTime::new();
     let client = client(&server, &time);
     let cases = [
-        (GenerateRequest::new("x").n(5), "n: 5 is out of range; allowed: 1 to 4"),
-        (GenerateRequest::new(""), "prompt: must not be empty or only whitespace"),
+        (
+            GenerateRequest::new("x").n(5),
+            "n: 5 is out of range; allowed: 1 to 4",
+        ),
+        (
+            GenerateRequest::new(""),
+            "prompt: must not be empty or only whitespace",
+        ),
         (
             GenerateRequest::new("x").reference_image("http://example.com/a.jpg"),
             "reference_images[0]: \"http://example.com/a.jpg\" has scheme \"http\"; allowed: an https:// URL",
         ),
         (
-            GenerateRequest::new("x").aspect_ratio(AspectRatio::Other("7:5".into())).n(0),
+            GenerateRequest::new("x")
+                .aspect_ratio(AspectRatio::Other("7:5".into()))
+                .n(0),
             "n: 0 is out of range; allowed: 1 to 4",
         ),
     ];
@@ -483,7 +498,10 @@ async fn the_api_key_never_appears_in_debug_or_errors() {
         format!("{:?}", Client::builder().api_key(KEY)),
     ] {
         assert!(!text.contains(KEY), "key leaked: {text}");
-        assert!(!text.contains("0123456789"), "part of the key leaked: {text}");
+        assert!(
+            !text.contains("0123456789"),
+            "part of the key leaked: {text}"
+        );
     }
 }
 

@@ -1,0 +1,237 @@
+//! A faithful async client for the [runbase](https://runbase.net) runs API: `openai/gpt-image-1`,
+//! `openai/gpt-image-1.5`, `openai/gpt-image-2` with typed inputs, and any other model with raw
+//! JSON.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use imggen_runbase::{AspectRatio, Client, GptImage2Input, Resolution, RunStatus};
+//!
+//! # async fn run() -> Result<(), imggen_runbase::Error> {
+//! let client = Client::from_env()?; // RUNBASE_API_KEY, optional RUNBASE_BASE_URL
+//! let input = GptImage2Input::new("A cinematic product photo of a ceramic lamp")
+//!     .aspect_ratio(AspectRatio::Landscape16x9)
+//!     .resolution(Resolution::TwoK);
+//! let created = client.create(&input).await?; // charged now: keep created.id
+//! let run = loop {
+//!     let run = client.run(&created.id).await?;
+//!     if run.status.is_terminal() { break run; }
+//!     tokio::time::sleep(Duration::from_secs(2)).await; // creates and polls share 20 req / 10 s
+//! };
+//! match run.status {
+//!     RunStatus::Succeeded => run.output_urls().iter().for_each(|url| println!("{url}")),
+//!     _ => println!("failed: {:?}", run.error_message()),
+//! }
+//! if let Some(cost) = run.cost_usd { println!("cost: {}", cost.to_usd()); } // exact: $0.07
+//! # Ok(()) }
+//! ```
+//!
+//! Any other model takes raw JSON, sent as given:
+//!
+//! ```no_run
+//! # async fn run(client: imggen_runbase::Client) -> Result<(), imggen_runbase::Error> {
+//! use imggen_runbase::Model;
+//! let input = serde_json::json!({"prompt": "A cozy bookshop, watercolor", "aspect_ratio": "1:1"});
+//! let created = client.create_run(Model::from_wire("google/nano-banana-2"), input).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! - **Rate limit: [`RATE_LIMIT`] — 20 requests per 10 seconds per API key, creates and polls
+//!   together**, with no `Retry-After` documented. This client does not schedule: a program
+//!   that polls many runs at once must share that budget itself (imggen-core does), or it earns
+//!   `429 RATE_LIMITED`. The docs advise polling every 1–2 seconds.
+//! - [`Client::create`] (typed) and [`Client::create_run`] (raw JSON) check the model's
+//!   documented limits before sending — prompt length, that model's own ratios,
+//!   `quality`/`resolution` and reference image count — and send the create **once**: runbase
+//!   charges when the run is created, so a lost answer is reported
+//!   ([`Error::may_have_been_charged`](imggen_http::Error::may_have_been_charged)), never
+//!   resubmitted. A value written as `Other(..)` is sent deliberately, unchecked.
+//! - [`Client::run`] reads a run and retries `429 RATE_LIMITED` and gateway errors, obeying
+//!   `Retry-After` when one comes; `429 USAGE_EXCEEDED` (an exhausted quota) is not retried.
+//! - `costUsd` is integer micro-USD ([`MicroUsd`]): `40000` is exactly `$0.04`.
+//! - Unknown statuses, models, codes and fields from a newer API version parse, as `Other(..)`.
+
+use imggen_http::{
+    ApiClient, ClientBuilder, DownloadOptions, Downloaded, Operation, ProviderInfo, Transport,
+};
+
+pub use imggen_http::{RetryPolicy, reqwest};
+pub use imggen_types::AspectRatio;
+pub use imggen_types::money::{MicroUsd, Usd};
+pub use imggen_types::runbase::{
+    CreateRunRequest, ErrorBody, ErrorCode, ErrorObject, GPT_IMAGE_1, GPT_IMAGE_1_5, GPT_IMAGE_2,
+    GptImage1Input, GptImage2Input, GptImage15Input, MODELS, Model, ModelInput, ModelSpec,
+    PROMPT_MAX_CHARS, Quality, RATE_LIMIT, RATE_LIMIT_REQUESTS, RATE_LIMIT_WINDOW, Resolution, Run,
+    RunId, RunOutput, RunStatus,
+};
+/// Re-exported so raw inputs are built with the same `serde_json` the client sends.
+pub use serde_json;
+
+/// Everything that can go wrong in a call to runbase.
+pub type Error = imggen_http::Error<ErrorBody>;
+
+/// The production base URL. Paths under `/api/v1` are appended to it.
+pub const DEFAULT_BASE_URL: &str = "https://runbase.net";
+/// The variable [`Client::from_env`] reads the key from.
+pub const API_KEY_ENV: &str = "RUNBASE_API_KEY";
+/// The variable that overrides the base URL.
+pub const BASE_URL_ENV: &str = "RUNBASE_BASE_URL";
+
+const CREATE: Operation = Operation::create("create");
+const STATUS: Operation = Operation::read("status");
+const RUNS_PATH: &str = "/api/v1/runs";
+
+/// What to do about an error code, as runbase's error reference advises; `None` for a code
+/// this version does not know.
+///
+/// ```
+/// use imggen_runbase::{ErrorCode, advice};
+/// assert_eq!(
+///     advice(&ErrorCode::InsufficientBalance),
+///     Some("top up your balance in Settings → Credits")
+/// );
+/// ```
+pub fn advice(code: &ErrorCode) -> Option<&'static str> {
+    Some(match code {
+        ErrorCode::InvalidJson => {
+            "the body that arrived was not valid JSON: check any proxy in between, else report an imggen bug"
+        }
+        ErrorCode::MissingModel => "include \"model\": \"provider/name\" in the request",
+        ErrorCode::MissingInput => "include \"input\": {...}, a JSON object, in the request",
+        ErrorCode::InvalidInput => {
+            "check the model's API reference on runbase.net for required fields and valid values"
+        }
+        ErrorCode::ModelNotFound => "check the model id against the models page on runbase.net",
+        ErrorCode::MissingApiKey => "set RUNBASE_API_KEY (keys start with sk-)",
+        ErrorCode::InvalidApiKey => {
+            "the key is invalid, disabled or expired: create or re-enable one in Settings → API Keys"
+        }
+        ErrorCode::InsufficientBalance => "top up your balance in Settings → Credits",
+        ErrorCode::ApiKeySpendLimitExceeded => {
+            "the key's lifetime spend limit is reached: raise it in Settings → API Keys"
+        }
+        ErrorCode::IpNotAllowed => {
+            "add this machine's IP to the key's allowed list in Settings → API Keys"
+        }
+        ErrorCode::RunNotFound => {
+            "check the run id, and that the run was created with this API key"
+        }
+        ErrorCode::RateLimited => {
+            "over 20 requests in 10 s for this key (creates and polls together): wait, then retry"
+        }
+        ErrorCode::UsageExceeded => {
+            "the key's usage quota is exhausted: contact support@runbase.net or create a new key"
+        }
+        _ => return None,
+    })
+}
+
+/// A runbase client. Cheap to clone (clones share one connection pool); `Send + Sync`.
+///
+/// Every clone spends the same per-key budget of [`RATE_LIMIT`].
+#[derive(Clone, Debug)]
+pub struct Client {
+    transport: Transport<ErrorBody>,
+}
+
+impl ApiClient for Client {
+    type ErrorBody = ErrorBody;
+    const INFO: ProviderInfo = ProviderInfo {
+        name: "runbase",
+        api_key_env: API_KEY_ENV,
+        base_url_env: BASE_URL_ENV,
+        default_base_url: DEFAULT_BASE_URL,
+        client_name: env!("CARGO_PKG_NAME"),
+        client_version: env!("CARGO_PKG_VERSION"),
+    };
+
+    fn from_transport(transport: Transport<ErrorBody>) -> Self {
+        Client { transport }
+    }
+}
+
+impl Client {
+    /// A builder: `Client::builder().api_key("sk-...").build()?`.
+    pub fn builder() -> ClientBuilder<Client> {
+        ClientBuilder::new()
+    }
+
+    /// A client configured from `RUNBASE_API_KEY` and, if set, `RUNBASE_BASE_URL`.
+    pub fn from_env() -> Result<Client, Error> {
+        ClientBuilder::from_env().build()
+    }
+
+    /// Creates a run of one of the OpenAI models imggen knows: `POST /api/v1/runs` with
+    /// `{"model": input.model(), "input": input}`.
+    ///
+    /// Validated against that model's own limits first; nothing is sent if one is broken. Sent
+    /// once and never retried: the run is charged ([`ModelInput::price`]) when it is created.
+    /// Poll [`Run::id`] with [`run`](Self::run).
+    pub async fn create<I: ModelInput>(&self, input: &I) -> Result<Run, Error> {
+        input
+            .validate()
+            .map_err(|error| self.transport.invalid(CREATE, RUNS_PATH, error))?;
+        self.send_create(&CreateRunRequest::from_input(input)).await
+    }
+
+    /// Creates a run of any model from raw JSON input: `POST /api/v1/runs` with
+    /// `{"model", "input"}`.
+    ///
+    /// `input` must be a JSON object. For a model imggen knows it is also checked against that
+    /// model's documented schema (prompt, ratios, quality/resolution, reference count; a field
+    /// the schema does not name is sent as given); any other model's input is sent unchecked.
+    /// Sent once and never retried.
+    pub async fn create_run(&self, model: Model, input: serde_json::Value) -> Result<Run, Error> {
+        self.create_request(&CreateRunRequest::new(model, input))
+            .await
+    }
+
+    /// Sends a prepared [`CreateRunRequest`], validated as in [`create_run`](Self::create_run).
+    pub async fn create_request(&self, request: &CreateRunRequest) -> Result<Run, Error> {
+        request
+            .validate()
+            .map_err(|error| self.transport.invalid(CREATE, RUNS_PATH, error))?;
+        self.send_create(request).await
+    }
+
+    async fn send_create(&self, request: &CreateRunRequest) -> Result<Run, Error> {
+        // Any 2xx is success: the docs do not say whether a create answers 200 or 201.
+        let response = self
+            .transport
+            .post::<_, Run>(CREATE, RUNS_PATH, request)
+            .await?;
+        Ok(response.value)
+    }
+
+    /// Reads a run: `GET /api/v1/runs/{id}`. `output.urls` holds the results once it has
+    /// succeeded. Retried on `429 RATE_LIMITED` and gateway errors per the client's
+    /// [`RetryPolicy`]; every attempt counts against [`RATE_LIMIT`].
+    pub async fn run(&self, id: &RunId) -> Result<Run, Error> {
+        id.validate()
+            .map_err(|error| self.transport.invalid(STATUS, "/api/v1/runs/{id}", error))?;
+        let path = format!("{RUNS_PATH}/{id}");
+        let response = self.transport.get::<Run>(STATUS, &path).await?;
+        Ok(response.value)
+    }
+
+    /// Downloads a result file (no API key is sent to the CDN), capped at 64 MiB, https only
+    /// unless the base URL itself is http.
+    pub async fn download(&self, url: &str) -> Result<Downloaded, Error> {
+        self.transport
+            .download(url, self.transport.download_options())
+            .await
+    }
+
+    /// Downloads with explicit limits.
+    pub async fn download_with(
+        &self,
+        url: &str,
+        options: DownloadOptions,
+    ) -> Result<Downloaded, Error> {
+        self.transport.download(url, options).await
+    }
+
+    /// The shared transport (base URL, sleeper, clock).
+    pub fn transport(&self) -> &Transport<ErrorBody> {
+        &self.transport
+    }
+}

@@ -1,0 +1,248 @@
+//! A faithful async client for the [runblob](https://platform.runblob.io) "ChatGPT Image 1.5"
+//! API.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use imggen_runblob::{Client, GenerateRequest, GenerationStatus};
+//!
+//! # async fn run() -> Result<(), imggen_runblob::Error> {
+//! let client = Client::from_env()?; // RUNBLOB_API_KEY, optional RUNBLOB_BASE_URL
+//! let request = GenerateRequest::new("A futuristic city with flying cars, neon lights");
+//! let created = client.generate(&request).await?; // charged now: keep created.task_uuid
+//! let generation = loop {
+//!     let generation = client.generation(&created.task_uuid).await?;
+//!     if generation.status.is_terminal() { break generation; }
+//!     tokio::time::sleep(Duration::from_secs(10)).await;
+//! };
+//! match (generation.status, generation.result_image_url) {
+//!     (GenerationStatus::Completed, Some(url)) => println!("{url}"),
+//!     (status, _) => eprintln!("{status}: {:?}", generation.message),
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! - [`Client::generate`] checks every documented limit before sending (a 1–4000 character
+//!   prompt, 1:1, 4:3, 3:4 or no ratio, at most 4 reference images that are what they claim to
+//!   be, an https `callback_url`) and sends the create **once**: runblob charges when it
+//!   accepts a task (`price`, exact [`Usd`]), so a lost answer is reported
+//!   ([`Error::may_have_been_charged`](imggen_http::Error::may_have_been_charged)), never
+//!   resubmitted. [`Client::list_generations`] shows whether such a create made a task.
+//! - Reference images come as URLs, data URIs, bare base64, bytes or local files
+//!   ([`ImageSource`], [`Client::resolve_images`]); bytes and files are sent as data URIs of
+//!   the format their bytes are.
+//! - [`Client::generation`] reads a task and retries 429s and gateway errors, obeying
+//!   `Retry-After`.
+//! - [`parse_webhook`] reads a `callback_url` POST. runblob signs nothing: confirm an event
+//!   with [`Client::generation`] before believing it.
+//! - Statuses, failure codes and error codes a newer API adds parse, as `Other(..)`; unknown
+//!   fields are ignored.
+
+mod image;
+mod webhook;
+
+use imggen_http::{ApiClient, ClientBuilder, Operation, ProviderInfo, Transport};
+
+pub use image::ImageSource;
+pub use imggen_http::{DownloadOptions, Downloaded, RetryPolicy, reqwest};
+pub use imggen_types::runblob::{
+    ASPECT_RATIOS, ErrorBody, ErrorCode, ErrorDetail, FailureCode, GenerateRequest,
+    GenerateResponse, Generation, GenerationStatus, IMAGE_FORMATS, ListGenerationsQuery,
+    MAX_IMAGE_BYTES, MAX_IMAGES, Model, PROMPT_MAX_CHARS, Quality, TaskUuid, ValidationIssue,
+    WebhookBody,
+};
+pub use imggen_types::{AspectRatio, Usd, ValidationError};
+pub use webhook::{WebhookError, parse_webhook};
+
+/// Everything that can go wrong in a call to runblob.
+pub type Error = imggen_http::Error<ErrorBody>;
+
+/// The production base URL.
+pub const DEFAULT_BASE_URL: &str = "https://platform.runblob.io";
+/// The variable [`Client::from_env`] reads the key from.
+pub const API_KEY_ENV: &str = "RUNBLOB_API_KEY";
+/// The variable that overrides the base URL.
+pub const BASE_URL_ENV: &str = "RUNBLOB_BASE_URL";
+
+const GENERATE: Operation = Operation::create("create");
+const STATUS: Operation = Operation::read("status");
+const LIST: Operation = Operation::read("list");
+const GENERATE_PATH: &str = "/v1/chatgpt-images/generate";
+const GENERATIONS_PATH: &str = "/v1/chatgpt-images/generations";
+
+/// A runblob client. Cheap to clone (clones share one connection pool); `Send + Sync`.
+#[derive(Clone, Debug)]
+pub struct Client {
+    transport: Transport<ErrorBody>,
+}
+
+impl ApiClient for Client {
+    type ErrorBody = ErrorBody;
+    const INFO: ProviderInfo = ProviderInfo {
+        name: "runblob",
+        api_key_env: API_KEY_ENV,
+        base_url_env: BASE_URL_ENV,
+        default_base_url: DEFAULT_BASE_URL,
+        client_name: env!("CARGO_PKG_NAME"),
+        client_version: env!("CARGO_PKG_VERSION"),
+    };
+
+    fn from_transport(transport: Transport<ErrorBody>) -> Self {
+        Client { transport }
+    }
+}
+
+impl Client {
+    /// A builder: `Client::builder().api_key("...").build()?`.
+    pub fn builder() -> ClientBuilder<Client> {
+        ClientBuilder::new()
+    }
+
+    /// A client configured from `RUNBLOB_API_KEY` and, if set, `RUNBLOB_BASE_URL`.
+    pub fn from_env() -> Result<Client, Error> {
+        ClientBuilder::from_env().build()
+    }
+
+    /// Submits a generation task: `POST /v1/chatgpt-images/generate`, answered with **201**.
+    ///
+    /// Validated first; nothing is sent if a documented limit is broken. Sent once and never
+    /// retried: the task is charged ([`GenerateResponse::price`]) when it is accepted. If the
+    /// answer is lost the error says the task may have been charged; look for it with
+    /// [`list_generations`](Self::list_generations) before submitting again. Poll
+    /// [`GenerateResponse::task_uuid`] with [`generation`](Self::generation).
+    pub async fn generate(&self, request: &GenerateRequest) -> Result<GenerateResponse, Error> {
+        request
+            .validate()
+            .map_err(|error| self.transport.invalid(GENERATE, GENERATE_PATH, error))?;
+        let response = self
+            .transport
+            .post::<_, GenerateResponse>(GENERATE, GENERATE_PATH, request)
+            .await?;
+        Ok(response.value)
+    }
+
+    /// Turns reference images in any form into the strings [`GenerateRequest::images`]
+    /// carries, in order: URLs, data URIs and bare base64 are checked and passed through;
+    /// bytes and files are sniffed (JPEG, PNG or WEBP, at most 20 MB) and written as
+    /// `data:image/...;base64,` URIs of the format the bytes are. Files are read with
+    /// tokio's async file API.
+    ///
+    /// Nothing is sent. A problem is an [`Error::InvalidRequest`](imggen_http::Error) naming
+    /// the entry (`images[2]`), the value (shortened) and what is allowed. More than
+    /// [`MAX_IMAGES`] sources are refused before any file is read.
+    ///
+    /// Pass every reference image here, wire strings included, so the indices in messages
+    /// are the indices sent:
+    ///
+    /// ```no_run
+    /// use imggen_runblob::{Client, GenerateRequest, ImageSource};
+    ///
+    /// # async fn run(client: Client) -> Result<(), imggen_runblob::Error> {
+    /// let mut request = GenerateRequest::new("Turn the sketch into a watercolor");
+    /// request.images = client
+    ///     .resolve_images([
+    ///         ImageSource::file("sketch.png"),
+    ///         ImageSource::url("https://example.com/style.jpg"),
+    ///     ])
+    ///     .await?;
+    /// let created = client.generate(&request).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn resolve_images(
+        &self,
+        sources: impl IntoIterator<Item = ImageSource>,
+    ) -> Result<Vec<String>, Error> {
+        image::resolve_all(sources.into_iter().collect())
+            .await
+            .map_err(|error| self.transport.invalid(GENERATE, GENERATE_PATH, error))
+    }
+
+    /// Reads a task: `GET /v1/chatgpt-images/generations/{task_uuid}`. `result_image_url` is
+    /// set once `completed`; on `failed`, `message` holds a code
+    /// ([`Generation::failure_code`]) and the charge is refunded. Retried on 429 and gateway
+    /// errors.
+    pub async fn generation(&self, task_uuid: &TaskUuid) -> Result<Generation, Error> {
+        task_uuid.validate().map_err(|error| {
+            self.transport
+                .invalid(STATUS, "/v1/chatgpt-images/generations/{task_uuid}", error)
+        })?;
+        let path = format!("{GENERATIONS_PATH}/{task_uuid}");
+        let response = self.transport.get::<Generation>(STATUS, &path).await?;
+        Ok(response.value)
+    }
+
+    /// Lists this key's tasks: `GET /v1/chatgpt-images/generations?limit=&offset=`, a bare
+    /// array (documented by runblob's SDK, not its API pages). The way to learn whether a
+    /// create whose answer was lost made a task. Retried like a status call.
+    pub async fn list_generations(
+        &self,
+        query: ListGenerationsQuery,
+    ) -> Result<Vec<Generation>, Error> {
+        let path = list_path(query);
+        let response = self.transport.get::<Vec<Generation>>(LIST, &path).await?;
+        Ok(response.value)
+    }
+
+    /// Downloads a result image (no API key is sent to the CDN), capped at 64 MiB, https only
+    /// unless the base URL itself is http.
+    pub async fn download(&self, url: &str) -> Result<Downloaded, Error> {
+        self.transport
+            .download(url, self.transport.download_options())
+            .await
+    }
+
+    /// Downloads with explicit limits.
+    pub async fn download_with(
+        &self,
+        url: &str,
+        options: DownloadOptions,
+    ) -> Result<Downloaded, Error> {
+        self.transport.download(url, options).await
+    }
+
+    /// The shared transport (base URL, sleeper, clock).
+    pub fn transport(&self) -> &Transport<ErrorBody> {
+        &self.transport
+    }
+}
+
+/// The list path with only the parameters that are set: an absent `limit` leaves runblob's
+/// default in force.
+fn list_path(query: ListGenerationsQuery) -> String {
+    let params: Vec<String> = [("limit", query.limit), ("offset", query.offset)]
+        .into_iter()
+        .filter_map(|(name, value)| value.map(|value| format!("{name}={value}")))
+        .collect();
+    if params.is_empty() {
+        GENERATIONS_PATH.to_owned()
+    } else {
+        format!("{GENERATIONS_PATH}?{}", params.join("&"))
+    }
+}
+
+/// Compiles the README's examples as doc tests, so the README cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_queries_carry_only_what_is_set() {
+        assert_eq!(list_path(ListGenerationsQuery::default()), GENERATIONS_PATH);
+        let query = ListGenerationsQuery {
+            limit: Some(20),
+            offset: None,
+        };
+        assert_eq!(list_path(query), "/v1/chatgpt-images/generations?limit=20");
+        let query = ListGenerationsQuery {
+            limit: Some(20),
+            offset: Some(40),
+        };
+        assert_eq!(
+            list_path(query),
+            "/v1/chatgpt-images/generations?limit=20&offset=40"
+        );
+    }
+}
