@@ -211,6 +211,17 @@ impl<B: ProviderErrorBody> Error<B> {
         self.api_body().and_then(ProviderErrorBody::code)
     }
 
+    /// What a person should do about it, in a few words: the provider's advice for its error
+    /// code, or imggen's for a lost answer to a create.
+    pub fn advice(&self) -> Option<&'static str> {
+        if self.may_have_been_charged() {
+            return Some(
+                "do not resubmit blindly: check the provider's task list or balance first",
+            );
+        }
+        self.api_body().and_then(ProviderErrorBody::advice)
+    }
+
     pub(crate) fn config(provider: &'static str, message: impl Into<String>) -> Self {
         Error::Config(Box::new(ConfigError {
             provider,

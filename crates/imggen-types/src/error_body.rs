@@ -44,6 +44,11 @@ pub trait ProviderErrorBody: DeserializeOwned + Clone + Debug + Send + Sync + 's
         None
     }
 
+    /// What a person should do about this answer, when the provider's docs say.
+    fn advice(&self) -> Option<&'static str> {
+        None
+    }
+
     /// What a non-2xx answer to a create means for the charge. `body` is `None` when the body
     /// did not parse.
     fn rejected_create(status: u16, body: Option<&Self>) -> RejectedCreate {
@@ -73,6 +78,10 @@ impl ProviderErrorBody for runblob::ErrorBody {
 
     fn message(&self) -> Option<String> {
         runblob::ErrorBody::message(self)
+    }
+
+    fn advice(&self) -> Option<&'static str> {
+        runblob::ErrorBody::code(self)?.advice()
     }
 
     fn rejected_create(status: u16, body: Option<&Self>) -> RejectedCreate {
@@ -107,6 +116,10 @@ impl ProviderErrorBody for gptimg::ErrorBody {
         self.error.request_id.as_deref()
     }
 
+    fn advice(&self) -> Option<&'static str> {
+        self.error.code.advice()
+    }
+
     fn rejected_create(status: u16, body: Option<&Self>) -> RejectedCreate {
         let code = body.map(|body| &body.error.code);
         match (status, code) {
@@ -136,6 +149,10 @@ impl ProviderErrorBody for runbase::ErrorBody {
 
     fn message(&self) -> Option<String> {
         Some(self.error.message.clone()).filter(|message| !message.is_empty())
+    }
+
+    fn advice(&self) -> Option<&'static str> {
+        self.error.code.as_ref()?.advice()
     }
 
     fn rejected_create(status: u16, body: Option<&Self>) -> RejectedCreate {

@@ -98,6 +98,27 @@ open_enum! {
     }
 }
 
+impl ErrorCode {
+    /// What to do about this error; `None` for a code this version does not know.
+    pub fn advice(&self) -> Option<&'static str> {
+        Some(match self {
+            ErrorCode::Unauthorized => {
+                "check GPTIMG_API_KEY; send it only in the Authorization header, never in a URL"
+            }
+            ErrorCode::InvalidRequest => "fix the field the message names, then submit again",
+            ErrorCode::InsufficientCredits => {
+                "buy credits on gptimg.co (2 per image), then submit again"
+            }
+            ErrorCode::NotFound => {
+                "poll with data.task_id (gpt-image-2-…), not data.id, using the key that created it"
+            }
+            ErrorCode::RateLimited => "slow down: wait the Retry-After delay, then retry",
+            ErrorCode::InternalError => "gptimg refunded the credits: submitting again is safe",
+            _ => return None,
+        })
+    }
+}
+
 /// The body of `POST /api/v1/images/generate`.
 ///
 /// ```

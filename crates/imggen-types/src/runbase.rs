@@ -120,6 +120,45 @@ open_enum! {
     }
 }
 
+impl ErrorCode {
+    /// What to do about this error, as runbase's error reference advises; `None` for a code
+    /// this version does not know.
+    pub fn advice(&self) -> Option<&'static str> {
+        Some(match self {
+            ErrorCode::InvalidJson => {
+                "the body that arrived was not valid JSON: check any proxy in between, else report an imggen bug"
+            }
+            ErrorCode::MissingModel => "include \"model\": \"provider/name\" in the request",
+            ErrorCode::MissingInput => "include \"input\": {...}, a JSON object, in the request",
+            ErrorCode::InvalidInput => {
+                "check the model's API reference on runbase.net for required fields and valid values"
+            }
+            ErrorCode::ModelNotFound => "check the model id against the models page on runbase.net",
+            ErrorCode::MissingApiKey => "set RUNBASE_API_KEY (keys start with sk-)",
+            ErrorCode::InvalidApiKey => {
+                "the key is invalid, disabled or expired: create or re-enable one in Settings → API Keys"
+            }
+            ErrorCode::InsufficientBalance => "top up your balance in Settings → Credits",
+            ErrorCode::ApiKeySpendLimitExceeded => {
+                "the key's lifetime spend limit is reached: raise it in Settings → API Keys"
+            }
+            ErrorCode::IpNotAllowed => {
+                "add this machine's IP to the key's allowed list in Settings → API Keys"
+            }
+            ErrorCode::RunNotFound => {
+                "check the run id, and that the run was created with this API key"
+            }
+            ErrorCode::RateLimited => {
+                "over 20 requests in 10 s for this key (creates and polls together): wait, then retry"
+            }
+            ErrorCode::UsageExceeded => {
+                "the key's usage quota is exhausted: contact support@runbase.net or create a new key"
+            }
+            _ => return None,
+        })
+    }
+}
+
 /// What one OpenAI model on runbase accepts and costs, as documented.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]

@@ -123,6 +123,26 @@ open_enum! {
     }
 }
 
+impl ErrorCode {
+    /// What to do about this error; `None` for a code this version does not know.
+    pub fn advice(&self) -> Option<&'static str> {
+        Some(match self {
+            ErrorCode::InsufficientCredits => "top up your runblob balance, then submit again",
+            ErrorCode::OpenaiDeclined => {
+                "OpenAI declined the prompt or references: rephrase them; a refund was attempted"
+            }
+            ErrorCode::Maintenance => {
+                "runblob is down for maintenance and charged nothing: submit again later"
+            }
+            ErrorCode::TaskNotFound => {
+                "check the task_uuid, and that the task was created with this API key"
+            }
+            ErrorCode::Unauthorized => "check RUNBLOB_API_KEY: the key is missing or invalid",
+            _ => return None,
+        })
+    }
+}
+
 /// The body of `POST /v1/chatgpt-images/generate`.
 ///
 /// ```
@@ -182,6 +202,17 @@ impl GenerateRequest {
     /// Adds a reference image already in wire form (URL, data URI or bare base64).
     pub fn image(mut self, image: impl Into<String>) -> Self {
         self.images.push(image.into());
+        self
+    }
+
+    /// Replaces the reference images with ones already in wire form (e.g. from
+    /// `imggen_runblob::Client::resolve_images`).
+    pub fn images<I, S>(mut self, images: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.images = images.into_iter().map(Into::into).collect();
         self
     }
 

@@ -237,6 +237,10 @@ async fn insufficient_credits_says_how_many_are_missing() {
         error.to_string(),
         "gptimg create: 402 INSUFFICIENT_CREDITS: 4 credits required, 1 available (request req_8f2c1c)"
     );
+    assert_eq!(
+        error.advice(),
+        Some("buy credits on gptimg.co (2 per image), then submit again")
+    );
     let body = api(error).body.unwrap();
     assert_eq!(body.credits(), Some((Credits(4), Credits(1))));
 }
@@ -408,6 +412,11 @@ async fn a_create_whose_answer_is_lost_is_sent_once_and_reported_as_maybe_charge
         "{error}"
     );
     assert!(time.sleeps().is_empty());
+    assert!(
+        error.advice().is_some_and(|advice| advice.contains("do not resubmit")),
+        "{:?}",
+        error.advice()
+    );
 }
 
 #[tokio::test]
