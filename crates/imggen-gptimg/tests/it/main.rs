@@ -413,7 +413,9 @@ async fn a_create_whose_answer_is_lost_is_sent_once_and_reported_as_maybe_charge
     );
     assert!(time.sleeps().is_empty());
     assert!(
-        error.advice().is_some_and(|advice| advice.contains("do not resubmit")),
+        error
+            .advice()
+            .is_some_and(|advice| advice.contains("do not resubmit")),
         "{:?}",
         error.advice()
     );
