@@ -184,7 +184,9 @@ impl<B: ProviderErrorBody> Error<B> {
             Error::Api(e) => e.may_have_been_charged(),
             // A success status whose body we could not read or hold: the task exists.
             Error::Decode(_) => true,
-            Error::BodyTooLarge(e) => e.status < 400,
+            // A success (the task exists) or a 5xx (nothing proves it does not): the body
+            // that would say was too large to read.
+            Error::BodyTooLarge(e) => e.status < 400 || e.status >= 500,
             Error::Transport(e) => e.phase == Phase::AfterSend,
             Error::Timeout(e) => e.phase == Phase::AfterSend,
         }
@@ -390,7 +392,7 @@ pub struct TimeoutError {
 
 /// The answer was larger than the cap.
 #[derive(Debug, thiserror::Error)]
-#[error("{context}: the {status} answer is larger than the {limit}-byte cap{}", if *status < 400 { charged_suffix(context) } else { "" })]
+#[error("{context}: the {status} answer is larger than the {limit}-byte cap{}", if *status < 400 || *status >= 500 { charged_suffix(context) } else { "" })]
 pub struct BodyTooLargeError {
     /// The call.
     pub context: Context,

@@ -33,6 +33,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         )
         .route("/_mock/balances", get(balances).post(set_balances))
         .route("/_mock/tasks", get(tasks))
+        .route("/_mock/requests", get(requests))
         .route("/_mock/clock/advance", post(advance))
         .route("/_mock/reset", post(reset))
 }
@@ -179,6 +180,12 @@ async fn set_balances(State(shared): State<Arc<Shared>>, body: Bytes) -> Respons
         Query(HashMap::from([("key".to_owned(), request.key)])),
     )
     .await
+}
+
+/// Counts of the requests that reached the provider endpoints, by status, and the latest ones.
+async fn requests(State(shared): State<Arc<Shared>>) -> Response {
+    let stats = shared.lock().requests.clone();
+    json(StatusCode::OK, &stats)
 }
 
 async fn tasks(State(shared): State<Arc<Shared>>) -> Response {

@@ -26,6 +26,7 @@ use crate::faults::{Fault, FaultInfo, FaultKind, InvalidFault};
 use crate::keys::{bearer, header_label};
 use crate::ledger::LedgerEntry;
 use crate::provider::{Operation, Provider, Route};
+use crate::requests::{RequestRecord, RequestStats};
 use crate::respond::{json, neutral};
 use crate::state::{Shared, TaskInfo};
 use crate::webhooks::WebhookDelivery;
@@ -202,6 +203,12 @@ impl MockServer {
         self.shared.lock().webhooks.list(&self.shared.clock)
     }
 
+    /// Counts of the requests that reached the provider endpoints and `/files/` (not
+    /// `/_mock/`), by status, with the latest ones: zero means nothing was sent.
+    pub fn requests(&self) -> RequestStats {
+        self.shared.lock().requests.clone()
+    }
+
     /// Every task, oldest first.
     pub fn tasks(&self) -> Vec<TaskInfo> {
         self.shared.task_infos()
@@ -278,7 +285,7 @@ fn app(shared: Arc<Shared>) -> Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(Arc::clone(&shared), faults))
         .layer(middleware::from_fn(request_id))
-        .layer(middleware::from_fn(log))
+        .layer(middleware::from_fn_with_state(Arc::clone(&shared), log))
         .with_state(shared)
 }
 
@@ -345,7 +352,7 @@ async fn connection(stream: TcpStream, app: Router, mut shutdown: watch::Receive
 
 /// One line per request: method, path (never the query, which may hold a key), status, time,
 /// key label.
-async fn log(request: Request, next: Next) -> Response {
+async fn log(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let query = if request.uri().query().is_some() {
@@ -362,6 +369,14 @@ async fn log(request: Request, next: Next) -> Response {
         response.status().as_u16(),
         start.elapsed().as_secs_f64() * 1000.0
     );
+    if !path.starts_with("/_mock/") {
+        shared.lock().requests.record(RequestRecord {
+            method: method.to_string(),
+            status: response.status().as_u16(),
+            path,
+            key,
+        });
+    }
     response
 }
 

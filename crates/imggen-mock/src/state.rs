@@ -17,6 +17,7 @@ use crate::keys::{ApiKey, AuthError, bearer};
 use crate::ledger::{Amount, EntryKind, Ledger};
 use crate::provider::{Operation, Provider, Route};
 use crate::ratelimit::Window;
+use crate::requests::RequestStats;
 use crate::tasks::{Detail, Phase, Task, draw_duration};
 use crate::webhooks::Webhooks;
 
@@ -48,6 +49,7 @@ pub(crate) struct State {
     pub faults: Faults,
     windows: HashMap<(Provider, ApiKey), Window>,
     pub webhooks: Webhooks,
+    pub requests: RequestStats,
 }
 
 /// The balance cannot pay for a task.
@@ -293,6 +295,7 @@ impl State {
             faults: Faults::default(),
             windows: HashMap::new(),
             webhooks: Webhooks::default(),
+            requests: RequestStats::default(),
         }
     }
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::{KEY, OTHER_KEY, TASK_TIME, config, start};
 
@@ -253,5 +253,27 @@ async fn the_twenty_first_request_in_ten_seconds_is_a_429_for_creates_and_polls_
         mock.ledger("").await.len(),
         11,
         "the refused create was not charged"
+    );
+    // What a scheduler's test reads to prove it stayed inside the limit.
+    let stats = mock.server.requests();
+    assert_eq!(stats.with_status(429), 2);
+    assert_eq!(stats.total, 24);
+    let over_http: Value = mock
+        .http
+        .get(format!("{}/_mock/requests", mock.server.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(over_http["by_status"]["429"], 2);
+    assert_eq!(
+        over_http["total"], 24,
+        "the /_mock/ call itself is not counted"
+    );
+    assert!(
+        !over_http.to_string().contains(KEY),
+        "only key labels are listed"
     );
 }

@@ -1,0 +1,714 @@
+//! Errors that say what happened to the money and to the task.
+//!
+//! [`Error`]'s variants are the categories a caller (and the CLI's exit codes) tell apart:
+//! nothing sent ([`Config`](Error::Config), [`InvalidRequest`](Error::InvalidRequest),
+//! [`Plan`](Error::Plan)), refused and not charged ([`Refused`](Error::Refused),
+//! [`AllProvidersFailed`](Error::AllProvidersFailed)), perhaps charged
+//! ([`CreateOutcomeUnknown`](Error::CreateOutcomeUnknown)), and charged, with the task's
+//! handle to resume from ([`Status`](Error::Status), [`TaskFailed`](Error::TaskFailed),
+//! [`DeadlineExceeded`](Error::DeadlineExceeded), [`Cancelled`](Error::Cancelled),
+//! [`Download`](Error::Download)).
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+use imggen_http::{Phase, ProviderErrorBody};
+use serde::Serialize;
+
+use crate::handle::{JobHandle, RequestSummary};
+use crate::plan::PlanError;
+use crate::provider::ProviderId;
+use crate::status::{JobState, JobStatus};
+
+/// Which kind of call a [`CallError`] came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CallOperation {
+    /// A create: charged when accepted.
+    Create,
+    /// A status read.
+    Status,
+    /// A result download.
+    Download,
+}
+
+impl fmt::Display for CallOperation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CallOperation::Create => "create",
+            CallOperation::Status => "status",
+            CallOperation::Download => "download",
+        })
+    }
+}
+
+/// How a call failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CallErrorKind {
+    /// The client is misconfigured.
+    Config,
+    /// The request broke a documented limit; nothing was sent.
+    InvalidRequest,
+    /// The provider answered with an error status.
+    Api,
+    /// A success status whose body was not the documented JSON.
+    Decode,
+    /// Connecting failed; nothing was sent.
+    Connect,
+    /// The connection failed after the request may have been sent.
+    Transport,
+    /// No answer in time, after the request may have been sent.
+    Timeout,
+    /// The answer was larger than the cap.
+    BodyTooLarge,
+}
+
+/// One failed call to a provider, with every fact the retry policy and a person need:
+/// provider, call, HTTP status, provider code and message, request id, raw body, whether it is
+/// worth repeating and whether it may have been charged.
+#[non_exhaustive]
+pub struct CallError {
+    /// The provider.
+    pub provider: ProviderId,
+    /// The call.
+    pub operation: CallOperation,
+    /// How it failed.
+    pub kind: CallErrorKind,
+    /// The HTTP status, when there was an answer.
+    pub status: Option<u16>,
+    /// The provider's error code, as on the wire.
+    pub code: Option<String>,
+    /// The provider's message.
+    pub message: Option<String>,
+    /// The request id (`X-Request-Id` or the body).
+    pub request_id: Option<String>,
+    /// The answer's body exactly as received.
+    pub raw_body: Option<Bytes>,
+    /// How long the provider asked the caller to wait.
+    pub retry_after: Option<Duration>,
+    /// Whether the same call may succeed if made again. For a create: only when the answer
+    /// proves nothing was charged.
+    pub retryable: bool,
+    /// Whether a create that failed this way may still have created — and charged — a task.
+    pub may_have_been_charged: bool,
+    /// What a person should do about it: the provider's advice for its error code, or the
+    /// client's for a lost answer to a create.
+    pub advice: Option<&'static str>,
+    /// The client's error, when the error came from a client: its `Display` is this error's,
+    /// its source this error's source.
+    client_error: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl CallError {
+    /// An error with only its kind known; set the facts with the `with_*` methods. For fake
+    /// providers and adapters of other clients.
+    pub fn new(provider: ProviderId, operation: CallOperation, kind: CallErrorKind) -> Self {
+        let may_have_been_charged = operation == CallOperation::Create
+            && matches!(
+                kind,
+                CallErrorKind::Decode | CallErrorKind::Transport | CallErrorKind::Timeout
+            );
+        CallError {
+            provider,
+            operation,
+            kind,
+            status: None,
+            code: None,
+            message: None,
+            request_id: None,
+            raw_body: None,
+            retry_after: None,
+            retryable: matches!(kind, CallErrorKind::Connect)
+                || (operation != CallOperation::Create
+                    && matches!(kind, CallErrorKind::Transport | CallErrorKind::Timeout)),
+            may_have_been_charged,
+            advice: None,
+            client_error: None,
+        }
+    }
+
+    /// An API error answer: `status`, the provider's `code` and `message`. Retryable and
+    /// charged follow the usual rule (429 retryable, 4xx not charged, 5xx perhaps charged);
+    /// adjust with [`with_retryable`](Self::with_retryable) and
+    /// [`with_may_have_been_charged`](Self::with_may_have_been_charged).
+    pub fn api(
+        provider: ProviderId,
+        operation: CallOperation,
+        status: u16,
+        code: Option<&str>,
+        message: Option<&str>,
+    ) -> Self {
+        let mut error = CallError::new(provider, operation, CallErrorKind::Api);
+        error.status = Some(status);
+        error.code = code.map(str::to_owned);
+        error.message = message.map(str::to_owned);
+        error.retryable = matches!(status, 429 | 502..=504);
+        error.may_have_been_charged = operation == CallOperation::Create && status >= 500;
+        if operation == CallOperation::Create {
+            error.retryable = status == 429;
+        }
+        error
+    }
+
+    /// Sets `Retry-After`.
+    pub fn with_retry_after(mut self, after: Option<Duration>) -> Self {
+        self.retry_after = after;
+        self
+    }
+
+    /// Sets whether the call is worth repeating.
+    pub fn with_retryable(mut self, retryable: bool) -> Self {
+        self.retryable = retryable;
+        self
+    }
+
+    /// Sets whether a create may have been charged.
+    pub fn with_may_have_been_charged(mut self, charged: bool) -> Self {
+        self.may_have_been_charged = charged;
+        self
+    }
+
+    /// Sets the advice.
+    pub fn with_advice(mut self, advice: &'static str) -> Self {
+        self.advice = Some(advice);
+        self
+    }
+
+    /// Sets the message.
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = Some(message.into());
+        self
+    }
+
+    /// Whether the provider answered 429 and asks to slow down (not an exhausted quota).
+    pub fn is_rate_limited(&self) -> bool {
+        self.status == Some(429) && self.retryable
+    }
+
+    /// Whether this create's answer proves the task was not accepted: the only errors after
+    /// which another provider may be tried.
+    pub fn proves_not_accepted(&self) -> bool {
+        self.operation == CallOperation::Create && !self.may_have_been_charged
+    }
+
+    /// Converts a client error.
+    pub(crate) fn from_http<B: ProviderErrorBody>(
+        provider: ProviderId,
+        operation: CallOperation,
+        error: imggen_http::Error<B>,
+    ) -> Self {
+        use imggen_http::Error as E;
+        let kind = match &error {
+            E::Config(_) => CallErrorKind::Config,
+            E::InvalidRequest(_) => CallErrorKind::InvalidRequest,
+            E::Api(_) => CallErrorKind::Api,
+            E::Decode(_) => CallErrorKind::Decode,
+            E::Transport(e) if e.phase == Phase::Connect => CallErrorKind::Connect,
+            E::Transport(_) => CallErrorKind::Transport,
+            E::Timeout(e) if e.phase == Phase::Connect => CallErrorKind::Connect,
+            E::Timeout(_) => CallErrorKind::Timeout,
+            E::BodyTooLarge(_) => CallErrorKind::BodyTooLarge,
+            _ => CallErrorKind::Transport,
+        };
+        let (code, message) = match &error {
+            E::Api(api) => (api.code_str(), api.message()),
+            E::InvalidRequest(invalid) => (None, Some(invalid.error.to_string())),
+            _ => (None, None),
+        };
+        CallError {
+            provider,
+            operation,
+            kind,
+            status: error.status(),
+            code,
+            message,
+            request_id: error.request_id().map(str::to_owned),
+            raw_body: error.raw_body().map(Bytes::copy_from_slice),
+            retry_after: error.retry_after(),
+            retryable: error.is_retryable(),
+            may_have_been_charged: error.may_have_been_charged(),
+            advice: error.advice(),
+            client_error: Some(Box::new(error)),
+        }
+    }
+}
+
+impl fmt::Debug for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallError")
+            .field("provider", &self.provider)
+            .field("operation", &self.operation)
+            .field("kind", &self.kind)
+            .field("status", &self.status)
+            .field("code", &self.code)
+            .field("message", &self.message)
+            .field("request_id", &self.request_id)
+            .field("raw_body_len", &self.raw_body.as_ref().map(Bytes::len))
+            .field("retry_after", &self.retry_after)
+            .field("retryable", &self.retryable)
+            .field("may_have_been_charged", &self.may_have_been_charged)
+            .field("advice", &self.advice)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Display for CallError {
+    /// The client's own one-line message, or (for errors made from facts) the same shape:
+    /// `gptimg create: 402 INSUFFICIENT_CREDITS: 4 credits required, 1 available`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(client_error) = &self.client_error {
+            return fmt::Display::fmt(client_error, f);
+        }
+        write!(f, "{} {}: ", self.provider, self.operation)?;
+        match self.kind {
+            CallErrorKind::Api => {
+                if let Some(status) = self.status {
+                    write!(f, "{status}")?;
+                }
+                if let Some(code) = &self.code {
+                    write!(f, " {code}")?;
+                }
+            }
+            CallErrorKind::Config => f.write_str("misconfigured")?,
+            CallErrorKind::InvalidRequest => f.write_str("invalid request, nothing was sent")?,
+            CallErrorKind::Decode => f.write_str("the answer is not the documented JSON")?,
+            CallErrorKind::Connect => f.write_str("could not connect; nothing was sent")?,
+            CallErrorKind::Transport => {
+                f.write_str("the connection failed after the request was sent")?;
+            }
+            CallErrorKind::Timeout => f.write_str("no answer in time")?,
+            CallErrorKind::BodyTooLarge => f.write_str("the answer is larger than the cap")?,
+        }
+        if let Some(message) = &self.message
+            && Some(message) != self.code.as_ref()
+        {
+            write!(f, ": {message}")?;
+        }
+        if let Some(id) = &self.request_id {
+            write!(f, " (request {id})")?;
+        }
+        if self.operation == CallOperation::Create && self.may_have_been_charged {
+            f.write_str(
+                "; the task may have been created and charged: check before submitting it again",
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for CallError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.client_error.as_deref()?.source()
+    }
+}
+
+/// Everything that can go wrong in imggen-core. Match on the variant for the category.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// imggen is misconfigured (a provider not added, a bad option). Nothing was sent.
+    #[error(transparent)]
+    Config(Box<ConfigError>),
+    /// The request or a handle is malformed, or a reference file cannot be read. Nothing was
+    /// sent.
+    #[error(transparent)]
+    InvalidRequest(Box<InvalidRequestError>),
+    /// The provider cannot serve the request as asked. Nothing was sent.
+    #[error(transparent)]
+    Plan(Box<PlanError>),
+    /// The provider refused a create, and the answer proves nothing was charged for it.
+    #[error(transparent)]
+    Refused(Box<RefusedError>),
+    /// A create's answer was lost: the task may exist and be charged. Never resubmitted.
+    #[error(transparent)]
+    CreateOutcomeUnknown(Box<CreateOutcomeUnknownError>),
+    /// Every provider of a fallback list refused; none charged.
+    #[error(transparent)]
+    AllProvidersFailed(Box<AllProvidersFailedError>),
+    /// A paid task's status could not be read. The handle resumes it.
+    #[error(transparent)]
+    Status(Box<StatusError>),
+    /// The task failed (the providers refund failed tasks).
+    #[error(transparent)]
+    TaskFailed(Box<TaskFailedError>),
+    /// The task did not finish before the deadline. It is still running, and paid: the
+    /// handle resumes it.
+    #[error(transparent)]
+    DeadlineExceeded(Box<DeadlineExceededError>),
+    /// The wait was cancelled. The task is still running, and paid: the handle resumes it.
+    #[error(transparent)]
+    Cancelled(Box<CancelledError>),
+    /// A result could not be downloaded or saved. The handle downloads it again.
+    #[error(transparent)]
+    Download(Box<DownloadError>),
+}
+
+impl From<PlanError> for Error {
+    fn from(error: PlanError) -> Self {
+        Error::Plan(Box::new(error))
+    }
+}
+
+impl Error {
+    pub(crate) fn config(message: impl Into<String>) -> Self {
+        Error::Config(Box::new(ConfigError {
+            message: message.into(),
+        }))
+    }
+
+    pub(crate) fn invalid(
+        provider: Option<ProviderId>,
+        problem: impl Into<String>,
+        call: Option<CallError>,
+    ) -> Self {
+        Error::InvalidRequest(Box::new(InvalidRequestError {
+            provider,
+            problem: problem.into(),
+            call,
+        }))
+    }
+
+    /// The provider the error concerns, when it concerns one.
+    pub fn provider(&self) -> Option<ProviderId> {
+        match self {
+            Error::Config(_) | Error::AllProvidersFailed(_) => None,
+            Error::InvalidRequest(e) => e.provider,
+            Error::Plan(e) => Some(e.provider),
+            Error::Refused(e) => Some(e.call.provider),
+            Error::CreateOutcomeUnknown(e) => Some(e.call.provider),
+            Error::Status(e) => Some(e.handle.provider),
+            Error::TaskFailed(e) => Some(e.handle.provider),
+            Error::DeadlineExceeded(e) => Some(e.handle.provider),
+            Error::Cancelled(e) => Some(e.handle.provider),
+            Error::Download(e) => Some(e.handle.provider),
+        }
+    }
+
+    /// Every task handle the error carries: the task it is about and the others of the same
+    /// submission, all created and charged. None is ever dropped.
+    pub fn handles(&self) -> Vec<&JobHandle> {
+        let (first, rest): (Option<&JobHandle>, &[JobHandle]) = match self {
+            Error::Config(_) | Error::InvalidRequest(_) | Error::Plan(_) => (None, &[]),
+            Error::Refused(e) => (None, &e.accepted),
+            Error::CreateOutcomeUnknown(e) => (None, &e.accepted),
+            Error::AllProvidersFailed(_) => (None, &[]),
+            Error::Status(e) => (Some(&e.handle), &e.siblings),
+            Error::TaskFailed(e) => (Some(&e.handle), &e.siblings),
+            Error::DeadlineExceeded(e) => (Some(&e.handle), &e.siblings),
+            Error::Cancelled(e) => (Some(&e.handle), &e.siblings),
+            Error::Download(e) => (Some(&e.handle), &e.siblings),
+        };
+        first.into_iter().chain(rest.iter()).collect()
+    }
+
+    /// Whether trying again may succeed: a rate limit or maintenance that passes, a wait or a
+    /// download resumed from its handle. Never true for a create whose outcome is unknown.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Config(_) | Error::InvalidRequest(_) | Error::Plan(_) => false,
+            Error::Refused(e) => e.call.retryable,
+            Error::CreateOutcomeUnknown(_) => false,
+            Error::AllProvidersFailed(e) => e.attempts.iter().any(|a| a.error.is_retryable()),
+            Error::Status(e) => e.call.retryable,
+            Error::TaskFailed(_) => false,
+            Error::DeadlineExceeded(_) | Error::Cancelled(_) => true,
+            Error::Download(e) => e.call.as_ref().is_some_and(|call| call.retryable),
+        }
+    }
+
+    /// Whether money may have been spent on what failed: a create whose answer was lost, or a
+    /// task that was created (and so charged) but not collected. False when the answer proves
+    /// nothing was charged, and for failed tasks, which the providers refund.
+    pub fn may_have_been_charged(&self) -> bool {
+        match self {
+            Error::Config(_) | Error::InvalidRequest(_) | Error::Plan(_) => false,
+            Error::Refused(e) => !e.accepted.is_empty(),
+            Error::CreateOutcomeUnknown(_) => true,
+            Error::AllProvidersFailed(_) => false,
+            Error::TaskFailed(e) => !e.siblings.is_empty(),
+            Error::Status(_)
+            | Error::DeadlineExceeded(_)
+            | Error::Cancelled(_)
+            | Error::Download(_) => true,
+        }
+    }
+
+    /// What to do about it, in a few words: the provider's advice for its error code, or
+    /// imggen's for its own categories (a wait that stopped, a lost create).
+    pub fn advice(&self) -> Option<&'static str> {
+        const RESUME: &str = "the task is still running and paid for: resume it from its handle";
+        match self {
+            Error::Config(_) => None,
+            Error::InvalidRequest(e) => e.call.as_ref().and_then(|call| call.advice),
+            Error::Plan(_) => Some(
+                "change the setting, plan leniently to drop it with a warning, or choose a provider that supports it",
+            ),
+            Error::Refused(e) => e.call.advice,
+            Error::CreateOutcomeUnknown(e) => e.call.advice.or(Some(
+                "do not resubmit blindly: check the provider's task list or balance first",
+            )),
+            Error::AllProvidersFailed(_) => None,
+            Error::Status(e) => e.call.advice.or(Some(RESUME)),
+            Error::TaskFailed(_) => None,
+            Error::DeadlineExceeded(_) | Error::Cancelled(_) => Some(RESUME),
+            Error::Download(e) => e.call.as_ref().and_then(|call| call.advice).or(Some(
+                "the images are paid for: download them again from the handle",
+            )),
+        }
+    }
+
+    /// Adds the other handles of the same generation to an error about one of its tasks.
+    pub(crate) fn with_siblings(mut self, all: &[JobHandle]) -> Self {
+        let add = |handle: &JobHandle, siblings: &mut Vec<JobHandle>| {
+            siblings.extend(all.iter().filter(|h| *h != handle).cloned());
+        };
+        match &mut self {
+            Error::Status(e) => add(&e.handle, &mut e.siblings),
+            Error::TaskFailed(e) => add(&e.handle, &mut e.siblings),
+            Error::DeadlineExceeded(e) => add(&e.handle, &mut e.siblings),
+            Error::Cancelled(e) => add(&e.handle, &mut e.siblings),
+            Error::Download(e) => add(&e.handle, &mut e.siblings),
+            _ => {}
+        }
+        self
+    }
+}
+
+/// imggen is misconfigured.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("imggen: {message}")]
+pub struct ConfigError {
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+/// Malformed input; nothing was sent.
+#[derive(Debug, thiserror::Error)]
+#[error("{}invalid request, nothing was sent: {problem}", provider_prefix(*provider))]
+pub struct InvalidRequestError {
+    /// The provider, when the problem is specific to one.
+    pub provider: Option<ProviderId>,
+    /// What is wrong.
+    pub problem: String,
+    /// The client's error, when a client found the problem.
+    pub call: Option<CallError>,
+}
+
+fn provider_prefix(provider: Option<ProviderId>) -> String {
+    provider.map_or(String::new(), |p| format!("{p}: "))
+}
+
+/// A create refused with an answer that proves nothing was charged for it.
+#[derive(Debug, thiserror::Error)]
+#[error("{call}; nothing was charged for it{}", accepted_suffix(accepted))]
+pub struct RefusedError {
+    /// The last answer.
+    pub call: CallError,
+    /// Tasks of the same submission created (and charged) before the refusal.
+    pub accepted: Vec<JobHandle>,
+}
+
+fn accepted_suffix(accepted: &[JobHandle]) -> String {
+    match accepted.len() {
+        0 => String::new(),
+        n => format!(
+            "; {n} earlier task(s) of this submission were created and charged: {}",
+            accepted
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// A create whose answer was lost.
+#[derive(Debug, thiserror::Error)]
+#[error("{call}; imggen did not resubmit it (attempted at {attempted_at}, prompt {:?}){}", summary.prompt, accepted_suffix(accepted))]
+pub struct CreateOutcomeUnknownError {
+    /// What happened to the call.
+    pub call: CallError,
+    /// When the create was sent (RFC 3339), to find the task in the provider's dashboard or
+    /// task list.
+    pub attempted_at: String,
+    /// What was asked for.
+    pub summary: RequestSummary,
+    /// Tasks of the same submission created (and charged) before this one.
+    pub accepted: Vec<JobHandle>,
+}
+
+/// One provider's reason for not serving a request.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct ProviderAttempt {
+    /// The provider.
+    pub provider: ProviderId,
+    /// Why it did not serve it.
+    pub error: Error,
+}
+
+/// Every provider of a fallback list refused.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "no provider served the request and nothing was charged: {}",
+    describe_attempts(attempts)
+)]
+pub struct AllProvidersFailedError {
+    /// Each provider tried, in order, and why it did not serve the request.
+    pub attempts: Vec<ProviderAttempt>,
+}
+
+fn describe_attempts(attempts: &[ProviderAttempt]) -> String {
+    attempts
+        .iter()
+        .map(|attempt| attempt.error.to_string())
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+/// A status read that failed for good.
+#[derive(Debug, thiserror::Error)]
+#[error("{call} (task {handle}); the task is not lost: resume it from its handle")]
+pub struct StatusError {
+    /// The task.
+    pub handle: JobHandle,
+    /// The last failure.
+    pub call: CallError,
+    /// The other tasks of the same generation.
+    pub siblings: Vec<JobHandle>,
+}
+
+/// A task that ended in failure.
+#[derive(Debug, thiserror::Error)]
+#[error("{} task {} failed{}; the provider refunds failed tasks", handle.provider, handle.task_id, failure_words(code.as_deref(), message.as_deref()))]
+pub struct TaskFailedError {
+    /// The task.
+    pub handle: JobHandle,
+    /// The provider's failure code.
+    pub code: Option<String>,
+    /// The provider's words.
+    pub message: Option<String>,
+    /// The status that said so.
+    pub status: Box<JobStatus>,
+    /// The other tasks of the same generation.
+    pub siblings: Vec<JobHandle>,
+}
+
+/// `: CODE: message`, without saying the code twice when the message already starts with it.
+fn failure_words(code: Option<&str>, message: Option<&str>) -> String {
+    match (code, message) {
+        (Some(code), Some(message)) if message.starts_with(code) => format!(": {message}"),
+        (Some(code), Some(message)) => format!(": {code}: {message}"),
+        (Some(text), None) | (None, Some(text)) => format!(": {text}"),
+        (None, None) => String::new(),
+    }
+}
+
+/// A wait that reached its deadline.
+#[derive(Debug, thiserror::Error)]
+#[error("{} task {} did not finish within {}s (last status: {}); it is still paid for: resume it from its handle", handle.provider, handle.task_id, waited.as_secs(), last_state.as_ref().map_or("not read", |s| s.name()))]
+pub struct DeadlineExceededError {
+    /// The task, to resume.
+    pub handle: JobHandle,
+    /// How long the wait lasted.
+    pub waited: Duration,
+    /// The last state read, if any poll was made.
+    pub last_state: Option<JobState>,
+    /// The other tasks of the same generation.
+    pub siblings: Vec<JobHandle>,
+}
+
+/// A wait that was cancelled.
+#[derive(Debug, thiserror::Error)]
+#[error("waiting for {} task {} was cancelled; the task goes on and is paid for: resume it from its handle", handle.provider, handle.task_id)]
+pub struct CancelledError {
+    /// The task, to resume.
+    pub handle: JobHandle,
+    /// The other tasks of the same generation.
+    pub siblings: Vec<JobHandle>,
+}
+
+/// A result that could not be downloaded or saved.
+#[derive(Debug, thiserror::Error)]
+#[error("{} task {}: could not collect {}: {problem}", handle.provider, handle.task_id, if url.is_empty() { "its images" } else { url })]
+pub struct DownloadError {
+    /// The task, whose status still lists the URL.
+    pub handle: JobHandle,
+    /// The URL.
+    pub url: String,
+    /// What went wrong.
+    pub problem: String,
+    /// The failed call, when the download itself failed.
+    pub call: Option<CallError>,
+    /// The other tasks of the same generation.
+    pub siblings: Vec<JobHandle>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn facts_made_errors_read_like_client_errors() {
+        let refused = CallError::api(
+            ProviderId::Gptimg,
+            CallOperation::Create,
+            402,
+            Some("INSUFFICIENT_CREDITS"),
+            Some("4 credits required, 1 available"),
+        );
+        assert!(refused.proves_not_accepted());
+        assert!(!refused.retryable);
+        assert_eq!(
+            refused.to_string(),
+            "gptimg create: 402 INSUFFICIENT_CREDITS: 4 credits required, 1 available"
+        );
+        let lost = CallError::new(
+            ProviderId::Runbase,
+            CallOperation::Create,
+            CallErrorKind::Timeout,
+        );
+        assert!(lost.may_have_been_charged && !lost.retryable);
+        assert!(
+            lost.to_string()
+                .ends_with("check before submitting it again")
+        );
+        let refused_connect = CallError::new(
+            ProviderId::Runbase,
+            CallOperation::Create,
+            CallErrorKind::Connect,
+        );
+        assert!(refused_connect.retryable && refused_connect.proves_not_accepted());
+        let busy = CallError::api(ProviderId::Runbase, CallOperation::Status, 429, None, None);
+        assert!(busy.is_rate_limited());
+        let advised = CallError::api(ProviderId::Gptimg, CallOperation::Create, 402, None, None)
+            .with_advice("top up your gptimg credits");
+        let error = Error::Refused(Box::new(RefusedError {
+            call: advised,
+            accepted: Vec::new(),
+        }));
+        assert_eq!(error.advice(), Some("top up your gptimg credits"));
+    }
+
+    #[test]
+    fn errors_about_tasks_carry_every_handle_of_the_generation() {
+        let handle = |id: &str| format!("runbase:{id}").parse::<JobHandle>().unwrap();
+        let error = Error::DeadlineExceeded(Box::new(DeadlineExceededError {
+            handle: handle("run_1"),
+            waited: Duration::from_secs(600),
+            last_state: Some(JobState::Running),
+            siblings: Vec::new(),
+        }))
+        .with_siblings(&[handle("run_1"), handle("run_2")]);
+        let ids: Vec<String> = error.handles().iter().map(|h| h.to_string()).collect();
+        assert_eq!(ids, ["runbase:run_1", "runbase:run_2"]);
+        assert!(error.may_have_been_charged() && error.is_retryable());
+        assert_eq!(
+            error.to_string(),
+            "runbase task run_1 did not finish within 600s (last status: running); it is still paid for: resume it from its handle"
+        );
+    }
+}

@@ -1,0 +1,204 @@
+//! Generating: submit, wait for every task, download every image — and, from saved handles,
+//! the same without the submit.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::download::{DownloadOptions, GeneratedImage};
+use crate::error::{Error, TaskFailedError};
+use crate::handle::JobHandle;
+use crate::plan::Warning;
+use crate::provider::ProviderId;
+use crate::request::GenerationRequest;
+use crate::status::{JobState, JobStatus};
+use crate::submit::{FallbackReport, SubmitOptions};
+use crate::wait::{PollSchedule, StatusCallback, WaitOptions};
+use crate::webhook::WebhookHub;
+use crate::{CancellationToken, Cost, Imggen};
+
+/// How to generate: where to submit, how long to wait, where the images go.
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub struct GenerateOptions {
+    /// Providers and the handle callback.
+    pub submit: SubmitOptions,
+    /// The wait's deadline per task (default: [`crate::wait::default_deadline`]).
+    pub deadline: Option<Duration>,
+    /// Stops every wait at once; the tasks go on (their handles are in the error).
+    pub cancel: Option<CancellationToken>,
+    /// A schedule instead of the configured one.
+    pub schedule: Option<PollSchedule>,
+    /// Webhook events to shorten the waits.
+    pub events: Option<WebhookHub>,
+    /// Where the images go.
+    pub download: DownloadOptions,
+    /// Called with every status read while waiting (see [`WaitOptions::on_status`]).
+    pub on_status: Option<StatusCallback>,
+}
+
+impl std::fmt::Debug for GenerateOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GenerateOptions")
+            .field("submit", &self.submit)
+            .field("deadline", &self.deadline)
+            .field("cancel", &self.cancel.is_some())
+            .field("schedule", &self.schedule)
+            .field("events", &self.events.is_some())
+            .field("download", &self.download)
+            .field("on_status", &self.on_status.is_some())
+            .finish()
+    }
+}
+
+impl GenerateOptions {
+    /// Sets the submit options.
+    pub fn submit(mut self, submit: SubmitOptions) -> Self {
+        self.submit = submit;
+        self
+    }
+
+    /// Sets the deadline.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Sets the cancellation token.
+    pub fn cancel(mut self, token: CancellationToken) -> Self {
+        self.cancel = Some(token);
+        self
+    }
+
+    /// Sets the schedule.
+    pub fn schedule(mut self, schedule: PollSchedule) -> Self {
+        self.schedule = Some(schedule);
+        self
+    }
+
+    /// Sets the webhook hub.
+    pub fn events(mut self, hub: WebhookHub) -> Self {
+        self.events = Some(hub);
+        self
+    }
+
+    /// Calls `callback` with every status read while waiting, for each task.
+    pub fn on_status(
+        mut self,
+        callback: impl Fn(&JobHandle, &JobStatus) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_status = Some(Arc::new(callback));
+        self
+    }
+
+    /// Sets the download options.
+    pub fn download(mut self, download: DownloadOptions) -> Self {
+        self.download = download;
+        self
+    }
+}
+
+/// What a generation produced.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Generation {
+    /// Every image, in task order.
+    pub images: Vec<GeneratedImage>,
+    /// What it cost, exactly.
+    pub cost: Cost,
+    /// Settings dropped or sent unchecked.
+    pub warnings: Vec<Warning>,
+    /// The tasks' receipts.
+    pub handles: Vec<JobHandle>,
+    /// The provider that served it, and why earlier ones did not.
+    pub fallback: FallbackReport,
+}
+
+impl Generation {
+    /// The provider that served it.
+    pub fn provider(&self) -> ProviderId {
+        self.fallback.served_by
+    }
+}
+
+impl Imggen {
+    /// Plans, submits, waits for every task and downloads its images.
+    ///
+    /// Every error after the first create carries every handle of the generation
+    /// ([`Error::handles`]), so nothing paid for is lost; [`resume`](Self::resume) picks them
+    /// up again.
+    pub async fn generate(
+        &self,
+        request: &GenerationRequest,
+        options: &GenerateOptions,
+    ) -> Result<Generation, Error> {
+        let submission = self.submit(request, &options.submit).await?;
+        let images = self.collect(&submission.handles, options).await?;
+        let cost = submission.cost();
+        Ok(Generation {
+            images,
+            cost,
+            warnings: submission.warnings,
+            handles: submission.handles,
+            fallback: submission.fallback,
+        })
+    }
+
+    /// Waits for tasks submitted earlier — from their handles, in this process or another —
+    /// and downloads their images.
+    pub async fn resume(
+        &self,
+        handles: &[JobHandle],
+        options: &GenerateOptions,
+    ) -> Result<Generation, Error> {
+        let Some(first) = handles.first() else {
+            return Err(Error::invalid(None, "no handle to resume", None));
+        };
+        let images = self.collect(handles, options).await?;
+        Ok(Generation {
+            images,
+            cost: handles.iter().filter_map(|handle| handle.cost).sum(),
+            warnings: Vec::new(),
+            handles: handles.to_vec(),
+            fallback: FallbackReport {
+                served_by: first.provider,
+                skipped: Vec::new(),
+            },
+        })
+    }
+
+    async fn collect(
+        &self,
+        handles: &[JobHandle],
+        options: &GenerateOptions,
+    ) -> Result<Vec<GeneratedImage>, Error> {
+        let jobs = handles.iter().map(|handle| async move {
+            let wait = WaitOptions {
+                deadline: options.deadline,
+                cancel: options.cancel.clone(),
+                schedule: options.schedule,
+                events: options.events.as_ref().map(WebhookHub::subscribe),
+                on_status: options.on_status.clone(),
+            };
+            let status = self.wait(handle, wait).await?;
+            if let JobState::Failed { code, message } = &status.state {
+                return Err(Error::TaskFailed(Box::new(TaskFailedError {
+                    handle: handle.clone(),
+                    code: code.clone(),
+                    message: message.clone(),
+                    status: Box::new(status.clone()),
+                    siblings: Vec::new(),
+                })));
+            }
+            self.download(handle, &status, &options.download).await
+        });
+        let results = futures_util::future::join_all(jobs).await;
+        let mut images = Vec::new();
+        for result in results {
+            match result {
+                Ok(mut found) => images.append(&mut found),
+                Err(error) => return Err(error.with_siblings(handles)),
+            }
+        }
+        Ok(images)
+    }
+}

@@ -1,0 +1,377 @@
+//! The receipt of a paid task: everything needed to find it again, from another process,
+//! later.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::SystemTime;
+
+use imggen_types::{ValidationError, gptimg, runbase, runblob};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::cost::Cost;
+use crate::plan::PlannedTask;
+use crate::provider::{Created, ProviderId};
+use crate::request::GenerationRequest;
+
+/// The version of the handle format this imggen writes and reads.
+pub const HANDLE_VERSION: u32 = 1;
+
+/// The longest prompt kept in a handle's summary, in characters.
+const SUMMARY_PROMPT_CHARS: usize = 200;
+
+/// The receipt of a task that was created — and paid for. Persist it (it is plain JSON with
+/// stable field names) before anything else can go wrong: [`Imggen::wait`](crate::Imggen::wait),
+/// [`status`](crate::Imggen::status) and [`resume`](crate::Imggen::resume) work from it alone,
+/// in another process, later.
+///
+/// A handle never holds a base URL or a key: the provider's configured client is used, so a
+/// crafted handle cannot send your key anywhere else.
+///
+/// ```
+/// use imggen_core::{JobHandle, ProviderId};
+///
+/// let json = r#"{"version":1,"provider":"runbase","task_id":"run_01JABC","model":"openai/gpt-image-2",
+///   "created_at":"2026-04-22T00:12:03Z","cost":{"usd":"0.05","credits":0},"images_expected":1,
+///   "summary":{"prompt":"a lamp","aspect_ratio":null,"n":1}}"#;
+/// let handle = JobHandle::from_json(json)?;
+/// assert_eq!(handle.to_string(), "runbase:run_01JABC");
+///
+/// // The short form is enough to resume; cost and summary are then unknown.
+/// let short: JobHandle = "gptimg:gpt-image-2-kUtpnus8fXpDKkuEjayG3".parse()?;
+/// assert_eq!(short.provider, ProviderId::Gptimg);
+/// # Ok::<(), imggen_core::HandleError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "WireHandle")]
+#[non_exhaustive]
+pub struct JobHandle {
+    /// The format version ([`HANDLE_VERSION`]).
+    pub version: u32,
+    /// The provider that runs the task.
+    pub provider: ProviderId,
+    /// The provider's task id.
+    pub task_id: String,
+    /// The model, when known.
+    pub model: Option<String>,
+    /// When the task was created (RFC 3339, the submitting machine's clock).
+    pub created_at: Option<String>,
+    /// What the create charged.
+    pub cost: Option<Cost>,
+    /// Images the task will make.
+    pub images_expected: Option<u32>,
+    /// What was asked for.
+    pub summary: Option<RequestSummary>,
+}
+
+/// A short summary of the request behind a task, for people reading a receipt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RequestSummary {
+    /// The prompt, cut to 200 characters.
+    pub prompt: String,
+    /// The aspect ratio asked for.
+    pub aspect_ratio: Option<String>,
+    /// Images asked for in the whole request.
+    pub n: u32,
+}
+
+impl RequestSummary {
+    /// Summarises a request.
+    pub fn of(request: &GenerationRequest) -> Self {
+        let mut prompt: String = request.prompt.chars().take(SUMMARY_PROMPT_CHARS).collect();
+        if prompt.len() < request.prompt.len() {
+            prompt.push('…');
+        }
+        RequestSummary {
+            prompt,
+            aspect_ratio: request.aspect_ratio.as_ref().map(ToString::to_string),
+            n: request.n,
+        }
+    }
+}
+
+/// A handle that cannot be read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("job handle: {problem}")]
+pub struct HandleError {
+    /// What is wrong.
+    pub problem: String,
+}
+
+impl HandleError {
+    fn new(problem: impl Into<String>) -> Self {
+        HandleError {
+            problem: problem.into(),
+        }
+    }
+}
+
+impl JobHandle {
+    /// A handle for a task imggen just created; `created_at` is `now`.
+    pub fn new(
+        provider: ProviderId,
+        task_id: impl Into<String>,
+        created_at: SystemTime,
+    ) -> Result<Self, HandleError> {
+        let task_id = task_id.into();
+        check_task_id(provider, &task_id)?;
+        Ok(JobHandle {
+            version: HANDLE_VERSION,
+            provider,
+            task_id,
+            model: None,
+            created_at: Some(format_time(created_at)),
+            cost: None,
+            images_expected: None,
+            summary: None,
+        })
+    }
+
+    /// The handle of a task a provider just created. The id is kept even if it would not pass
+    /// [`JobHandle::new`]'s check: a paid task's id is never dropped.
+    pub(crate) fn created(
+        provider: ProviderId,
+        created: Created,
+        at: SystemTime,
+        task: &PlannedTask,
+        summary: &RequestSummary,
+    ) -> JobHandle {
+        if let Err(error) = check_task_id(provider, &created.task_id) {
+            tracing::warn!(%provider, task_id = %created.task_id, %error, "the provider returned an unusual task id");
+        }
+        JobHandle {
+            version: HANDLE_VERSION,
+            provider,
+            task_id: created.task_id,
+            model: created.model.or_else(|| task.model.clone()),
+            created_at: Some(format_time(at)),
+            cost: created.cost,
+            images_expected: Some(task.images),
+            summary: Some(summary.clone()),
+        }
+    }
+
+    /// Sets the model.
+    pub fn with_model(mut self, model: Option<String>) -> Self {
+        self.model = model;
+        self
+    }
+
+    /// Sets the cost.
+    pub fn with_cost(mut self, cost: Option<Cost>) -> Self {
+        self.cost = cost;
+        self
+    }
+
+    /// Sets the images expected.
+    pub fn with_images_expected(mut self, images: u32) -> Self {
+        self.images_expected = Some(images);
+        self
+    }
+
+    /// Sets the summary.
+    pub fn with_summary(mut self, summary: RequestSummary) -> Self {
+        self.summary = Some(summary);
+        self
+    }
+
+    /// Reads a handle from its JSON.
+    pub fn from_json(json: &str) -> Result<Self, HandleError> {
+        serde_json::from_str(json).map_err(|err| HandleError::new(err.to_string()))
+    }
+
+    /// The handle as one line of JSON.
+    pub fn to_json(&self) -> String {
+        // A struct of strings, numbers and options: writing it cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// When the task was created, when the handle says.
+    pub fn created_at_time(&self) -> Option<SystemTime> {
+        let text = self.created_at.as_deref()?;
+        OffsetDateTime::parse(text, &Rfc3339)
+            .ok()
+            .map(SystemTime::from)
+    }
+}
+
+pub(crate) fn format_time(at: SystemTime) -> String {
+    OffsetDateTime::from(at)
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| String::from("1970-01-01T00:00:00Z"))
+}
+
+/// The id will be one URL path segment: refuse anything that could address another resource.
+fn check_task_id(provider: ProviderId, task_id: &str) -> Result<(), HandleError> {
+    let checked: Result<(), ValidationError> = match provider {
+        ProviderId::Runblob => runblob::TaskUuid::new(task_id).validate(),
+        ProviderId::Gptimg => gptimg::TaskId::new(task_id).validate(),
+        ProviderId::Runbase => runbase::RunId::new(task_id).validate(),
+    };
+    checked.map_err(|error| HandleError::new(format!("{provider} {error}")))
+}
+
+impl fmt::Display for JobHandle {
+    /// The short form, `provider:task_id`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.provider, self.task_id)
+    }
+}
+
+impl FromStr for JobHandle {
+    type Err = HandleError;
+
+    /// Reads the short form `provider:task_id` (cost, model and summary are then unknown), or
+    /// a whole JSON handle.
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        let value = value.trim();
+        if value.starts_with('{') {
+            return JobHandle::from_json(value);
+        }
+        let (provider, task_id) = value.split_once(':').ok_or_else(|| {
+            HandleError::new(format!(
+                "{value:?} is not provider:task_id (e.g. runbase:run_01JABC) or a JSON handle"
+            ))
+        })?;
+        let provider: ProviderId = provider
+            .parse()
+            .map_err(|err: crate::provider::UnknownProvider| HandleError::new(err.to_string()))?;
+        check_task_id(provider, task_id)?;
+        Ok(JobHandle {
+            version: HANDLE_VERSION,
+            provider,
+            task_id: task_id.to_owned(),
+            model: None,
+            created_at: None,
+            cost: None,
+            images_expected: None,
+            summary: None,
+        })
+    }
+}
+
+/// The JSON as read, before its checks.
+#[derive(Deserialize)]
+struct WireHandle {
+    version: u32,
+    provider: ProviderId,
+    task_id: String,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    created_at: Option<String>,
+    #[serde(default)]
+    cost: Option<Cost>,
+    #[serde(default)]
+    images_expected: Option<u32>,
+    #[serde(default)]
+    summary: Option<RequestSummary>,
+}
+
+impl TryFrom<WireHandle> for JobHandle {
+    type Error = HandleError;
+
+    fn try_from(wire: WireHandle) -> Result<Self, Self::Error> {
+        if wire.version == 0 || wire.version > HANDLE_VERSION {
+            return Err(HandleError::new(format!(
+                "version {} is not supported by this imggen (it reads version {HANDLE_VERSION}); upgrade imggen",
+                wire.version
+            )));
+        }
+        check_task_id(wire.provider, &wire.task_id)?;
+        if let Some(at) = &wire.created_at
+            && OffsetDateTime::parse(at, &Rfc3339).is_err()
+        {
+            return Err(HandleError::new(format!(
+                "created_at {at:?} is not an RFC 3339 time"
+            )));
+        }
+        Ok(JobHandle {
+            version: wire.version,
+            provider: wire.provider,
+            task_id: wire.task_id,
+            model: wire.model,
+            created_at: wire.created_at,
+            cost: wire.cost,
+            images_expected: wire.images_expected,
+            summary: wire.summary,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn handle() -> JobHandle {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_776_816_723);
+        JobHandle::new(ProviderId::Gptimg, "gpt-image-2-kUtpnus8fXpDKkuEjayG3", at)
+            .unwrap()
+            .with_model(Some("gpt-image-2".into()))
+            .with_cost(Some(Cost::credits(imggen_types::Credits(4))))
+            .with_images_expected(2)
+            .with_summary(RequestSummary::of(
+                &GenerationRequest::new("A lighthouse").n(2),
+            ))
+    }
+
+    #[test]
+    fn json_round_trips_with_stable_field_names() {
+        let handle = handle();
+        let json = handle.to_json();
+        assert_eq!(
+            json,
+            r#"{"version":1,"provider":"gptimg","task_id":"gpt-image-2-kUtpnus8fXpDKkuEjayG3","model":"gpt-image-2","created_at":"2026-04-22T00:12:03Z","cost":{"usd":"0","credits":4},"images_expected":2,"summary":{"prompt":"A lighthouse","aspect_ratio":null,"n":2}}"#
+        );
+        assert_eq!(JobHandle::from_json(&json).unwrap(), handle);
+        assert_eq!(json.parse::<JobHandle>().unwrap(), handle);
+        assert_eq!(
+            handle.created_at_time(),
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_776_816_723))
+        );
+    }
+
+    #[test]
+    fn the_short_form_is_provider_colon_task_id() {
+        let handle = handle();
+        let short = handle.to_string();
+        assert_eq!(short, "gptimg:gpt-image-2-kUtpnus8fXpDKkuEjayG3");
+        let back: JobHandle = short.parse().unwrap();
+        assert_eq!(back.task_id, handle.task_id);
+        assert_eq!(
+            (back.cost, back.summary, back.created_at),
+            (None, None, None)
+        );
+        assert!("run_1".parse::<JobHandle>().is_err());
+        assert!("dalle:abc".parse::<JobHandle>().is_err());
+    }
+
+    #[test]
+    fn crafted_handles_are_refused() {
+        let err = "runbase:../../admin".parse::<JobHandle>().unwrap_err();
+        assert!(err.problem.contains("a task id holds only"), "{err}");
+        let err = JobHandle::from_json(r#"{"version":1,"provider":"runblob","task_id":"a/b"}"#)
+            .unwrap_err();
+        assert!(err.problem.contains("task_uuid"), "{err}");
+        let err = JobHandle::from_json(r#"{"version":9,"provider":"runblob","task_id":"a"}"#)
+            .unwrap_err();
+        assert!(err.problem.contains("upgrade imggen"), "{err}");
+        // Unknown fields (a base URL, say) are ignored, never used.
+        let handle = JobHandle::from_json(
+            r#"{"version":1,"provider":"runblob","task_id":"a","base_url":"https://evil.example"}"#,
+        )
+        .unwrap();
+        assert!(!handle.to_json().contains("evil"));
+    }
+
+    #[test]
+    fn long_prompts_are_cut_in_the_summary() {
+        let summary = RequestSummary::of(&GenerationRequest::new("x".repeat(1000)));
+        assert_eq!(summary.prompt.chars().count(), 201);
+        assert!(summary.prompt.ends_with('…'));
+    }
+}

@@ -1,0 +1,476 @@
+//! One API over three paid, asynchronous image APIs — runblob, gptimg.co and runbase — with
+//! the guarantees that make paid generation safe: **never pay twice, never lose what was paid
+//! for, never wait forever.**
+//!
+//! ```no_run
+//! use imggen_core::{DownloadOptions, GenerateOptions, GenerationRequest, Imggen};
+//! use imggen_types::AspectRatio;
+//!
+//! # async fn run() -> Result<(), imggen_core::Error> {
+//! let imggen = Imggen::from_env()?; // every provider whose *_API_KEY is set
+//! let request = GenerationRequest::new("A lighthouse on a cliff at dusk")
+//!     .aspect_ratio(AspectRatio::Landscape16x9);
+//! let options = GenerateOptions::default().download(DownloadOptions::to_dir("out"));
+//! let generation = imggen.generate(&request, &options).await?;
+//! for image in &generation.images {
+//!     println!("{:?} {} {:?}x{:?}", image.data, image.media_type, image.width, image.height);
+//! }
+//! println!("cost: {}", generation.cost);
+//! # Ok(()) }
+//! ```
+//!
+//! For long jobs, keep the receipt and resume from it — in another process, later:
+//!
+//! ```no_run
+//! use imggen_core::{GenerateOptions, GenerationRequest, Imggen, JobHandle, SubmitOptions};
+//!
+//! # async fn run() -> Result<(), imggen_core::Error> {
+//! let imggen = Imggen::from_env()?;
+//! let submission = imggen
+//!     .submit(&GenerationRequest::new("A ceramic lamp"), &SubmitOptions::default())
+//!     .await?;
+//! let saved: Vec<String> = submission.handles.iter().map(JobHandle::to_json).collect();
+//! // … store `saved`; then, any time later:
+//! let handles: Vec<JobHandle> = saved
+//!     .iter()
+//!     .map(|json| JobHandle::from_json(json))
+//!     .collect::<Result<_, _>>()
+//!     .map_err(|err| imggen_core::Error::from(err))?;
+//! let generation = imggen.resume(&handles, &GenerateOptions::default()).await?;
+//! # let _ = generation;
+//! # Ok(()) }
+//! ```
+//!
+//! - **Plan** ([`Imggen::plan`]): a [`GenerationRequest`] is checked against the provider's
+//!   [`capabilities`]; a setting it cannot honour is an error (strict) or
+//!   dropped with a [`Warning`] (lenient), never silently.
+//! - **Submit** ([`Imggen::submit`]): one create per task, retried only when the answer proves
+//!   nothing was charged ([`policy`]); each [`JobHandle`] is handed to
+//!   [`SubmitOptions::on_handle`] the moment it exists. A create whose answer was lost is
+//!   [`Error::CreateOutcomeUnknown`], never resubmitted. A fallback list moves on only when a
+//!   provider provably did not accept the task.
+//! - **Wait** ([`Imggen::wait`]): polls on a per-provider [`PollSchedule`] inside the key's
+//!   [request budget](budget), with a deadline and cancellation; webhooks shorten it.
+//! - **Collect** ([`Imggen::download`]): safe downloads, types sniffed from bytes, atomic
+//!   files.
+
+/// The README's examples, compiled as doc tests so they cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;
+
+pub mod adapters;
+pub mod budget;
+pub mod capabilities;
+pub mod cost;
+pub mod download;
+pub mod error;
+mod generate;
+pub mod handle;
+pub mod plan;
+pub mod policy;
+pub mod provider;
+pub mod request;
+pub mod status;
+mod submit;
+pub mod wait;
+pub mod webhook;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use imggen_http::time::{Clock, Sleeper, SystemClock, TokioSleeper};
+use imggen_types::Usd;
+
+pub use budget::RateLimit;
+pub use capabilities::{ModelCapabilities, ProviderCapabilities};
+pub use cost::Cost;
+pub use download::{DownloadOptions, GeneratedImage, ImageData, Output};
+pub use error::{CallError, CallErrorKind, CallOperation, Error, ProviderAttempt};
+pub use generate::{GenerateOptions, Generation};
+pub use handle::{HandleError, JobHandle, RequestSummary};
+pub use plan::{Plan, PlanError, PlanOptions, PlannedTask, Warning};
+pub use policy::RetryConfig;
+pub use provider::{Created, Provider, ProviderId};
+pub use request::{GenerationRequest, OptionError, ProviderOptions, Reference};
+pub use status::{ImageRef, JobState, JobStatus, ProviderObject};
+pub use submit::{FallbackReport, HandleCallback, Submission, SubmitOptions};
+pub use wait::{PollSchedule, StatusCallback, WaitOptions};
+pub use webhook::{WebhookEvent, WebhookHub};
+
+/// Re-exported for [`WaitOptions::cancel`] and [`GenerateOptions::cancel`].
+pub use tokio_util::sync::CancellationToken;
+/// Re-exported so callers can build the clients with the same versions.
+pub use {imggen_gptimg, imggen_runbase, imggen_runblob};
+
+use budget::Scheduler;
+
+/// The entry point: the configured providers, their budgets and schedules. Cheap to clone;
+/// share one per program so every job on a key shares that key's request budget.
+#[derive(Clone)]
+pub struct Imggen {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    providers: Vec<Arc<dyn Provider>>,
+    strict: bool,
+    allow_extra_tasks: bool,
+    max_concurrent_tasks: usize,
+    schedules: HashMap<ProviderId, PollSchedule>,
+    budgets: HashMap<ProviderId, RateLimit>,
+    credit_price: Option<Usd>,
+    sleeper: Arc<dyn Sleeper>,
+    clock: Arc<dyn Clock>,
+    retry: RetryConfig,
+    schedulers: Mutex<HashMap<(ProviderId, String), Scheduler>>,
+}
+
+impl fmt::Debug for Imggen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Imggen")
+            .field("providers", &self.providers())
+            .field("strict", &self.inner.strict)
+            .field("allow_extra_tasks", &self.inner.allow_extra_tasks)
+            .field("max_concurrent_tasks", &self.inner.max_concurrent_tasks)
+            .field("credit_price", &self.inner.credit_price)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds an [`Imggen`].
+pub struct ImggenBuilder {
+    providers: Vec<Arc<dyn Provider>>,
+    problems: Vec<String>,
+    strict: bool,
+    allow_extra_tasks: bool,
+    max_concurrent_tasks: usize,
+    schedules: HashMap<ProviderId, PollSchedule>,
+    budgets: HashMap<ProviderId, RateLimit>,
+    credit_price: Option<Usd>,
+    sleeper: Arc<dyn Sleeper>,
+    clock: Arc<dyn Clock>,
+    retry: RetryConfig,
+}
+
+impl fmt::Debug for ImggenBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ImggenBuilder")
+            .field(
+                "providers",
+                &self.providers.iter().map(|p| p.id()).collect::<Vec<_>>(),
+            )
+            .field("strict", &self.strict)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ImggenBuilder {
+    fn default() -> Self {
+        ImggenBuilder {
+            providers: Vec::new(),
+            problems: Vec::new(),
+            strict: false,
+            allow_extra_tasks: false,
+            max_concurrent_tasks: 4,
+            schedules: HashMap::new(),
+            budgets: HashMap::new(),
+            credit_price: None,
+            sleeper: Arc::new(TokioSleeper),
+            clock: Arc::new(SystemClock),
+            retry: RetryConfig::standard(),
+        }
+    }
+}
+
+impl ImggenBuilder {
+    /// Adds (or replaces) a provider. The three client crates have adapters
+    /// ([`runblob`](Self::runblob), [`gptimg`](Self::gptimg), [`runbase`](Self::runbase));
+    /// this takes any [`Provider`], e.g. a fake in tests. Providers are tried in the order
+    /// added when a submission names none.
+    pub fn provider(mut self, provider: impl Provider) -> Self {
+        let provider: Arc<dyn Provider> = Arc::new(provider);
+        self.providers.retain(|p| p.id() != provider.id());
+        self.providers.push(provider);
+        self
+    }
+
+    /// Adds runblob. The client's own retries are turned off: core retries.
+    pub fn runblob(self, client: imggen_runblob::Client) -> Self {
+        self.provider(adapters::RunblobProvider::new(client))
+    }
+
+    /// Adds gptimg.
+    pub fn gptimg(self, client: imggen_gptimg::Client) -> Self {
+        self.provider(adapters::GptimgProvider::new(client))
+    }
+
+    /// Adds runbase.
+    pub fn runbase(self, client: imggen_runbase::Client) -> Self {
+        self.provider(adapters::RunbaseProvider::new(client))
+    }
+
+    /// Adds every provider whose key is set: `RUNBLOB_API_KEY`, `GPTIMG_API_KEY`,
+    /// `RUNBASE_API_KEY`, each with its optional `*_BASE_URL`.
+    pub fn from_env(mut self) -> Self {
+        fn set(name: &str) -> bool {
+            std::env::var_os(name).is_some_and(|value| !value.is_empty())
+        }
+        if set(imggen_runblob::API_KEY_ENV) {
+            match imggen_runblob::Client::from_env() {
+                Ok(client) => self = self.runblob(client),
+                Err(err) => self.problems.push(err.to_string()),
+            }
+        }
+        if set(imggen_gptimg::API_KEY_ENV) {
+            match imggen_gptimg::Client::from_env() {
+                Ok(client) => self = self.gptimg(client),
+                Err(err) => self.problems.push(err.to_string()),
+            }
+        }
+        if set(imggen_runbase::API_KEY_ENV) {
+            match imggen_runbase::Client::from_env() {
+                Ok(client) => self = self.runbase(client),
+                Err(err) => self.problems.push(err.to_string()),
+            }
+        }
+        self
+    }
+
+    /// Strict planning: a setting a provider cannot honour is an error instead of a warning.
+    pub fn strict(mut self, strict: bool) -> Self {
+        self.strict = strict;
+        self
+    }
+
+    /// Whether `n` above a provider's per-task maximum may become several tasks, each
+    /// charged (default: no).
+    pub fn allow_extra_tasks(mut self, allow: bool) -> Self {
+        self.allow_extra_tasks = allow;
+        self
+    }
+
+    /// How many creates of one submission may be in flight at once (default 4).
+    pub fn max_concurrent_tasks(mut self, max: usize) -> Self {
+        self.max_concurrent_tasks = max;
+        self
+    }
+
+    /// A provider's poll schedule (default: [`PollSchedule::default_for`]).
+    pub fn poll_schedule(mut self, provider: ProviderId, schedule: PollSchedule) -> Self {
+        self.schedules.insert(provider, schedule);
+        self
+    }
+
+    /// A provider's per-key request budget, creates and polls together. Defaults: runbase's
+    /// documented 20 per 10 s; unlimited for runblob and gptimg (tightened after a 429). A
+    /// budget set here is paused by a 429 but never tightened.
+    pub fn budget(mut self, provider: ProviderId, limit: RateLimit) -> Self {
+        self.budgets.insert(provider, limit);
+        self
+    }
+
+    /// The price of one gptimg credit in dollars, to report totals in dollars.
+    pub fn credit_price(mut self, price: Usd) -> Self {
+        self.credit_price = Some(price);
+        self
+    }
+
+    /// How core sleeps (tests inject `imggen_http::time::ManualTime`).
+    pub fn sleeper(mut self, sleeper: Arc<dyn Sleeper>) -> Self {
+        self.sleeper = sleeper;
+        self
+    }
+
+    /// Which clock core reads.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The retry loop's limits.
+    pub fn retry(mut self, retry: RetryConfig) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Checks the configuration.
+    pub fn build(self) -> Result<Imggen, Error> {
+        if let Some(problem) = self.problems.first() {
+            return Err(Error::config(problem.clone()));
+        }
+        if self.providers.is_empty() {
+            return Err(Error::config(
+                "no provider configured: set RUNBLOB_API_KEY, GPTIMG_API_KEY or RUNBASE_API_KEY, or add a client with .runblob(..), .gptimg(..) or .runbase(..)",
+            ));
+        }
+        if self.max_concurrent_tasks == 0 {
+            return Err(Error::config("max_concurrent_tasks must be at least 1"));
+        }
+        for (provider, limit) in &self.budgets {
+            if limit.requests == 0 || limit.window.is_zero() {
+                return Err(Error::config(format!(
+                    "the {provider} budget {limit} allows nothing; give at least 1 request per window"
+                )));
+            }
+        }
+        for (provider, schedule) in &self.schedules {
+            if schedule.interval.is_zero() {
+                return Err(Error::config(format!(
+                    "the {provider} poll interval must be longer than zero"
+                )));
+            }
+        }
+        Ok(Imggen {
+            inner: Arc::new(Inner {
+                providers: self.providers,
+                strict: self.strict,
+                allow_extra_tasks: self.allow_extra_tasks,
+                max_concurrent_tasks: self.max_concurrent_tasks,
+                schedules: self.schedules,
+                budgets: self.budgets,
+                credit_price: self.credit_price,
+                sleeper: self.sleeper,
+                clock: self.clock,
+                retry: self.retry,
+                schedulers: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+}
+
+impl From<HandleError> for Error {
+    fn from(error: HandleError) -> Self {
+        Error::invalid(None, error.to_string(), None)
+    }
+}
+
+pub(crate) fn duration_since(now: SystemTime, earlier: SystemTime) -> Duration {
+    now.duration_since(earlier).unwrap_or(Duration::ZERO)
+}
+
+impl Imggen {
+    /// A builder.
+    pub fn builder() -> ImggenBuilder {
+        ImggenBuilder::default()
+    }
+
+    /// Every provider whose `*_API_KEY` is set, with the defaults.
+    pub fn from_env() -> Result<Imggen, Error> {
+        ImggenBuilder::default().from_env().build()
+    }
+
+    /// The configured providers, in order.
+    pub fn providers(&self) -> Vec<ProviderId> {
+        self.inner.providers.iter().map(|p| p.id()).collect()
+    }
+
+    /// The capabilities of the configured providers.
+    pub fn capabilities(&self) -> Vec<ProviderCapabilities> {
+        self.providers().into_iter().map(capabilities::of).collect()
+    }
+
+    /// The configured price of a gptimg credit.
+    pub fn credit_price(&self) -> Option<Usd> {
+        self.inner.credit_price
+    }
+
+    /// Plans `request` for `provider` with the configured strictness: the tasks it takes,
+    /// what is dropped, what it should cost. Nothing is sent.
+    pub fn plan(&self, request: &GenerationRequest, provider: ProviderId) -> Result<Plan, Error> {
+        let _span = tracing::info_span!("imggen.plan", %provider).entered();
+        let plan = plan::plan(
+            request,
+            provider,
+            PlanOptions {
+                strict: self.inner.strict,
+                allow_extra_tasks: self.inner.allow_extra_tasks,
+            },
+        )?;
+        for warning in &plan.warnings {
+            tracing::info!(%warning, "plan warning");
+        }
+        Ok(plan)
+    }
+
+    pub(crate) fn provider(&self, id: ProviderId) -> Result<Arc<dyn Provider>, Error> {
+        self.inner
+            .providers
+            .iter()
+            .find(|provider| provider.id() == id)
+            .cloned()
+            .ok_or_else(|| {
+                Error::config(format!(
+                    "{id} is not configured: set {}_API_KEY or add a client with .{id}(..)",
+                    id.as_str().to_ascii_uppercase()
+                ))
+            })
+    }
+
+    pub(crate) fn schedule_of(&self, provider: ProviderId) -> PollSchedule {
+        self.inner
+            .schedules
+            .get(&provider)
+            .copied()
+            .unwrap_or(PollSchedule::default_for(provider))
+    }
+
+    /// The scheduler of a provider's key, started on first use.
+    pub(crate) fn scheduler(&self, provider: &Arc<dyn Provider>) -> Result<Scheduler, Error> {
+        let id = provider.id();
+        let label = provider.key_label();
+        let mut schedulers = self
+            .inner
+            .schedulers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let key = (id, label.clone());
+        if let Some(scheduler) = schedulers.get(&key)
+            && !scheduler.is_closed()
+        {
+            return Ok(scheduler.clone());
+        }
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::config("imggen must run inside a tokio runtime"));
+        }
+        let (limit, configured) = match self.inner.budgets.get(&id) {
+            Some(limit) => (Some(*limit), true),
+            None if id == ProviderId::Runbase => (Some(RateLimit::runbase()), false),
+            None => (None, false),
+        };
+        let scheduler = Scheduler::start(
+            format!("{id}:{label}"),
+            limit,
+            configured,
+            Arc::clone(&self.inner.sleeper),
+            Arc::clone(&self.inner.clock),
+        );
+        schedulers.insert(key, scheduler.clone());
+        Ok(scheduler)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn building_without_a_provider_says_how_to_add_one() {
+        let err = Imggen::builder().build().unwrap_err();
+        assert!(err.to_string().contains("RUNBLOB_API_KEY"), "{err}");
+    }
+
+    #[test]
+    fn the_clients_keys_never_reach_debug() {
+        let client = imggen_runbase::Client::builder()
+            .api_key("sk-very-secret-key-123")
+            .build()
+            .unwrap();
+        let imggen = Imggen::builder().runbase(client).build().unwrap();
+        let debug = format!("{imggen:?} {:?}", imggen.inner.providers);
+        assert!(!debug.contains("very-secret"), "{debug}");
+        assert_eq!(imggen.providers(), [ProviderId::Runbase]);
+    }
+}

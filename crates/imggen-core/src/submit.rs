@@ -1,0 +1,389 @@
+//! Submitting: plan, create each task once (retried only when the answer proves nothing was
+//! charged), hand each receipt over the moment it exists, and fall back only when a provider
+//! provably did not accept the task.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
+use tracing::Instrument as _;
+
+use crate::budget::{Grant, Priority, Scheduler};
+use crate::cost::Cost;
+use crate::error::{
+    self, CallError, CallErrorKind, CallOperation, CreateOutcomeUnknownError, Error,
+    ProviderAttempt, RefusedError,
+};
+use crate::handle::{self, JobHandle, RequestSummary};
+use crate::plan::{PlannedTask, Warning};
+use crate::policy::{self, Decision, Facts};
+use crate::provider::{Provider, ProviderId};
+use crate::request::GenerationRequest;
+use crate::{Imggen, wait};
+
+/// Called with each [`JobHandle`] the moment its task exists, before anything else can fail.
+pub type HandleCallback = Arc<dyn Fn(&JobHandle) + Send + Sync>;
+
+/// Where and how to submit.
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub struct SubmitOptions {
+    /// The providers to try, in order. Empty: the first provider configured. The next is
+    /// tried only when the previous one provably did not accept the task (402, 429 after the
+    /// retries, 503, a request it cannot serve) — never after a task was accepted, never when
+    /// a create's outcome is unknown.
+    pub providers: Vec<ProviderId>,
+    /// Called with each handle as soon as its task exists (persist it there).
+    pub on_handle: Option<HandleCallback>,
+}
+
+impl fmt::Debug for SubmitOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SubmitOptions")
+            .field("providers", &self.providers)
+            .field("on_handle", &self.on_handle.is_some())
+            .finish()
+    }
+}
+
+impl SubmitOptions {
+    /// Submit to one provider.
+    pub fn provider(provider: ProviderId) -> Self {
+        SubmitOptions {
+            providers: vec![provider],
+            on_handle: None,
+        }
+    }
+
+    /// Submit to the first of `providers` that accepts the task.
+    pub fn fallback(providers: impl IntoIterator<Item = ProviderId>) -> Self {
+        SubmitOptions {
+            providers: providers.into_iter().collect(),
+            on_handle: None,
+        }
+    }
+
+    /// Sets the handle callback.
+    pub fn on_handle(mut self, callback: impl Fn(&JobHandle) + Send + Sync + 'static) -> Self {
+        self.on_handle = Some(Arc::new(callback));
+        self
+    }
+}
+
+/// Which provider served a request, and why the ones before it did not.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct FallbackReport {
+    /// The provider that accepted the tasks.
+    pub served_by: ProviderId,
+    /// The providers tried before it, in order, each with the error that proves it did not
+    /// accept the task (nothing was charged by them).
+    pub skipped: Vec<ProviderAttempt>,
+}
+
+/// Tasks created (and paid for).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Submission {
+    /// The provider that accepted them.
+    pub provider: ProviderId,
+    /// One handle per task, in task order.
+    pub handles: Vec<JobHandle>,
+    /// Settings dropped or sent unchecked.
+    pub warnings: Vec<Warning>,
+    /// Why earlier providers of the fallback list did not serve it.
+    pub fallback: FallbackReport,
+}
+
+impl Submission {
+    /// What the creates charged, summed exactly (unknown charges count as zero; see each
+    /// handle's `cost`).
+    pub fn cost(&self) -> Cost {
+        self.handles.iter().filter_map(|handle| handle.cost).sum()
+    }
+}
+
+/// A failed create of one task.
+struct CreateFailure {
+    call: CallError,
+    decision: Decision,
+    attempted_at: SystemTime,
+}
+
+impl Imggen {
+    /// Plans the request and creates its tasks with the first provider that accepts them.
+    ///
+    /// - Each create is sent once, and retried only when the answer proves nothing was
+    ///   charged (the [`policy`]). A create, once sent, runs to its answer even if this future
+    ///   is dropped, and its handle still reaches [`SubmitOptions::on_handle`].
+    /// - A create whose answer was lost is [`Error::CreateOutcomeUnknown`]: not resubmitted,
+    ///   not sent to another provider.
+    /// - Several tasks (`n` above the per-task maximum, when allowed) are created at most
+    ///   [`max_concurrent_tasks`](crate::ImggenBuilder::max_concurrent_tasks) at a time; after a
+    ///   failure no new one starts, and the handles of those created are in the error.
+    pub async fn submit(
+        &self,
+        request: &GenerationRequest,
+        options: &SubmitOptions,
+    ) -> Result<Submission, Error> {
+        let mut order: Vec<ProviderId> = Vec::new();
+        for id in &options.providers {
+            if !order.contains(id) {
+                order.push(*id);
+            }
+        }
+        if order.is_empty() {
+            order.extend(self.providers().first().copied());
+        }
+        // Every provider of the list must be usable before anything is sent.
+        for id in &order {
+            self.provider(*id)?;
+        }
+        let mut skipped: Vec<ProviderAttempt> = Vec::new();
+        for id in order.iter().copied() {
+            let span = tracing::info_span!("imggen.submit", provider = %id);
+            match self.submit_to(id, request, options).instrument(span).await {
+                Ok((handles, warnings)) => {
+                    return Ok(Submission {
+                        provider: id,
+                        handles,
+                        warnings,
+                        fallback: FallbackReport {
+                            served_by: id,
+                            skipped,
+                        },
+                    });
+                }
+                Err(SubmitError::NotAccepted(error)) => {
+                    tracing::info!(provider = %id, error = %error, "not accepted; trying the next provider");
+                    skipped.push(ProviderAttempt {
+                        provider: id,
+                        error: *error,
+                    });
+                }
+                Err(SubmitError::Fatal(error)) => return Err(*error),
+            }
+        }
+        if skipped.len() == 1 {
+            // One provider: its own error says more than a list of one.
+            return Err(skipped.remove(0).error);
+        }
+        Err(Error::AllProvidersFailed(Box::new(
+            error::AllProvidersFailedError { attempts: skipped },
+        )))
+    }
+
+    async fn submit_to(
+        &self,
+        id: ProviderId,
+        request: &GenerationRequest,
+        options: &SubmitOptions,
+    ) -> Result<(Vec<JobHandle>, Vec<Warning>), SubmitError> {
+        let plan = match self.plan(request, id) {
+            Ok(plan) => plan,
+            Err(error @ Error::Plan(_)) => return Err(SubmitError::NotAccepted(Box::new(error))),
+            Err(error) => return Err(SubmitError::Fatal(Box::new(error))),
+        };
+        let provider = self.provider(id).map_err(SubmitError::fatal)?;
+        let scheduler = self.scheduler(&provider).map_err(SubmitError::fatal)?;
+        let mut tasks = plan.tasks;
+        if let Some(first) = tasks.first() {
+            // Files are read and bytes encoded once, before the first create: a missing file
+            // fails the whole submission before a byte is sent, whatever the provider.
+            let references = provider.prepare(&first.references).await.map_err(|call| {
+                SubmitError::fatal(Error::invalid(Some(id), call.to_string(), Some(call)))
+            })?;
+            for task in &mut tasks {
+                task.references = references.clone();
+            }
+        }
+        let summary = RequestSummary::of(request);
+        let mut running = FuturesUnordered::new();
+        let mut next = 0;
+        let mut accepted: Vec<(usize, JobHandle)> = Vec::new();
+        let mut failure: Option<CreateFailure> = None;
+        loop {
+            while failure.is_none()
+                && running.len() < self.inner.max_concurrent_tasks
+                && next < tasks.len()
+            {
+                let job = CreateJob {
+                    imggen: self.clone(),
+                    provider: Arc::clone(&provider),
+                    scheduler: scheduler.clone(),
+                    task: tasks[next].clone(),
+                    summary: summary.clone(),
+                    on_handle: options.on_handle.clone(),
+                };
+                let index = next;
+                // Spawned: a create that was sent always runs to its answer, and its handle
+                // reaches `on_handle`, even if the caller stops waiting for this submission.
+                let handle = tokio::spawn(job.run().in_current_span());
+                running.push(async move { (index, handle.await) });
+                next += 1;
+            }
+            let Some((index, joined)) = running.next().await else {
+                break;
+            };
+            match joined {
+                Ok(Ok(handle)) => accepted.push((index, handle)),
+                Ok(Err(create_failure)) => {
+                    // An unknown outcome outranks a refusal: it is the one that may cost money.
+                    let worse = failure
+                        .as_ref()
+                        .is_none_or(|current| !current.call.may_have_been_charged);
+                    if worse {
+                        failure = Some(create_failure);
+                    }
+                }
+                Err(join_error) => {
+                    return Err(SubmitError::fatal(Error::config(format!(
+                        "a create task stopped: {join_error}"
+                    ))));
+                }
+            }
+        }
+        accepted.sort_by_key(|(index, _)| *index);
+        let handles: Vec<JobHandle> = accepted.into_iter().map(|(_, handle)| handle).collect();
+        let Some(failure) = failure else {
+            return Ok((handles, plan.warnings));
+        };
+        if failure.call.may_have_been_charged {
+            return Err(SubmitError::fatal(Error::CreateOutcomeUnknown(Box::new(
+                CreateOutcomeUnknownError {
+                    call: failure.call,
+                    attempted_at: handle::format_time(failure.attempted_at),
+                    summary,
+                    accepted: handles,
+                },
+            ))));
+        }
+        let fall_back = handles.is_empty() && failure.decision == Decision::FallBack;
+        let error = Error::Refused(Box::new(RefusedError {
+            call: failure.call,
+            accepted: handles,
+        }));
+        if fall_back {
+            Err(SubmitError::NotAccepted(Box::new(error)))
+        } else {
+            Err(SubmitError::fatal(error))
+        }
+    }
+}
+
+enum SubmitError {
+    /// The provider provably did not accept the task: the next one may be tried.
+    NotAccepted(Box<Error>),
+    /// Stop here.
+    Fatal(Box<Error>),
+}
+
+impl SubmitError {
+    fn fatal(error: Error) -> Self {
+        SubmitError::Fatal(Box::new(error))
+    }
+}
+
+/// One task's create, with its retries, run as its own tokio task.
+struct CreateJob {
+    imggen: Imggen,
+    provider: Arc<dyn Provider>,
+    scheduler: Scheduler,
+    task: PlannedTask,
+    summary: RequestSummary,
+    on_handle: Option<HandleCallback>,
+}
+
+impl CreateJob {
+    async fn run(self) -> Result<JobHandle, CreateFailure> {
+        let inner = &self.imggen.inner;
+        let id = self.provider.id();
+        let mut not_before = inner.clock.now();
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let permit = match self
+                .scheduler
+                .register(Priority::First, not_before, None)
+                .await
+            {
+                Grant::Go(permit) => permit,
+                Grant::Deadline | Grant::Closed => {
+                    // Nothing was sent.
+                    return Err(CreateFailure {
+                        call: CallError::new(id, CallOperation::Create, CallErrorKind::Config)
+                            .with_message(
+                                "the request scheduler stopped before the create was sent",
+                            ),
+                        decision: Decision::GiveUp,
+                        attempted_at: inner.clock.wall(),
+                    });
+                }
+            };
+            let attempted_at = inner.clock.wall();
+            let span = tracing::info_span!(
+                "imggen.create",
+                provider = %id,
+                attempt,
+                task_id = tracing::field::Empty,
+            );
+            let result = self
+                .provider
+                .create(&self.task)
+                .instrument(span.clone())
+                .await;
+            permit.finish(wait::outcome_of(&result));
+            match result {
+                Ok(created) => {
+                    span.record("task_id", created.task_id.as_str());
+                    let handle =
+                        JobHandle::created(id, created, attempted_at, &self.task, &self.summary);
+                    if let Some(callback) = &self.on_handle {
+                        // A panicking callback must not take the paid task's handle with it:
+                        // the handle is still returned.
+                        let called = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            callback(&handle)
+                        }));
+                        if called.is_err() {
+                            tracing::error!(
+                                provider = %id,
+                                task_id = %handle.task_id,
+                                "the on_handle callback panicked; the handle is still returned"
+                            );
+                        }
+                    }
+                    return Ok(handle);
+                }
+                Err(call) => {
+                    let decision = policy::decide(
+                        CallOperation::Create,
+                        &Facts::from(&call),
+                        attempt,
+                        &inner.retry,
+                    );
+                    match decision {
+                        Decision::Retry { after } => {
+                            tracing::info!(
+                                provider = %id,
+                                attempt,
+                                error = %call,
+                                "create refused without charge; retrying"
+                            );
+                            not_before =
+                                inner.clock.now() + policy::jitter_up(after, fastrand::f64());
+                        }
+                        decision => {
+                            return Err(CreateFailure {
+                                call,
+                                decision,
+                                attempted_at,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! A small receiver for runblob callbacks that a web app can mount (feature `webhook-server`).
+//!
+//! ```no_run
+//! # async fn run() -> std::io::Result<()> {
+//! use imggen_core::webhook::{WebhookHub, server};
+//!
+//! let hub = WebhookHub::new(); // subscribe waits to it: WaitOptions::events(hub.subscribe())
+//! let app = axum::Router::new().nest("/webhooks/runblob", server::router(hub.clone()));
+//! let listener = tokio::net::TcpListener::bind("0.0.0.0:8080").await?;
+//! axum::serve(listener, app).await
+//! # }
+//! ```
+//!
+//! What it answers, and why:
+//! - **200** for a runblob status object, new or a duplicate, at once: the event is handed to
+//!   waiting jobs, which confirm it with a status call of their own, after the answer. A slow
+//!   answer would make runblob retry (30 s timeout, 5 attempts).
+//! - **400** for a body that is not a status object: it is not a delivery imggen can use, and
+//!   a 2xx would tell a misconfigured sender that all is well. runblob's retries of it are
+//!   harmless.
+//! - **413** for a body over 64 KiB (a status object is a few hundred bytes).
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::routing::post;
+
+use super::WebhookHub;
+
+/// The largest callback body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// A router answering `POST /` with runblob callbacks; mount it where your `callback_url`
+/// points (`Router::nest`).
+pub fn router(hub: WebhookHub) -> Router {
+    Router::new()
+        .route("/", post(receive))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(hub)
+}
+
+async fn receive(State(hub): State<WebhookHub>, body: Bytes) -> (StatusCode, &'static str) {
+    match hub.receive_runblob(&body) {
+        Ok(true) => (StatusCode::OK, "accepted"),
+        Ok(false) => (StatusCode::OK, "duplicate ignored"),
+        Err(error) => {
+            tracing::warn!(error = %error, "webhook body is not a runblob status object");
+            (StatusCode::BAD_REQUEST, "not a runblob status object")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use futures_util::StreamExt as _;
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    fn post_body(body: impl Into<Body>) -> Request<Body> {
+        Request::post("/").body(body.into()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn accepts_status_objects_once_and_refuses_the_rest() {
+        let hub = WebhookHub::new();
+        let mut events = hub.subscribe();
+        let app = router(hub);
+        let body = r#"{"task_uuid":"t-1","status":"completed","result_image_url":"https://cdn.example/a.png"}"#;
+        let answer = app.clone().oneshot(post_body(body)).await.unwrap();
+        assert_eq!(answer.status(), StatusCode::OK);
+        let again = app.clone().oneshot(post_body(body)).await.unwrap();
+        assert_eq!(again.status(), StatusCode::OK);
+        assert_eq!(events.next().await.unwrap().task_id, "t-1");
+
+        let junk = app.clone().oneshot(post_body("hello")).await.unwrap();
+        assert_eq!(junk.status(), StatusCode::BAD_REQUEST);
+        let huge = app
+            .oneshot(post_body(vec![b' '; MAX_BODY_BYTES + 1]))
+            .await
+            .unwrap();
+        assert_eq!(huge.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+}
