@@ -98,6 +98,23 @@ impl PollSchedule {
         }
     }
 
+    /// Every delay multiplied by `factor` (jitter unchanged): the same schedule on another
+    /// time base, for benchmarks and emulators whose tasks run `factor` times as long.
+    /// A factor that is not finite and positive leaves the schedule as it is.
+    pub fn scaled(self, factor: f64) -> Self {
+        if !(factor.is_finite() && factor > 0.0) {
+            return self;
+        }
+        let scale = |duration: Duration| duration.mul_f64(factor);
+        PollSchedule {
+            first_poll_after: scale(self.first_poll_after),
+            interval: scale(self.interval),
+            slow_after: scale(self.slow_after),
+            max_interval: scale(self.max_interval),
+            jitter: self.jitter,
+        }
+    }
+
     /// Sets the jitter fraction (0 for none).
     pub fn with_jitter(mut self, jitter: f64) -> Self {
         self.jitter = jitter.clamp(0.0, 0.5);
@@ -495,6 +512,16 @@ mod tests {
     use super::*;
 
     const S: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn a_scaled_schedule_keeps_its_shape_on_another_time_base() {
+        let scaled = PollSchedule::runblob().scaled(0.01);
+        assert_eq!(scaled.first_poll_after, Duration::from_millis(600));
+        assert_eq!(scaled.interval, Duration::from_millis(100));
+        assert_eq!(scaled.max_interval, Duration::from_millis(600));
+        assert_eq!(scaled.jitter, PollSchedule::runblob().jitter);
+        assert_eq!(PollSchedule::runblob().scaled(-1.0), PollSchedule::runblob());
+    }
 
     #[test]
     fn no_poll_before_the_task_could_be_done_then_tighter_then_slower() {
