@@ -1,7 +1,8 @@
 //! `cargo xtask schema [--check]`: the JSON Schemas of every wire type, under `schemas/`.
 //!
-//! Generated from the Rust types (imggen-types with `json-schema`), pinned to draft 2020-12,
-//! written with sorted keys so a regeneration only changes what the types changed.
+//! Generated from the Rust types (imggen-types and imggen-cli with `json-schema`), pinned to
+//! draft 2020-12, written with sorted keys so a regeneration only changes what the types
+//! changed.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -17,7 +18,7 @@ pub const GENERATED_BY: &str =
 
 /// One schema file: `schemas/<dir>/<name>.schema.json`.
 pub struct SchemaFile {
-    /// `runblob`, `gptimg`, `runbase`.
+    /// `runblob`, `gptimg`, `runbase`, `cli`.
     pub dir: &'static str,
     /// The type's wire name, e.g. `TaskResponse`.
     pub name: &'static str,
@@ -73,6 +74,7 @@ pub fn all() -> Vec<SchemaFile> {
         schema_for::<runbase::GptImage2Input>("runbase", "GptImage2Input"),
         schema_for::<runbase::Run>("runbase", "Run"),
         schema_for::<runbase::ErrorBody>("runbase", "ErrorBody"),
+        schema_for::<imggen_cli::GenerateOutput>("cli", "GenerateOutput"),
     ]
 }
 

@@ -520,7 +520,10 @@ mod tests {
         assert_eq!(scaled.interval, Duration::from_millis(100));
         assert_eq!(scaled.max_interval, Duration::from_millis(600));
         assert_eq!(scaled.jitter, PollSchedule::runblob().jitter);
-        assert_eq!(PollSchedule::runblob().scaled(-1.0), PollSchedule::runblob());
+        assert_eq!(
+            PollSchedule::runblob().scaled(-1.0),
+            PollSchedule::runblob()
+        );
     }
 
     #[test]
