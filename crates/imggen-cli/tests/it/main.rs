@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use assert_cmd::Command;
-use imggen_mock::{Fault, FaultKind, MockConfig, MockServer, Profile};
+use imggen_mock::{MockConfig, MockServer, Profile};
 use serde_json::Value;
 
 /// The key every test hands the binary (runbase wants `sk-`).
@@ -82,22 +82,9 @@ impl Env {
         self.dir.path().join("imggen-out")
     }
 
-    /// Counts every provider request that reaches the emulator from now on (a fault that
-    /// delays nothing). Arm it last: the first matching fault wins.
-    pub fn count_requests(&self) -> u64 {
-        self.server
-            .add_fault(Fault::new(FaultKind::Latency { ms: 0 }).always())
-            .expect("a valid fault")
-    }
-
-    /// Requests the counter armed by [`count_requests`](Self::count_requests) has seen.
-    pub fn requests(&self, counter: u64) -> u64 {
-        self.server
-            .faults()
-            .into_iter()
-            .find(|fault| fault.id == counter)
-            .map(|fault| fault.hits)
-            .expect("the counter is armed")
+    /// How many requests reached the emulator's provider endpoints and files so far.
+    pub fn requests(&self) -> u64 {
+        self.server.requests().total
     }
 }
 

@@ -6,10 +6,9 @@ use crate::{Env, assert_code, instant, json_output, stderr};
 /// Runs `args`, expects exit 2 with nothing sent, and returns stderr.
 async fn refused_before_sending(args: &[&str]) -> String {
     let env = Env::start(instant()).await;
-    let counter = env.count_requests();
     let output = env.run(args).await;
     assert_code(&output, 2);
-    assert_eq!(env.requests(counter), 0, "no request reached the emulator");
+    assert_eq!(env.requests(), 0, "no request reached the emulator");
     assert!(env.server.ledger().is_empty(), "nothing was charged");
     assert!(env.server.tasks().is_empty(), "no task exists");
     assert!(!env.out_dir().exists(), "nothing was written");
@@ -83,7 +82,6 @@ async fn a_missing_reference_file_is_named_before_anything_is_sent() {
 async fn a_local_reference_for_gptimg_says_it_takes_only_https_urls() {
     let env = Env::start(instant()).await;
     std::fs::write(env.dir.path().join("style.png"), b"not sent").unwrap();
-    let counter = env.count_requests();
     let output = env
         .run(&[
             "generate",
@@ -96,7 +94,7 @@ async fn a_local_reference_for_gptimg_says_it_takes_only_https_urls() {
         ])
         .await;
     assert_code(&output, 2);
-    assert_eq!(env.requests(counter), 0);
+    assert_eq!(env.requests(), 0);
     assert!(env.server.ledger().is_empty());
     let json = json_output(&output);
     let error = &json["error"];
@@ -150,7 +148,6 @@ async fn strict_refuses_a_model_whose_price_is_unknown() {
 async fn the_request_counter_counts_what_a_valid_run_sends() {
     // The control for every test above: a counter that saw nothing would prove nothing.
     let env = Env::start(instant()).await;
-    let counter = env.count_requests();
     let output = env
         .run(&[
             "generate",
@@ -163,8 +160,8 @@ async fn the_request_counter_counts_what_a_valid_run_sends() {
         .await;
     assert_code(&output, 0);
     assert!(
-        env.requests(counter) >= 3,
+        env.requests() >= 3,
         "a create, a status and a download: {}",
-        env.requests(counter)
+        env.requests()
     );
 }
