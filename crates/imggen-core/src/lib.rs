@@ -53,6 +53,10 @@
 //!   [request budget](budget), with a deadline and cancellation; webhooks shorten it.
 //! - **Collect** ([`Imggen::download`]): safe downloads, types sniffed from bytes, atomic
 //!   files.
+//! - **Batch** (`batch`, feature `batch`): many requests with bounded concurrency and a
+//!   SQLite journal written before and after every paid step; running the batch again resumes
+//!   it, and a create whose answer was lost is settled through the provider's task list
+//!   ([`Imggen::find_lost_tasks`]) where there is one.
 
 /// The README's examples, compiled as doc tests so they cannot drift.
 #[cfg(doctest)]
@@ -60,6 +64,8 @@
 struct ReadmeExamples;
 
 pub mod adapters;
+#[cfg(feature = "batch")]
+pub mod batch;
 pub mod budget;
 pub mod capabilities;
 pub mod cost;
@@ -70,6 +76,7 @@ pub mod handle;
 pub mod plan;
 pub mod policy;
 pub mod provider;
+pub mod reconcile;
 pub mod request;
 pub mod status;
 mod submit;
@@ -93,7 +100,8 @@ pub use generate::{GenerateOptions, Generation};
 pub use handle::{HandleError, JobHandle, RequestSummary};
 pub use plan::{Plan, PlanError, PlanOptions, PlannedTask, Warning};
 pub use policy::RetryConfig;
-pub use provider::{Created, Provider, ProviderId};
+pub use provider::{Created, Provider, ProviderId, RecentTask};
+pub use reconcile::{LostTaskSearch, LostTasks};
 pub use request::{GenerationRequest, OptionError, ProviderOptions, Reference};
 pub use status::{ImageRef, JobState, JobStatus, ProviderObject};
 pub use submit::{FallbackReport, HandleCallback, Submission, SubmitOptions};

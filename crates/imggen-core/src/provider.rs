@@ -8,7 +8,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::cost::Cost;
-use crate::error::CallError;
+use crate::error::{CallError, CallErrorKind, CallOperation};
 use crate::plan::PlannedTask;
 use crate::request::Reference;
 use crate::status::JobStatus;
@@ -92,6 +92,30 @@ impl Created {
     }
 }
 
+/// One entry of a provider's own list of the key's recent tasks (runblob's
+/// `GET /v1/chatgpt-images/generations`): what [`Provider::recent_tasks`] returns, newest first.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct RecentTask {
+    /// The provider's task id.
+    pub task_id: String,
+    /// The prompt the task was created with, when the list says.
+    pub prompt: Option<String>,
+    /// Where the task is.
+    pub status: JobStatus,
+}
+
+impl RecentTask {
+    /// An entry of the list.
+    pub fn new(task_id: impl Into<String>, prompt: Option<String>, status: JobStatus) -> Self {
+        RecentTask {
+            task_id: task_id.into(),
+            prompt,
+            status,
+        }
+    }
+}
+
 /// Limits for one download.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DownloadLimits {
@@ -141,6 +165,35 @@ pub trait Provider: Send + Sync + fmt::Debug + 'static {
         url: &'a str,
         limits: DownloadLimits,
     ) -> BoxFuture<'a, Result<Downloaded, CallError>>;
+
+    /// Whether the provider keeps a list of the key's recent tasks that
+    /// [`recent_tasks`](Self::recent_tasks) reads: what lets a create whose answer was lost be
+    /// found, or proved never to have arrived. runblob has one; gptimg and runbase do not (the
+    /// default).
+    fn lists_recent_tasks(&self) -> bool {
+        false
+    }
+
+    /// One page of the key's recent tasks, **newest first**: `limit` entries after skipping
+    /// `offset`. A provider may return fewer than `limit` (its own cap); an empty page is the
+    /// end of the list. Only called when [`lists_recent_tasks`](Self::lists_recent_tasks) is
+    /// true; the default answers that the provider keeps no such list.
+    fn recent_tasks(
+        &self,
+        offset: u32,
+        limit: u32,
+    ) -> BoxFuture<'_, Result<Vec<RecentTask>, CallError>> {
+        let _ = (offset, limit);
+        Box::pin(std::future::ready(Err(CallError::new(
+            self.id(),
+            CallOperation::Status,
+            CallErrorKind::Config,
+        )
+        .with_message(format!(
+            "{} keeps no list of recent tasks imggen can read",
+            self.id()
+        )))))
+    }
 }
 
 #[cfg(test)]

@@ -2,13 +2,15 @@
 //! prices, webhooks.
 
 use imggen_http::{ApiClient as _, DownloadOptions, RetryPolicy};
-use imggen_runblob::{Client, ImageSource};
+use imggen_runblob::{Client, ImageSource, ListGenerationsQuery};
 use imggen_types::runblob::{self, GenerateRequest, TaskUuid};
 
 use crate::cost::Cost;
 use crate::error::{CallError, CallOperation};
 use crate::plan::PlannedTask;
-use crate::provider::{BoxFuture, Created, DownloadLimits, Downloaded, Provider, ProviderId};
+use crate::provider::{
+    BoxFuture, Created, DownloadLimits, Downloaded, Provider, ProviderId, RecentTask,
+};
 use crate::request::Reference;
 use crate::status::JobStatus;
 
@@ -146,6 +148,37 @@ impl Provider for RunblobProvider {
                 .download_with(url, options)
                 .await
                 .map_err(|err| error(CallOperation::Download, err))
+        })
+    }
+
+    fn lists_recent_tasks(&self) -> bool {
+        true
+    }
+
+    /// `GET /v1/chatgpt-images/generations?limit=&offset=`: this key's tasks, newest first.
+    fn recent_tasks(
+        &self,
+        offset: u32,
+        limit: u32,
+    ) -> BoxFuture<'_, Result<Vec<RecentTask>, CallError>> {
+        Box::pin(async move {
+            let query = ListGenerationsQuery {
+                limit: Some(limit),
+                offset: Some(offset),
+            };
+            let generations = self
+                .client
+                .list_generations(query)
+                .await
+                .map_err(|err| error(CallOperation::Status, err))?;
+            Ok(generations
+                .into_iter()
+                .map(|generation| {
+                    let task_id = generation.task_uuid.as_str().to_owned();
+                    let prompt = generation.prompt.clone();
+                    RecentTask::new(task_id, prompt, JobStatus::from_runblob(generation))
+                })
+                .collect())
         })
     }
 }

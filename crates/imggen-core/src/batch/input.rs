@@ -1,0 +1,937 @@
+//! Reading a batch file: one request per line, as JSON, with the same fields as a single
+//! generation, merged over defaults the caller gives (the CLI's flags).
+//!
+//! ```text
+//! {"id": "hero", "prompt": "A lighthouse at dusk", "aspect_ratio": "16:9"}
+//! {"prompt": "A ceramic lamp", "provider": "runbase", "options": {"resolution": "2K"}}
+//! {"prompt": "Two variants", "n": 2, "refs": ["https://example.com/style.jpg"]}
+//! ```
+//!
+//! | field | JSON | meaning |
+//! |---|---|---|
+//! | `id` | string or integer | the request's name in the journal and `results.jsonl`; default: the line number |
+//! | `prompt` | string, required | what to draw |
+//! | `provider` | `"runblob"`, `"gptimg"`, `"runbase"` | the provider; default: the caller's |
+//! | `fallback` | list or comma-separated string of providers | tried in order after `provider` |
+//! | `model`, `quality`, `webhook` | string | as for one generation |
+//! | `aspect_ratio` | `"16:9"`, … | a ratio imggen knows |
+//! | `n` | integer ≥ 1 | images wanted |
+//! | `refs` (or `references`) | list of strings (URL, `data:` URI or local file) or `{"url"}`/`{"file"}`/`{"bytes"}` objects | reference images |
+//! | `options` | `{"KEY": "VALUE"}` | provider settings, as `--option KEY=VALUE`: a key applies to every provider of the request's route, or to one when prefixed (`runbase.resolution`) |
+//!
+//! A field given on the line replaces the default (`options` are merged key by key; the line
+//! wins). `null` leaves the default. Blank lines are skipped but counted. Every problem of
+//! every line is reported at once, with its line number, before anything is sent; an unknown
+//! field is an error (a typo must not silently become a default), and so is an id used twice.
+//! Local reference files are read relative to the current directory, as for one generation.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::Path;
+
+use imggen_types::AspectRatio;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::provider::ProviderId;
+use crate::request::{GenerationRequest, Reference};
+
+/// The fields a line may have.
+pub const FIELDS: &[&str] = &[
+    "id",
+    "prompt",
+    "provider",
+    "fallback",
+    "model",
+    "aspect_ratio",
+    "n",
+    "quality",
+    "refs",
+    "references",
+    "options",
+    "webhook",
+];
+
+/// The longest id accepted, in characters.
+pub const MAX_ID_CHARS: usize = 200;
+
+/// What every line starts from: the caller's options (the CLI's `--provider`, `--model`, …).
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct RequestDefaults {
+    /// The provider.
+    pub provider: Option<ProviderId>,
+    /// Providers tried in order after `provider`.
+    pub fallback: Vec<ProviderId>,
+    /// The model.
+    pub model: Option<String>,
+    /// The aspect ratio.
+    pub aspect_ratio: Option<AspectRatio>,
+    /// Images per request (default 1).
+    pub n: Option<u32>,
+    /// The quality.
+    pub quality: Option<String>,
+    /// Reference images.
+    pub references: Vec<Reference>,
+    /// Provider settings as `(KEY, VALUE)`, a key optionally prefixed with its provider
+    /// (`runbase.resolution`). A prefixed key for a provider a line does not use is ignored
+    /// for that line.
+    pub options: Vec<(String, String)>,
+    /// The webhook URL.
+    pub webhook: Option<String>,
+}
+
+impl RequestDefaults {
+    /// No defaults: every line stands alone.
+    pub fn new() -> Self {
+        RequestDefaults::default()
+    }
+
+    /// Sets the provider.
+    pub fn provider(mut self, provider: ProviderId) -> Self {
+        self.provider = Some(provider);
+        self
+    }
+
+    /// Sets the fallback providers.
+    pub fn fallback(mut self, providers: impl IntoIterator<Item = ProviderId>) -> Self {
+        self.fallback = providers.into_iter().collect();
+        self
+    }
+
+    /// Sets the model.
+    pub fn model(mut self, model: impl Into<String>) -> Self {
+        self.model = Some(model.into());
+        self
+    }
+
+    /// Sets the aspect ratio.
+    pub fn aspect_ratio(mut self, ratio: AspectRatio) -> Self {
+        self.aspect_ratio = Some(ratio);
+        self
+    }
+
+    /// Sets the images per request.
+    pub fn n(mut self, n: u32) -> Self {
+        self.n = Some(n);
+        self
+    }
+
+    /// Sets the quality.
+    pub fn quality(mut self, quality: impl Into<String>) -> Self {
+        self.quality = Some(quality.into());
+        self
+    }
+
+    /// Adds a reference image.
+    pub fn reference(mut self, reference: Reference) -> Self {
+        self.references.push(reference);
+        self
+    }
+
+    /// Adds a provider setting.
+    pub fn option(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.options.push((key.into(), value.into()));
+        self
+    }
+
+    /// Sets the webhook URL.
+    pub fn webhook(mut self, url: impl Into<String>) -> Self {
+        self.webhook = Some(url.into());
+        self
+    }
+}
+
+/// One request of a batch, ready to run.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct BatchRequest {
+    /// Its name in the journal and `results.jsonl`.
+    pub id: String,
+    /// Its line in the batch file, from 1.
+    pub line: usize,
+    /// What to generate.
+    pub request: GenerationRequest,
+    /// The providers to try, in order (empty: the first configured).
+    pub providers: Vec<ProviderId>,
+}
+
+impl BatchRequest {
+    /// A request built in code rather than read from a file.
+    pub fn new(
+        id: impl Into<String>,
+        line: usize,
+        request: GenerationRequest,
+        providers: Vec<ProviderId>,
+    ) -> Self {
+        BatchRequest {
+            id: id.into(),
+            line,
+            request,
+            providers,
+        }
+    }
+
+    /// The fingerprint of what it asks for (see [`fingerprint`]).
+    pub fn fingerprint(&self) -> String {
+        fingerprint(&self.request)
+    }
+}
+
+/// A line that cannot be run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("line {line}{}: {problem}", id_part(id.as_deref(), *line))]
+#[non_exhaustive]
+pub struct LineError {
+    /// The line, from 1.
+    pub line: usize,
+    /// The request's id, when the line was a JSON object (its `id`, or the line number).
+    pub id: Option<String>,
+    /// What is wrong, naming the field, the value and what is allowed.
+    pub problem: String,
+}
+
+fn id_part(id: Option<&str>, line: usize) -> String {
+    match id {
+        Some(id) if id != line.to_string() => format!(" (id {id:?})"),
+        _ => String::new(),
+    }
+}
+
+impl LineError {
+    /// A problem with a line.
+    pub fn new(line: usize, id: Option<String>, problem: impl Into<String>) -> Self {
+        LineError {
+            line,
+            id,
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Every invalid line of a batch, in line order.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub struct InputErrors {
+    /// The lines.
+    pub lines: Vec<LineError>,
+}
+
+impl fmt::Display for InputErrors {
+    /// `2 invalid lines; nothing was sent:` then one line each.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count = self.lines.len();
+        write!(
+            f,
+            "{count} invalid line{}; nothing was sent",
+            if count == 1 { "" } else { "s" }
+        )?;
+        for line in &self.lines {
+            write!(f, "\n  {line}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A batch file, read: the requests that can run and the lines that cannot.
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct BatchInput {
+    /// The valid requests, in line order.
+    pub requests: Vec<BatchRequest>,
+    /// The invalid lines, in line order.
+    pub invalid: Vec<LineError>,
+}
+
+impl BatchInput {
+    /// Requests built in code; ids must be unique (a repeated id is an invalid line).
+    pub fn from_requests(requests: impl IntoIterator<Item = BatchRequest>) -> Self {
+        let mut input = BatchInput {
+            requests: requests.into_iter().collect(),
+            invalid: Vec::new(),
+        };
+        input.reject_duplicate_ids();
+        input
+    }
+
+    /// `Ok` when every line is valid; otherwise every invalid line.
+    pub fn check(&self) -> Result<(), InputErrors> {
+        if self.invalid.is_empty() {
+            Ok(())
+        } else {
+            Err(InputErrors {
+                lines: self.invalid.clone(),
+            })
+        }
+    }
+
+    /// Every use of an id used more than once becomes an invalid line.
+    fn reject_duplicate_ids(&mut self) {
+        let mut lines_of: HashMap<String, Vec<usize>> = HashMap::new();
+        for request in &self.requests {
+            lines_of
+                .entry(request.id.clone())
+                .or_default()
+                .push(request.line);
+        }
+        for error in &self.invalid {
+            if let Some(id) = &error.id {
+                // An invalid line still claims its id: two lines named "a" are a mistake
+                // whether or not the other one is valid.
+                lines_of.entry(id.clone()).or_default().push(error.line);
+            }
+        }
+        let mut kept = Vec::with_capacity(self.requests.len());
+        for request in std::mem::take(&mut self.requests) {
+            let lines = &lines_of[&request.id];
+            if lines.len() > 1 {
+                let others: Vec<String> = lines
+                    .iter()
+                    .filter(|&&line| line != request.line)
+                    .map(ToString::to_string)
+                    .collect();
+                self.invalid.push(LineError::new(
+                    request.line,
+                    Some(request.id.clone()),
+                    format!(
+                        "id {:?} is also used on line {}; ids must be unique",
+                        request.id,
+                        others.join(", ")
+                    ),
+                ));
+            } else {
+                kept.push(request);
+            }
+        }
+        self.requests = kept;
+        self.invalid.sort_by_key(|error| error.line);
+    }
+}
+
+/// Reads a batch file (see the [module docs](self)). Only reading the file can fail; problems
+/// with lines are in [`BatchInput::invalid`].
+pub fn read(path: &Path, defaults: &RequestDefaults) -> std::io::Result<BatchInput> {
+    let text = std::fs::read_to_string(path)?;
+    Ok(parse(&text, defaults))
+}
+
+/// Reads batch text (see the [module docs](self)).
+pub fn parse(text: &str, defaults: &RequestDefaults) -> BatchInput {
+    // Editors on some systems start UTF-8 files with a byte-order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut input = BatchInput::default();
+    for (index, raw) in text.lines().enumerate() {
+        let line = index + 1;
+        if raw.trim().is_empty() {
+            continue;
+        }
+        match parse_line(raw, line, defaults) {
+            Ok(request) => input.requests.push(request),
+            Err(error) => input.invalid.push(error),
+        }
+    }
+    input.reject_duplicate_ids();
+    input
+}
+
+/// A JSON value as a short quote for messages.
+fn quote(value: &Value) -> String {
+    let text = value.to_string();
+    let cut: String = text.chars().take(60).collect();
+    if cut.len() < text.len() {
+        format!("{cut}…")
+    } else {
+        cut
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn string_field(name: &str, value: &Value, problems: &mut Vec<String>) -> Option<String> {
+    match value {
+        Value::String(text) if !text.trim().is_empty() => Some(text.clone()),
+        Value::String(_) => {
+            problems.push(format!(
+                "{name} is empty; give a value or leave the field out"
+            ));
+            None
+        }
+        other => {
+            problems.push(format!(
+                "{name} must be a string, not {} ({})",
+                kind(other),
+                quote(other)
+            ));
+            None
+        }
+    }
+}
+
+fn provider_value(name: &str, value: &Value, problems: &mut Vec<String>) -> Option<ProviderId> {
+    let text = string_field(name, value, problems)?;
+    match text.parse::<ProviderId>() {
+        Ok(id) => Some(id),
+        Err(error) => {
+            problems.push(format!("{name}: {error}"));
+            None
+        }
+    }
+}
+
+fn id_of(object: &Map<String, Value>, line: usize) -> Result<String, String> {
+    match object.get("id") {
+        None | Some(Value::Null) => Ok(line.to_string()),
+        Some(Value::String(id)) => {
+            if id.trim().is_empty() {
+                Err(
+                    "id is empty; give a name or leave the field out (the line number is used)"
+                        .into(),
+                )
+            } else if id.chars().count() > MAX_ID_CHARS {
+                Err(format!("id is longer than {MAX_ID_CHARS} characters"))
+            } else if id.chars().any(char::is_control) {
+                Err(format!("id {id:?} holds a control character"))
+            } else {
+                Ok(id.clone())
+            }
+        }
+        Some(Value::Number(number)) if number.is_u64() => Ok(number.to_string()),
+        Some(other) => Err(format!(
+            "id must be a string or a whole number, not {} ({})",
+            kind(other),
+            quote(other)
+        )),
+    }
+}
+
+fn reference_of(index: usize, value: &Value, problems: &mut Vec<String>) -> Option<Reference> {
+    match value {
+        Value::String(text) if !text.trim().is_empty() => {
+            let lower = text.to_ascii_lowercase();
+            let url = ["https://", "http://", "data:"]
+                .iter()
+                .any(|scheme| lower.starts_with(scheme));
+            Some(if url {
+                Reference::url(text.clone())
+            } else {
+                Reference::file(text.clone())
+            })
+        }
+        Value::Object(_) => match serde_json::from_value::<Reference>(value.clone()) {
+            Ok(reference) => Some(reference),
+            Err(error) => {
+                problems.push(format!(
+                    "refs[{index}] {}: {error}; expected a URL, a file path, or {{\"url\"|\"file\"|\"bytes\": …}}",
+                    quote(value)
+                ));
+                None
+            }
+        },
+        other => {
+            problems.push(format!(
+                "refs[{index}] must be a URL, a file path or an object, not {} ({})",
+                kind(other),
+                quote(other)
+            ));
+            None
+        }
+    }
+}
+
+/// The text an option value is set from: strings as they are, other JSON as JSON (so
+/// `"input.seed": 42` stays a number).
+fn option_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(text) => Some(text.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+fn parse_line(
+    raw: &str,
+    line: usize,
+    defaults: &RequestDefaults,
+) -> Result<BatchRequest, LineError> {
+    let value: Value = serde_json::from_str(raw).map_err(|error| {
+        LineError::new(
+            line,
+            None,
+            format!(
+                "not valid JSON ({error}); each line is one object like {{\"prompt\": \"...\"}}"
+            ),
+        )
+    })?;
+    let Value::Object(object) = value else {
+        return Err(LineError::new(
+            line,
+            None,
+            format!(
+                "expected a JSON object like {{\"prompt\": \"...\"}}, not {}",
+                kind(&value)
+            ),
+        ));
+    };
+    let mut problems: Vec<String> = Vec::new();
+    let id = match id_of(&object, line) {
+        Ok(id) => Some(id),
+        Err(problem) => {
+            problems.push(problem);
+            None
+        }
+    };
+    let error =
+        |problems: Vec<String>, id: Option<String>| LineError::new(line, id, problems.join("; "));
+
+    let mut prompt: Option<String> = None;
+    let mut provider = defaults.provider;
+    let mut fallback = defaults.fallback.clone();
+    let mut model = defaults.model.clone();
+    let mut aspect_ratio = defaults.aspect_ratio.clone();
+    let mut n = defaults.n.unwrap_or(1);
+    let mut quality = defaults.quality.clone();
+    let mut references = defaults.references.clone();
+    let mut webhook = defaults.webhook.clone();
+    let mut line_options: BTreeMap<String, String> = BTreeMap::new();
+
+    if object.contains_key("refs") && object.contains_key("references") {
+        problems.push("give refs or references, not both".into());
+    }
+    // Unknown fields first (a typo often explains a missing field), then the known ones in
+    // a fixed order, whatever order the line has them in.
+    for name in object.keys() {
+        if !FIELDS.contains(&name.as_str()) {
+            problems.push(format!(
+                "unknown field {name:?}; the fields are {}",
+                FIELDS.join(", ")
+            ));
+        }
+    }
+    for (name, value) in FIELDS
+        .iter()
+        .filter_map(|name| Some((*name, object.get(*name)?)))
+    {
+        if value.is_null() {
+            continue;
+        }
+        match name {
+            "id" => {}
+            "prompt" => prompt = string_field("prompt", value, &mut problems),
+            "provider" => {
+                if let Some(id) = provider_value("provider", value, &mut problems) {
+                    provider = Some(id);
+                }
+            }
+            "fallback" => {
+                let names: Vec<Value> = match value {
+                    Value::Array(items) => items.clone(),
+                    Value::String(text) => text
+                        .split(',')
+                        .map(|name| Value::String(name.trim().to_owned()))
+                        .collect(),
+                    other => {
+                        problems.push(format!(
+                            "fallback must be a list of providers or a comma-separated string, not {} ({})",
+                            kind(other),
+                            quote(other)
+                        ));
+                        Vec::new()
+                    }
+                };
+                fallback = names
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, name)| {
+                        provider_value(&format!("fallback[{i}]"), name, &mut problems)
+                    })
+                    .collect();
+            }
+            "model" => model = string_field("model", value, &mut problems),
+            "quality" => quality = string_field("quality", value, &mut problems),
+            "webhook" => webhook = string_field("webhook", value, &mut problems),
+            "aspect_ratio" => {
+                if let Some(text) = string_field("aspect_ratio", value, &mut problems) {
+                    match text.trim().parse::<AspectRatio>() {
+                        Ok(ratio) => aspect_ratio = Some(ratio),
+                        // The error names the field, the value and the known values.
+                        Err(error) => problems.push(error.to_string()),
+                    }
+                }
+            }
+            "n" => match value.as_u64().and_then(|n| u32::try_from(n).ok()) {
+                Some(count) if count >= 1 => n = count,
+                _ => problems.push(format!(
+                    "n must be a whole number of images, at least 1, not {}",
+                    quote(value)
+                )),
+            },
+            "refs" | "references" => match value {
+                Value::Array(items) => {
+                    references = items
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, item)| reference_of(i, item, &mut problems))
+                        .collect();
+                }
+                other => problems.push(format!(
+                    "{name} must be a list, not {} ({})",
+                    kind(other),
+                    quote(other)
+                )),
+            },
+            "options" => match value {
+                Value::Object(options) => {
+                    for (key, value) in options {
+                        if let Some(text) = option_text(value) {
+                            line_options.insert(key.clone(), text);
+                        }
+                    }
+                }
+                other => problems.push(format!(
+                    "options must be an object like {{\"resolution\": \"2K\"}}, not {} ({})",
+                    kind(other),
+                    quote(other)
+                )),
+            },
+            _ => {}
+        }
+    }
+    let Some(prompt) = prompt else {
+        if !object.contains_key("prompt") || object.get("prompt").is_some_and(Value::is_null) {
+            problems.push("prompt is missing; every line needs {\"prompt\": \"...\"}".into());
+        }
+        return Err(error(problems, id));
+    };
+
+    let mut providers: Vec<ProviderId> = Vec::new();
+    for id in provider.into_iter().chain(fallback) {
+        if !providers.contains(&id) {
+            providers.push(id);
+        }
+    }
+
+    let mut request = GenerationRequest::new(prompt).n(n);
+    request.aspect_ratio = aspect_ratio;
+    request.model = model;
+    request.quality = quality;
+    request.references = references;
+    request.webhook = webhook;
+
+    // Defaults first, then the line's own keys, which win.
+    let mut options: Vec<(String, String, bool)> = defaults
+        .options
+        .iter()
+        .filter(|(key, _)| !line_options.contains_key(key))
+        .map(|(key, value)| (key.clone(), value.clone(), true))
+        .collect();
+    options.extend(
+        line_options
+            .into_iter()
+            .map(|(key, value)| (key, value, false)),
+    );
+    for (key, value, from_defaults) in options {
+        let label = if from_defaults {
+            format!("option {key:?} (a default)")
+        } else {
+            format!("options.{key}")
+        };
+        let scoped = key
+            .split_once('.')
+            .and_then(|(provider, rest)| Some((provider.parse::<ProviderId>().ok()?, rest)));
+        let targets: Vec<(ProviderId, &str)> = match scoped {
+            Some((provider, rest)) => {
+                if !providers.contains(&provider) {
+                    if !from_defaults {
+                        problems.push(format!(
+                            "{label} is for {provider}, which this request does not use ({})",
+                            route_text(&providers)
+                        ));
+                    }
+                    continue;
+                }
+                vec![(provider, rest)]
+            }
+            None => {
+                if providers.is_empty() {
+                    problems.push(format!(
+                        "{label} applies to every provider of the request, but none is named: set \"provider\" or prefix the key with one (e.g. runbase.{key})"
+                    ));
+                    continue;
+                }
+                providers.iter().map(|id| (*id, key.as_str())).collect()
+            }
+        };
+        for (provider, key) in targets {
+            if let Err(error) = request.options.set(provider, key, &value) {
+                problems.push(format!("{label}: {error}"));
+            }
+        }
+    }
+
+    if !problems.is_empty() {
+        return Err(error(problems, id));
+    }
+    let id = id.unwrap_or_else(|| line.to_string());
+    Ok(BatchRequest {
+        id,
+        line,
+        request,
+        providers,
+    })
+}
+
+fn route_text(providers: &[ProviderId]) -> String {
+    if providers.is_empty() {
+        "no provider named".into()
+    } else {
+        providers
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// A short, stable fingerprint of a request: 16 hex digits of FNV-1a over its JSON with
+/// object keys sorted. It tells a journal written for another batch file from this one; it
+/// is not a security measure.
+pub fn fingerprint(request: &GenerationRequest) -> String {
+    let value = serde_json::to_value(request).unwrap_or(Value::Null);
+    let mut canonical = String::new();
+    write_canonical(&value, &mut canonical);
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in canonical.as_bytes() {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                write_canonical(&map[key], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(input: &BatchInput) -> Vec<String> {
+        input.invalid.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn ids_default_to_the_line_number_and_defaults_fill_what_a_line_leaves_out() {
+        let defaults = RequestDefaults::new()
+            .provider(ProviderId::Runbase)
+            .aspect_ratio(AspectRatio::Square)
+            .option("resolution", "2K");
+        let text = "\u{feff}{\"prompt\": \"a lamp\"}\r\n\n{\"id\": 7, \"prompt\": \"a cat\", \"aspect_ratio\": \"16:9\", \"n\": 2, \"options\": {\"input.seed\": 42}}\n";
+        let input = parse(text, &defaults);
+        assert_eq!(input.invalid, []);
+        let [first, second] = &input.requests[..] else {
+            panic!("{input:?}")
+        };
+        assert_eq!((first.id.as_str(), first.line), ("1", 1));
+        assert_eq!(first.request.aspect_ratio, Some(AspectRatio::Square));
+        assert_eq!(first.providers, [ProviderId::Runbase]);
+        assert_eq!(
+            first.request.options.runbase.resolution.as_deref(),
+            Some("2K")
+        );
+        // Blank lines are skipped but counted.
+        assert_eq!((second.id.as_str(), second.line), ("7", 3));
+        assert_eq!(
+            second.request.aspect_ratio,
+            Some(AspectRatio::Landscape16x9)
+        );
+        assert_eq!(second.request.n, 2);
+        assert_eq!(
+            second.request.options.runbase.input["seed"],
+            serde_json::json!(42)
+        );
+    }
+
+    #[test]
+    fn every_bad_line_is_reported_with_its_number_and_what_is_allowed() {
+        let text = [
+            r#"{"prompt": "ok"}"#,
+            r#"{"prompt": "a", "promt": "typo"}"#,
+            r#"not json"#,
+            r#"["prompt"]"#,
+            r#"{"id": "x"}"#,
+            r#"{"prompt": "a", "aspect_ratio": "16x9"}"#,
+            r#"{"prompt": "a", "n": 0}"#,
+            r#"{"prompt": "a", "provider": "openai"}"#,
+            r#"{"prompt": "a", "provider": "runblob", "options": {"colour": "red"}}"#,
+            r#"{"prompt": "a", "provider": "runblob", "options": {"runbase.resolution": "2K"}}"#,
+            r#"{"prompt": "a", "refs": "https://x.example/a.png"}"#,
+            r#"{"prompt": "  "}"#,
+            r#"{"prompt": "a", "id": ""}"#,
+            r#"{"prompt": 3, "n": "two"}"#,
+        ]
+        .join("\n");
+        let input = parse(&text, &RequestDefaults::new());
+        assert_eq!(input.requests.len(), 1);
+        assert_eq!(
+            problems(&input),
+            [
+                r#"line 2: unknown field "promt"; the fields are id, prompt, provider, fallback, model, aspect_ratio, n, quality, refs, references, options, webhook"#,
+                "line 3: not valid JSON (expected ident at line 1 column 2); each line is one object like {\"prompt\": \"...\"}",
+                "line 4: expected a JSON object like {\"prompt\": \"...\"}, not a list",
+                "line 5 (id \"x\"): prompt is missing; every line needs {\"prompt\": \"...\"}",
+                "line 6: aspect ratio: \"16x9\" is not a known value; known values: 1:1, 4:3, 3:4, 3:2, 2:3, 16:9, 9:16, 5:4, 4:5, 2:1, 1:2, 21:9, 9:21",
+                "line 7: n must be a whole number of images, at least 1, not 0",
+                "line 8: provider: \"openai\" is not a provider; known providers: runblob, gptimg, runbase",
+                "line 9: options.colour: runblob option \"colour\": unknown key; allowed: model, quality, background",
+                "line 10: options.runbase.resolution is for runbase, which this request does not use (runblob)",
+                "line 11: refs must be a list, not a string (\"https://x.example/a.png\")",
+                "line 12: prompt is empty; give a value or leave the field out",
+                "line 13: id is empty; give a name or leave the field out (the line number is used)",
+                "line 14: prompt must be a string, not a number (3); n must be a whole number of images, at least 1, not \"two\"",
+            ]
+        );
+        let error = input.check().unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("13 invalid lines; nothing was sent\n  line 2:"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_repeated_id_invalidates_every_line_that_uses_it() {
+        let text = "{\"id\": \"a\", \"prompt\": \"x\"}\n{\"prompt\": \"y\"}\n{\"id\": \"a\", \"prompt\": \"z\"}\n{\"id\": \"2\", \"prompt\": \"w\"}";
+        let input = parse(text, &RequestDefaults::new());
+        assert_eq!(input.requests, []);
+        assert_eq!(
+            problems(&input),
+            [
+                "line 1 (id \"a\"): id \"a\" is also used on line 3; ids must be unique",
+                // Line 2's default id is its number, which line 4 names explicitly.
+                "line 2: id \"2\" is also used on line 4; ids must be unique",
+                "line 3 (id \"a\"): id \"a\" is also used on line 1; ids must be unique",
+                "line 4 (id \"2\"): id \"2\" is also used on line 2; ids must be unique",
+            ]
+        );
+    }
+
+    #[test]
+    fn references_and_fallbacks_read_like_the_command_line() {
+        let defaults = RequestDefaults::new()
+            .provider(ProviderId::Gptimg)
+            .reference(Reference::url("https://x.example/default.png"));
+        let text = r#"{"prompt": "a", "fallback": "runblob, runbase", "references": ["https://x.example/a.png", "sketch.png", {"bytes": "AQID"}], "options": {"runbase.resolution": "4K", "runblob.quality": "flare"}}
+{"prompt": "b"}"#;
+        let input = parse(text, &defaults);
+        assert_eq!(input.invalid, []);
+        let first = &input.requests[0];
+        assert_eq!(
+            first.providers,
+            [ProviderId::Gptimg, ProviderId::Runblob, ProviderId::Runbase]
+        );
+        assert_eq!(
+            first.request.references,
+            [
+                Reference::url("https://x.example/a.png"),
+                Reference::file("sketch.png"),
+                Reference::bytes(vec![1, 2, 3])
+            ]
+        );
+        assert_eq!(
+            first.request.options.runbase.resolution.as_deref(),
+            Some("4K")
+        );
+        assert_eq!(
+            first.request.options.runblob.quality.as_deref(),
+            Some("flare")
+        );
+        // A line without refs keeps the default ones.
+        assert_eq!(
+            input.requests[1].request.references,
+            [Reference::url("https://x.example/default.png")]
+        );
+    }
+
+    #[test]
+    fn an_unscoped_option_needs_a_provider() {
+        let input = parse(
+            r#"{"prompt": "a", "options": {"resolution": "2K"}}"#,
+            &RequestDefaults::new(),
+        );
+        assert_eq!(
+            problems(&input),
+            [
+                "line 1: options.resolution applies to every provider of the request, but none is named: set \"provider\" or prefix the key with one (e.g. runbase.resolution)"
+            ]
+        );
+        // A default scoped to a provider the line does not use is simply not applied.
+        let defaults = RequestDefaults::new()
+            .provider(ProviderId::Runblob)
+            .option("runbase.resolution", "2K");
+        let input = parse(r#"{"prompt": "a"}"#, &defaults);
+        assert_eq!(input.invalid, []);
+        assert!(input.requests[0].request.options.is_empty());
+    }
+
+    #[test]
+    fn the_fingerprint_follows_the_request_not_key_order() {
+        let a = parse(
+            r#"{"prompt": "a", "provider": "runbase", "options": {"input.x": 1, "input.y": 2}}"#,
+            &RequestDefaults::new(),
+        );
+        let b = parse(
+            r#"{"options": {"input.y": 2, "input.x": 1}, "provider": "runbase", "prompt": "a"}"#,
+            &RequestDefaults::new(),
+        );
+        let c = parse(
+            r#"{"prompt": "b", "provider": "runbase"}"#,
+            &RequestDefaults::new(),
+        );
+        let fingerprint_a = a.requests[0].fingerprint();
+        assert_eq!(fingerprint_a.len(), 16);
+        assert_eq!(fingerprint_a, b.requests[0].fingerprint());
+        assert_ne!(fingerprint_a, c.requests[0].fingerprint());
+        // The route is not part of it: switching provider keeps the journal usable.
+        let d = parse(
+            r#"{"prompt": "b", "provider": "runblob"}"#,
+            &RequestDefaults::new(),
+        );
+        assert_eq!(c.requests[0].fingerprint(), d.requests[0].fingerprint());
+    }
+}
