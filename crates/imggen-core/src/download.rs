@@ -290,6 +290,18 @@ impl Imggen {
         let Some(info) = media::sniff(&bytes) else {
             return Err(failed(describe_non_image(&bytes), None));
         };
+        if !media::is_complete(info.format, &bytes) {
+            // The header sniffed fine but the file stops short: saving it would report a
+            // broken image as a success.
+            return Err(failed(
+                format!(
+                    "the {} is cut short ({} bytes): download it again",
+                    info.format,
+                    bytes.len()
+                ),
+                None,
+            ));
+        }
         let data = match &options.output {
             Output::Memory => ImageData::Bytes(bytes.clone()),
             Output::Directory(dir) => {

@@ -452,7 +452,20 @@ impl Error {
             )),
             Error::AllProvidersFailed(_) => None,
             Error::Status(e) => e.call.advice.or(Some(RESUME)),
-            Error::TaskFailed(_) => None,
+            Error::TaskFailed(e) => {
+                let code = e
+                    .code
+                    .as_deref()
+                    .map(imggen_types::runblob::FailureCode::from_wire);
+                let documented = match e.handle.provider {
+                    // Only runblob documents its failure codes.
+                    ProviderId::Runblob => code.as_ref().and_then(|code| code.advice()),
+                    _ => None,
+                };
+                documented.or(Some(
+                    "the provider ran the task and it failed (failed tasks are refunded): change the prompt or references, then submit again",
+                ))
+            }
             Error::DeadlineExceeded(_) | Error::Cancelled(_) => Some(RESUME),
             Error::Download(e) => e.call.as_ref().and_then(|call| call.advice).or(Some(
                 "the images are paid for: download them again from the handle",
@@ -609,7 +622,7 @@ fn failure_words(code: Option<&str>, message: Option<&str>) -> String {
 
 /// A wait that reached its deadline.
 #[derive(Debug, thiserror::Error)]
-#[error("{} task {} did not finish within {}s (last status: {}); it is still paid for: resume it from its handle", handle.provider, handle.task_id, waited.as_secs(), last_state.as_ref().map_or("not read", |s| s.name()))]
+#[error("{} task {} did not finish within {}s (last status: {}); it is still paid for: resume it from its handle", handle.provider, handle.task_id, seconds(*waited), last_state.as_ref().map_or("not read", |s| s.name()))]
 pub struct DeadlineExceededError {
     /// The task, to resume.
     pub handle: JobHandle,
@@ -645,6 +658,15 @@ pub struct DownloadError {
     pub call: Option<CallError>,
     /// The other tasks of the same generation.
     pub siblings: Vec<JobHandle>,
+}
+
+/// Seconds for a message: whole when whole (`30`), else one decimal (`0.4`).
+fn seconds(duration: Duration) -> String {
+    if duration.subsec_millis() == 0 {
+        duration.as_secs().to_string()
+    } else {
+        format!("{:.1}", duration.as_secs_f64())
+    }
 }
 
 #[cfg(test)]

@@ -93,6 +93,30 @@ pub fn sniff(bytes: &[u8]) -> Option<ImageInfo> {
     })
 }
 
+/// Whether `bytes` hold a whole image of `format` rather than its first part: a PNG ends with
+/// its `IEND` chunk, a JPEG with its end-of-image marker, a GIF with its trailer, a WebP is as
+/// long as its RIFF header says. A download cut short passes [`sniff`] (the header is there)
+/// but not this.
+pub fn is_complete(format: ImageFormat, bytes: &[u8]) -> bool {
+    const PNG_IEND: &[u8] = &[0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xae, 0x42, 0x60, 0x82];
+    match format {
+        ImageFormat::Png => bytes.ends_with(PNG_IEND),
+        // Some encoders pad after the marker; padding is zeros.
+        ImageFormat::Jpeg => {
+            let end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+            bytes[..end].ends_with(&[0xff, 0xd9])
+        }
+        ImageFormat::Gif => bytes.last() == Some(&0x3b),
+        ImageFormat::Webp => match bytes.get(4..8) {
+            Some(size) => {
+                let declared = u32::from_le_bytes([size[0], size[1], size[2], size[3]]);
+                u64::try_from(bytes.len()).is_ok_and(|len| len >= u64::from(declared) + 8)
+            }
+            None => false,
+        },
+    }
+}
+
 /// Encodes bytes as `data:<media type>;base64,<payload>`.
 pub fn data_uri(format: ImageFormat, bytes: &[u8]) -> String {
     let mut uri = format!("data:{};base64,", format.media_type());
@@ -149,6 +173,31 @@ mod tests {
         assert_eq!(sniff(b"<html>not an image</html>"), None);
         let jpeg = [0xff, 0xd8, 0xff, 0xe0, 0, 0x10, b'J', b'F', b'I', b'F', 0];
         assert_eq!(sniff(&jpeg).map(|i| i.format), Some(ImageFormat::Jpeg));
+    }
+
+    #[test]
+    fn a_truncated_image_is_not_complete() {
+        let mut png = PNG_1X1.to_vec();
+        assert!(!is_complete(ImageFormat::Png, &png), "no IEND yet");
+        png.extend_from_slice(&[0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xae, 0x42, 0x60, 0x82]);
+        assert!(is_complete(ImageFormat::Png, &png));
+        assert!(is_complete(
+            ImageFormat::Jpeg,
+            &[0xff, 0xd8, 0xff, 0xd9, 0, 0]
+        ));
+        assert!(!is_complete(
+            ImageFormat::Jpeg,
+            &[0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10]
+        ));
+        let webp = |len: usize| {
+            let mut bytes = b"RIFF\x10\0\0\0WEBPVP8 ".to_vec();
+            bytes.resize(len, 0);
+            bytes
+        };
+        assert!(is_complete(ImageFormat::Webp, &webp(24)));
+        assert!(!is_complete(ImageFormat::Webp, &webp(20)));
+        assert!(is_complete(ImageFormat::Gif, b"GIF89a...;"));
+        assert!(!is_complete(ImageFormat::Gif, b"GIF89a..."));
     }
 
     #[test]

@@ -107,6 +107,30 @@ open_enum! {
     }
 }
 
+impl FailureCode {
+    /// What to do about a task that failed this way (failed tasks are refunded); `None` for a
+    /// code this version does not know.
+    pub fn advice(&self) -> Option<&'static str> {
+        Some(match self {
+            FailureCode::OpenaiDeclined => {
+                "OpenAI declined the prompt: rephrase it, then submit again (the failed task is refunded)"
+            }
+            FailureCode::ModerationFailed => {
+                "the prompt or a reference failed moderation: change it, then submit again"
+            }
+            FailureCode::ApiError | FailureCode::TaskFailed | FailureCode::Timeout => {
+                "an upstream failure, not your request: submitting again is reasonable"
+            }
+            FailureCode::InvalidImage
+            | FailureCode::ImageTooLarge
+            | FailureCode::UnsupportedImageFormat => {
+                "a reference image could not be used: send a JPEG, PNG or WEBP under 20 MB"
+            }
+            _ => return None,
+        })
+    }
+}
+
 open_enum! {
     /// The code in an error response (`detail` or `error`).
     pub enum ErrorCode("runblob error code") {

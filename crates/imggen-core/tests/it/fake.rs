@@ -13,10 +13,12 @@ use imggen_core::{
 use imggen_http::time::{Clock, ManualTime};
 use imggen_types::runbase;
 
-/// A 3×2 PNG header: all `sniff` reads.
+/// A 3×2 PNG: its header (all `sniff` reads) and its `IEND` chunk (what tells a whole file
+/// from a cut one).
 pub const PNG: &[u8] = &[
     0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, b'I', b'H', b'D', b'R', 0, 0, 0,
-    3, 0, 0, 0, 2, 8, 6, 0, 0, 0, 0x72, 0xb6, 0x0d, 0x24,
+    3, 0, 0, 0, 2, 8, 6, 0, 0, 0, 0x72, 0xb6, 0x0d, 0x24, 0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xae,
+    0x42, 0x60, 0x82,
 ];
 
 #[derive(Clone, Debug)]
@@ -40,7 +42,8 @@ struct State {
     in_flight_creates: usize,
     max_in_flight_creates: usize,
     body: Option<Vec<u8>>,
-    fail_tasks: bool,
+    /// The failure code every task ends with, when set.
+    failure: Option<String>,
 }
 
 impl Fake {
@@ -87,7 +90,12 @@ impl Fake {
 
     /// Every task ends in failure.
     pub fn fail_tasks(&self) {
-        self.with(|s| s.fail_tasks = true);
+        self.fail_tasks_with("MODERATION_FAILED");
+    }
+
+    /// Every task ends failed with `code`.
+    pub fn fail_tasks_with(&self, code: &str) {
+        self.with(|s| s.failure = Some(code.to_owned()));
     }
 
     pub fn creates(&self) -> Vec<PlannedTask> {
@@ -142,10 +150,10 @@ impl Fake {
         self.with(|s| {
             let (created, images) = *s.tasks.get(task_id)?;
             let done = now >= created + s.duration;
-            let status = match (done, s.fail_tasks) {
+            let status = match (done, &s.failure) {
                 (false, _) => "processing",
-                (true, false) => "succeeded",
-                (true, true) => "failed",
+                (true, None) => "succeeded",
+                (true, Some(_)) => "failed",
             };
             let urls: Vec<String> = (1..=images)
                 .map(|i| format!("https://cdn.fake/{task_id}/{i}.png"))
@@ -155,7 +163,10 @@ impl Fake {
                 "model": "fake",
                 "status": status,
                 "output": if status == "succeeded" { serde_json::json!({"urls": urls}) } else { serde_json::Value::Null },
-                "error": if status == "failed" { serde_json::json!({"code": "MODERATION_FAILED", "message": "nope"}) } else { serde_json::Value::Null },
+                "error": match &s.failure {
+                    Some(code) if status == "failed" => serde_json::json!({"code": code, "message": "nope"}),
+                    _ => serde_json::Value::Null,
+                },
             });
             serde_json::from_value(run).ok()
         })

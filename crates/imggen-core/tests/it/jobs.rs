@@ -603,6 +603,34 @@ async fn a_failed_task_is_an_error_with_the_providers_code_and_the_handle() {
         )
     );
     assert!(!error.may_have_been_charged());
+    assert!(
+        error
+            .advice()
+            .is_some_and(|advice| advice.contains("change the prompt")),
+        "{:?}",
+        error.advice()
+    );
+}
+
+#[tokio::test]
+async fn a_runblob_failure_code_brings_runblobs_own_advice() {
+    let time = ManualTime::new();
+    let fake = Fake::new(ProviderId::Runblob, &time, 5 * S);
+    fake.fail_tasks_with("OPENAI_DECLINED");
+    let imggen = imggen(&time, &[&fake]);
+
+    let error = imggen
+        .generate(&request(), &GenerateOptions::default())
+        .await
+        .unwrap_err();
+
+    assert!(matches!(error, Error::TaskFailed(_)), "{error:?}");
+    assert_eq!(
+        error.advice(),
+        Some(
+            "OpenAI declined the prompt: rephrase it, then submit again (the failed task is refunded)"
+        )
+    );
 }
 
 #[tokio::test]

@@ -877,6 +877,33 @@ async fn downloads_are_capped_and_a_body_that_is_not_a_png_is_refused() {
         failed.problem
     );
     assert!(failed.problem.contains("<html>"), "{}", failed.problem);
+
+    // A file cut in half still starts like a PNG; it must not be saved as a success.
+    server
+        .add_fault(
+            Fault::new(FaultKind::MalformedJson)
+                .provider(MockProvider::Gptimg)
+                .operation(Operation::Download)
+                .times(1),
+        )
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let error = imggen
+        .generate(
+            &GenerationRequest::new("A lamp cut in half"),
+            &on(ProviderId::Gptimg).download(DownloadOptions::to_dir(dir.path())),
+        )
+        .await
+        .unwrap_err();
+    let Error::Download(failed) = &error else {
+        panic!("expected a download error, got {error:?}");
+    };
+    assert!(failed.problem.contains("cut short"), "{}", failed.problem);
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing saved"
+    );
 }
 
 #[tokio::test]
