@@ -61,6 +61,7 @@ pub(crate) async fn execute(command: Command, ctx: &Ctx) -> u8 {
             let result = wait(&args, ctx, &mut report).await;
             finish(report, result, json, ctx)
         }
+        Command::Batch(args) => crate::batch::command(args, ctx).await,
         Command::Providers(args) => providers_command(&args),
         Command::Mock(args) => mock(args, ctx).await,
         Command::Completions(args) => completions(&args),
@@ -98,7 +99,7 @@ fn finish(mut report: Report, result: Result<(), Failure>, json: bool, ctx: &Ctx
     }
 }
 
-fn write_stdout(lines: &[String]) {
+pub(crate) fn write_stdout(lines: &[String]) {
     let mut stdout = std::io::stdout().lock();
     for line in lines {
         // A closed stdout (`| head`) is not worth an error: the files are written.
@@ -108,7 +109,7 @@ fn write_stdout(lines: &[String]) {
 }
 
 /// Lines on stderr, unless `-q`.
-fn notice(ctx: &Ctx, lines: &[String]) {
+pub(crate) fn notice(ctx: &Ctx, lines: &[String]) {
     if !ctx.progress.is_quiet() && !lines.is_empty() {
         ctx.progress.eprint(lines);
     }
@@ -209,38 +210,26 @@ pub(crate) fn build_request(
     args: &RequestArgs,
     route: &Route,
 ) -> Result<GenerationRequest, Failure> {
-    let mut request = GenerationRequest::new(args.prompt.clone()).n(args.count);
-    if let Some(ratio) = &args.aspect_ratio {
+    let settings = &args.settings;
+    let mut request = GenerationRequest::new(args.prompt.clone()).n(settings.count);
+    if let Some(ratio) = &settings.aspect_ratio {
         request = request.aspect_ratio(ratio.clone());
     }
-    if let Some(model) = &args.model {
+    if let Some(model) = &settings.model {
         request = request.model(model.clone());
     }
-    if let Some(quality) = &args.quality {
+    if let Some(quality) = &settings.quality {
         request = request.quality(quality.clone());
     }
-    if let Some(webhook) = &args.webhook {
+    if let Some(webhook) = &settings.webhook {
         request = request.webhook(webhook.clone());
     }
-    for reference in &args.references {
-        let lower = reference.to_ascii_lowercase();
-        let reference = if ["https://", "http://", "data:"]
-            .iter()
-            .any(|scheme| lower.starts_with(scheme))
-        {
-            Reference::url(reference.clone())
-        } else {
-            Reference::file(reference.clone())
-        };
-        request = request.reference(reference);
+    for reference in &settings.references {
+        request = request.reference(reference_arg(reference));
     }
     let ids = route.ids();
-    for pair in &args.options {
-        let (key, value) = pair.split_once('=').ok_or_else(|| {
-            Failure::usage(format!(
-                "--option {pair:?}: expected KEY=VALUE, e.g. resolution=2K"
-            ))
-        })?;
+    for pair in &settings.options {
+        let (key, value) = option_arg(pair)?;
         let scoped = key
             .split_once('.')
             .and_then(|(provider, rest)| Some((provider.parse::<ProviderId>().ok()?, rest)));
@@ -273,8 +262,30 @@ pub(crate) fn build_request(
     Ok(request)
 }
 
+/// A `--ref`: a URL or data URI as given, anything else a local file.
+pub(crate) fn reference_arg(reference: &str) -> Reference {
+    let lower = reference.to_ascii_lowercase();
+    if ["https://", "http://", "data:"]
+        .iter()
+        .any(|scheme| lower.starts_with(scheme))
+    {
+        Reference::url(reference)
+    } else {
+        Reference::file(reference)
+    }
+}
+
+/// An `--option KEY=VALUE`, split.
+pub(crate) fn option_arg(pair: &str) -> Result<(&str, &str), Failure> {
+    pair.split_once('=').ok_or_else(|| {
+        Failure::usage(format!(
+            "--option {pair:?}: expected KEY=VALUE, e.g. resolution=2K"
+        ))
+    })
+}
+
 /// The emulator, started in this process on 127.0.0.1: fast tasks, one fixed key.
-async fn start_emulator() -> Result<MockServer, Failure> {
+pub(crate) async fn start_emulator() -> Result<MockServer, Failure> {
     let config = MockConfig::default()
         .profile(Profile::Fast)
         .api_key(EMULATOR_KEY);
@@ -286,32 +297,72 @@ async fn start_emulator() -> Result<MockServer, Failure> {
     })
 }
 
-/// imggen-core over the emulator, through gptimg's real client.
-fn emulator_imggen(
+/// imggen-core over the emulator, through the real clients of `providers` (the emulator
+/// speaks all three protocols on one port).
+pub(crate) fn emulator_imggen(
     emulator: &MockServer,
+    providers: &[ProviderId],
     poll_interval: Option<Duration>,
     allow_extra_tasks: bool,
 ) -> Result<Imggen, Failure> {
-    let client = imggen_core::imggen_gptimg::Client::builder()
-        .api_key(EMULATOR_KEY)
-        .base_url(emulator.url())
-        .build()
-        .map_err(|error| Failure::new(Category::Other, error.to_string()))?;
+    use imggen_core::{imggen_gptimg, imggen_runbase, imggen_runblob};
+    let client_error =
+        |error: &dyn std::error::Error| Failure::new(Category::Other, error.to_string());
     let interval = poll_interval.unwrap_or(EMULATOR_POLL_INTERVAL);
-    Imggen::builder()
-        .gptimg(client)
+    let mut builder = Imggen::builder()
         .strict(true)
-        .allow_extra_tasks(allow_extra_tasks)
-        .poll_schedule(ProviderId::Gptimg, PollSchedule::gptimg().every(interval))
+        .allow_extra_tasks(allow_extra_tasks);
+    for provider in providers.iter().copied() {
+        builder = match provider {
+            ProviderId::Runblob => builder.runblob(
+                imggen_runblob::Client::builder()
+                    .api_key(EMULATOR_KEY)
+                    .base_url(emulator.url())
+                    .build()
+                    .map_err(|error| client_error(&error))?,
+            ),
+            ProviderId::Gptimg => builder.gptimg(
+                imggen_gptimg::Client::builder()
+                    .api_key(EMULATOR_KEY)
+                    .base_url(emulator.url())
+                    .build()
+                    .map_err(|error| client_error(&error))?,
+            ),
+            ProviderId::Runbase => builder.runbase(
+                imggen_runbase::Client::builder()
+                    .api_key(EMULATOR_KEY)
+                    .base_url(emulator.url())
+                    .build()
+                    .map_err(|error| client_error(&error))?,
+            ),
+        }
+        .poll_schedule(
+            provider,
+            PollSchedule::default_for(provider).every(interval),
+        );
+    }
+    builder
         .build()
         .map_err(|error| Failure::from_core(&error, true))
+}
+
+/// The one line that says the emulator is used, and why; `speaks` says which protocols.
+pub(crate) fn emulator_notice(route: &Route, speaks: &str) -> String {
+    let why = if route.implicit {
+        "no API key is set, so"
+    } else {
+        "--provider mock:"
+    };
+    format!(
+        "{why} this run uses the built-in emulator (imggen-mock in-process, {speaks}; offline, free, placeholder images); set GPTIMG_API_KEY, RUNBLOB_API_KEY or RUNBASE_API_KEY for real images"
+    )
 }
 
 /// imggen-core over the real clients of `providers`, configured from their environment
 /// variables.
 // Settings a provider cannot honour are always errors: the user typed each one, and a
 // degraded request would still be charged.
-fn real_imggen(
+pub(crate) fn real_imggen(
     providers: &[ProviderId],
     poll_interval: Option<Duration>,
     allow_extra_tasks: bool,
@@ -367,19 +418,17 @@ async fn imggen_for_route(
     report: &mut Report,
 ) -> Result<(Imggen, Option<MockServer>), Failure> {
     if !route.emulated() {
-        let imggen = real_imggen(&route.ids(), poll_interval, args.allow_extra_tasks)?;
+        let imggen = real_imggen(&route.ids(), poll_interval, args.settings.allow_extra_tasks)?;
         return Ok((imggen, None));
     }
     let emulator = start_emulator().await?;
-    let imggen = emulator_imggen(&emulator, poll_interval, args.allow_extra_tasks)?;
-    let why = if route.implicit {
-        "no API key is set, so"
-    } else {
-        "--provider mock:"
-    };
-    let message = format!(
-        "{why} this run uses the built-in emulator (imggen-mock in-process, gptimg's protocol; offline, free, placeholder images); set GPTIMG_API_KEY, RUNBLOB_API_KEY or RUNBASE_API_KEY for real images"
-    );
+    let imggen = emulator_imggen(
+        &emulator,
+        &[ProviderId::Gptimg],
+        poll_interval,
+        args.settings.allow_extra_tasks,
+    )?;
+    let message = emulator_notice(route, "gptimg's protocol");
     notice(ctx, &[format!("imggen: {message}")]);
     report.output.warnings.push(WarningOutput {
         provider: "mock".into(),
@@ -597,7 +646,8 @@ async fn collect(
 async fn generate(args: &GenerateArgs, ctx: &Ctx, report: &mut Report) -> Result<(), Failure> {
     let started = Instant::now();
     let request_args = &args.request;
-    let route = Route::resolve(request_args.provider, &request_args.fallback, key_set)?;
+    let settings = &request_args.settings;
+    let route = Route::resolve(settings.provider, &settings.fallback, key_set)?;
     report.output.provider = Some(route.first_label());
     let request = build_request(request_args, &route)?;
     let (imggen, emulator) = imggen_for_route(
@@ -608,7 +658,7 @@ async fn generate(args: &GenerateArgs, ctx: &Ctx, report: &mut Report) -> Result
         report,
     )
     .await?;
-    if request_args.strict {
+    if settings.strict {
         check_strict(&imggen, &request, &route)?;
     }
     let submission = submit(&imggen, &request, &route, false, ctx, report).await?;
@@ -629,7 +679,8 @@ async fn generate(args: &GenerateArgs, ctx: &Ctx, report: &mut Report) -> Result
 }
 
 async fn submit_only(args: &RequestArgs, ctx: &Ctx, report: &mut Report) -> Result<(), Failure> {
-    let route = Route::resolve(args.provider, &args.fallback, key_set)?;
+    let settings = &args.settings;
+    let route = Route::resolve(settings.provider, &settings.fallback, key_set)?;
     report.output.provider = Some(route.first_label());
     if route.emulated() {
         return Err(Failure::usage(
@@ -639,8 +690,8 @@ async fn submit_only(args: &RequestArgs, ctx: &Ctx, report: &mut Report) -> Resu
         .hint("set a provider's API key, or run `imggen mock` in another terminal and export the variables it prints; `imggen generate` uses the emulator directly"));
     }
     let request = build_request(args, &route)?;
-    let imggen = real_imggen(&route.ids(), None, args.allow_extra_tasks)?;
-    if args.strict {
+    let imggen = real_imggen(&route.ids(), None, settings.allow_extra_tasks)?;
+    if settings.strict {
         check_strict(&imggen, &request, &route)?;
     }
     submit(&imggen, &request, &route, !args.json, ctx, report).await?;

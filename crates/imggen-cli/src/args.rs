@@ -21,6 +21,33 @@ Exit codes:
   6  the outcome of a create is unknown: its answer was lost, so the task may have been
      created and charged; imggen never resubmits it and prints every known fact";
 
+/// What `imggen batch --help` adds: the line format, resuming, and the batch's exit codes.
+pub const BATCH_HELP: &str = "\
+Each line of FILE is one JSON request with the fields of `generate`:
+  {\"id\": \"hero\", \"prompt\": \"A lighthouse at dusk\", \"aspect_ratio\": \"16:9\"}
+  {\"prompt\": \"A ceramic lamp\", \"provider\": \"runbase\", \"options\": {\"resolution\": \"2K\"}}
+Fields: id (default: the line number), prompt, provider, fallback, model, aspect_ratio, n,
+quality, refs, options, webhook. The command's options are the defaults of every line.
+
+Resume by running the same command again: done requests are skipped, submitted ones are
+waited on (never sent again), the rest are sent. A request whose create's answer was lost
+may already be paid for: it is listed, and sent again only with --resubmit-unknown.
+Results: DIR/results.jsonl, one line per request (id, status, provider, task ids, files,
+cost, error); the journal: DIR/imggen-journal.sqlite (or --journal).
+
+Exit codes (when several apply, 6 wins over 5, 5 over 3, 3 over 4):
+  0  every request is done (lines left out by --skip-invalid aside)
+  1  anything else: local I/O, the journal could not be written
+  2  invalid input or usage (every invalid line is listed), or a journal that belongs to
+     another batch or is in use: nothing was sent
+  3  some requests were refused and nothing was charged for them (no credits, rate limited
+     after retries): fix the cause and run the same command again
+  4  the batch finished, but some requests failed (providers refund failed tasks)
+  5  --timeout or Ctrl-C stopped the run, or tasks did not finish in time: they go on and
+     are paid for; run the same command again to collect them
+  6  some requests have an unknown outcome: their create's answer was lost, so they may have
+     been created and charged; they are listed and not sent again (--resubmit-unknown)";
+
 const ENVIRONMENT_HELP: &str = "\
 Environment:
   GPTIMG_API_KEY, RUNBLOB_API_KEY, RUNBASE_API_KEY   a provider's key; with none set, imggen
@@ -82,6 +109,10 @@ pub enum Command {
     /// Wait for tasks submitted earlier (by this or another process) and save their images.
     #[command(after_help = EXIT_CODES_HELP)]
     Wait(WaitArgs),
+    /// Run a batch file (one JSON request per line) with a crash-safe journal: running the
+    /// same command again resumes it, without paying twice.
+    #[command(after_help = BATCH_HELP)]
+    Batch(BatchArgs),
     /// What each provider (and the built-in emulator) can do.
     Providers(ProvidersArgs),
     /// Run the emulator of all three providers in the foreground and print the variables to
@@ -144,6 +175,20 @@ pub struct RequestArgs {
     #[arg(value_name = "PROMPT")]
     pub prompt: String,
 
+    /// How to generate it and which provider to ask.
+    #[command(flatten)]
+    pub settings: RequestSettings,
+
+    /// Print exactly one JSON object on stdout (see schemas/cli/GenerateOutput.schema.json).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Every setting of a generation but its prompt: the options of `generate` and `submit`, and
+/// the defaults of every line of `batch` — one struct, so the commands cannot drift apart.
+#[derive(Debug, Clone, Args)]
+#[non_exhaustive]
+pub struct RequestSettings {
     /// The provider. Default: the first of gptimg, runblob, runbase whose API key is set,
     /// else the built-in emulator (mock).
     #[arg(long, value_enum, value_name = "PROVIDER")]
@@ -199,22 +244,20 @@ pub struct RequestArgs {
     /// Let -n above a provider's per-task maximum become several tasks, each charged.
     #[arg(long)]
     pub allow_extra_tasks: bool,
-
-    /// Print exactly one JSON object on stdout (see schemas/cli/GenerateOutput.schema.json).
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// How long and how often to wait, and where the images go (`generate` and `wait`).
 #[derive(Debug, Clone, Args)]
 #[non_exhaustive]
 pub struct WaitingArgs {
-    /// The directory the images are written to (created if missing).
+    /// The directory the images are written to (created if missing); for `batch`, also
+    /// results.jsonl and the journal.
     #[arg(short, long = "out", value_name = "DIR", default_value = "imggen-out")]
     pub out: PathBuf,
 
-    /// The overall deadline in seconds (decimals allowed). When it passes, the handle is
-    /// printed so `imggen wait` can resume; the task goes on.
+    /// The overall deadline in seconds (decimals allowed). When it passes, the tasks go on
+    /// and imggen says how to resume them (the handle for `imggen wait`; for `batch`, the
+    /// same command again).
     #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
     pub timeout: Option<Duration>,
 
@@ -234,6 +277,54 @@ pub struct GenerateArgs {
     /// How to wait.
     #[command(flatten)]
     pub waiting: WaitingArgs,
+}
+
+/// `imggen batch`.
+#[derive(Debug, Clone, Args)]
+#[non_exhaustive]
+pub struct BatchArgs {
+    /// The batch file: one JSON request per line (see below).
+    #[arg(value_name = "FILE.jsonl")]
+    pub file: PathBuf,
+
+    /// The defaults of every line.
+    #[command(flatten)]
+    pub settings: RequestSettings,
+
+    /// Where images, results.jsonl and the journal go, and how to wait.
+    #[command(flatten)]
+    pub waiting: WaitingArgs,
+
+    /// Requests in progress at once: being submitted, waited on or downloaded. Every request
+    /// on one key also shares that key's request budget.
+    #[arg(long, value_name = "N", default_value_t = imggen_core::batch::DEFAULT_CONCURRENCY, value_parser = parse_concurrency)]
+    pub concurrency: usize,
+
+    /// The journal (default: DIR/imggen-journal.sqlite). Running the same batch with the
+    /// same journal resumes it.
+    #[arg(long, value_name = "PATH")]
+    pub journal: Option<PathBuf>,
+
+    /// Send again the requests whose create's answer was lost. They may already have been
+    /// created and charged: check the provider's dashboard first.
+    #[arg(long)]
+    pub resubmit_unknown: bool,
+
+    /// Run the valid lines when some are invalid (by default an invalid line stops the batch
+    /// before anything is sent).
+    #[arg(long)]
+    pub skip_invalid: bool,
+
+    /// How long after a lost create the provider's task list (runblob's) is read for it, in
+    /// seconds (default 90: longer than a create can take, so one still in flight is not
+    /// taken for one that never arrived and sent again).
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    pub reconcile_grace: Option<Duration>,
+
+    /// Print exactly one JSON object on stdout at the end (see
+    /// schemas/cli/BatchOutput.schema.json).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `imggen status`.
@@ -314,6 +405,15 @@ pub fn parse_seconds(value: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// Reads a number of requests in progress at once: at least 1.
+pub fn parse_concurrency(value: &str) -> Result<usize, String> {
+    match value.trim().parse::<usize>() {
+        Ok(0) => Err("give at least 1 request in progress at once".to_owned()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{value:?} is not a whole number (e.g. 8)")),
+    }
+}
+
 /// Reads a ratio strictly: a value imggen does not know is refused with the known ones listed.
 pub fn parse_aspect_ratio(value: &str) -> Result<AspectRatio, String> {
     value
@@ -362,10 +462,13 @@ mod tests {
             panic!("generate")
         };
         assert_eq!(
-            args.request.fallback,
+            args.request.settings.fallback,
             [ProviderChoice::Runblob, ProviderChoice::Runbase]
         );
-        assert_eq!(args.request.aspect_ratio, Some(AspectRatio::Landscape16x9));
+        assert_eq!(
+            args.request.settings.aspect_ratio,
+            Some(AspectRatio::Landscape16x9)
+        );
         assert_eq!(args.waiting.out, PathBuf::from("imggen-out"));
 
         let err = Cli::try_parse_from(["imggen", "generate", "x", "--aspect-ratio", "16x9"])
@@ -375,6 +478,91 @@ mod tests {
             err.contains("16x9") && err.contains("1:1, 4:3, 3:4"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn batch_takes_the_options_of_generate_and_its_own() {
+        let cli = Cli::try_parse_from([
+            "imggen",
+            "batch",
+            "prompts.jsonl",
+            "--provider",
+            "runblob",
+            "--fallback",
+            "gptimg",
+            "--aspect-ratio",
+            "4:3",
+            "-n",
+            "2",
+            "--option",
+            "quality=flare",
+            "--out",
+            "renders",
+            "--timeout",
+            "30",
+            "--poll-interval",
+            "0.5",
+            "--concurrency",
+            "16",
+            "--journal",
+            "j.sqlite",
+            "--resubmit-unknown",
+            "--skip-invalid",
+            "--reconcile-grace",
+            "120",
+            "--json",
+        ])
+        .unwrap();
+        let Command::Batch(args) = cli.command else {
+            panic!("batch")
+        };
+        assert_eq!(args.file, PathBuf::from("prompts.jsonl"));
+        assert_eq!(args.settings.provider, Some(ProviderChoice::Runblob));
+        assert_eq!(args.settings.fallback, [ProviderChoice::Gptimg]);
+        assert_eq!(args.settings.count, 2);
+        assert_eq!(args.settings.options, ["quality=flare"]);
+        assert_eq!(args.waiting.out, PathBuf::from("renders"));
+        assert_eq!(args.waiting.timeout, Some(Duration::from_secs(30)));
+        assert_eq!(args.concurrency, 16);
+        assert_eq!(args.journal, Some(PathBuf::from("j.sqlite")));
+        assert!(args.resubmit_unknown && args.skip_invalid && args.json);
+        assert_eq!(args.reconcile_grace, Some(Duration::from_secs(120)));
+
+        let defaults = Cli::try_parse_from(["imggen", "batch", "prompts.jsonl"]).unwrap();
+        let Command::Batch(args) = defaults.command else {
+            panic!("batch")
+        };
+        assert_eq!(args.concurrency, imggen_core::batch::DEFAULT_CONCURRENCY);
+        assert_eq!(args.waiting.out, PathBuf::from("imggen-out"));
+
+        let zero = Cli::try_parse_from(["imggen", "batch", "p.jsonl", "--concurrency", "0"])
+            .unwrap_err()
+            .to_string();
+        assert!(zero.contains("at least 1"), "{zero}");
+    }
+
+    #[test]
+    fn batch_help_documents_the_line_format_and_every_exit_code() {
+        let mut cli = Cli::command();
+        let help = cli
+            .find_subcommand_mut("batch")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        for text in [
+            "\"prompt\"",
+            "--resubmit-unknown",
+            "results.jsonl",
+            "0  every request is done",
+            "1  anything else",
+            "2  invalid input",
+            "3  some requests were refused",
+            "4  the batch finished, but some requests failed",
+            "5  --timeout or Ctrl-C",
+            "6  some requests have an unknown outcome",
+        ] {
+            assert!(help.contains(text), "{text} missing from:\n{help}");
+        }
     }
 
     #[test]

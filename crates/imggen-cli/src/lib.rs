@@ -5,6 +5,7 @@
 //! imggen generate "a lighthouse on a cliff at dusk"          # ./imggen-out/<task>-1.png
 //! imggen generate "a fox" --provider runbase --aspect-ratio 16:9 --json
 //! imggen submit "a fox" > job.jsonl && imggen wait @job.jsonl
+//! imggen batch prompts.jsonl --out renders   # run it again to resume, never paying twice
 //! ```
 //!
 //! A thin layer over [`imggen_core`]: the argument types ([`args`]), the `--json` output
@@ -16,6 +17,7 @@ pub mod exit;
 pub mod output;
 
 mod app;
+mod batch;
 mod handles;
 mod logging;
 mod progress;
@@ -28,7 +30,10 @@ use clap::Parser as _;
 
 pub use args::Cli;
 pub use exit::Category;
-pub use output::{CostOutput, ErrorOutput, GenerateOutput, ImageOutput, TaskOutput, WarningOutput};
+pub use output::{
+    BatchCounts, BatchOutput, CostOutput, ErrorOutput, GenerateOutput, ImageOutput,
+    InvalidLineOutput, TaskOutput, UnknownOutput, WarningOutput,
+};
 
 /// Runs `imggen` with the process's arguments.
 pub fn main() -> ExitCode {
@@ -69,7 +74,10 @@ where
         let cancel = imggen_core::CancellationToken::new();
         let waits = matches!(
             cli.command,
-            args::Command::Generate(_) | args::Command::Wait(_) | args::Command::Submit(_)
+            args::Command::Generate(_)
+                | args::Command::Wait(_)
+                | args::Command::Submit(_)
+                | args::Command::Batch(_)
         );
         if waits {
             // The first Ctrl-C stops the waits, which then print the handles that resume
@@ -116,11 +124,25 @@ fn usage_error(error: &clap::Error, args: &[OsString]) -> ExitCode {
             .trim_start_matches("error: ")
             .to_owned();
         let failure = exit::Failure::usage(message);
-        let output = GenerateOutput {
-            error: Some(failure.to_output()),
-            ..GenerateOutput::default()
+        // The subcommand is the first argument that is not a flag (the global flags take no
+        // value): `batch` prints its own object.
+        let batch = args
+            .iter()
+            .skip(1)
+            .find(|arg| !arg.to_string_lossy().starts_with('-'))
+            .is_some_and(|arg| arg == "batch");
+        let text = if batch {
+            serde_json::to_string(&BatchOutput {
+                error: Some(failure.to_output()),
+                ..BatchOutput::default()
+            })
+        } else {
+            serde_json::to_string(&GenerateOutput {
+                error: Some(failure.to_output()),
+                ..GenerateOutput::default()
+            })
         };
-        if let Ok(text) = serde_json::to_string(&output) {
+        if let Ok(text) = text {
             use std::io::Write as _;
             let _ = writeln!(std::io::stdout(), "{text}");
         }

@@ -1,5 +1,6 @@
-//! One live line per task on stderr (provider, task id, status, elapsed), and every other
-//! stderr line printed around it so the two never garble each other.
+//! One live line per task on stderr (provider, task id, status, elapsed) — or, for a batch,
+//! one bar (requests finished of the total, done / failed / in flight, cost so far, ETA) —
+//! and every other stderr line printed around it so the two never garble each other.
 //!
 //! The lines are hidden when stderr is not a terminal or with `-q`. A task's status is the one
 //! imggen-core's own polls read (its `on_status` hook): the CLI never polls on its own, so it
@@ -9,10 +10,11 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io::{IsTerminal as _, Write as _};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use imggen_core::JobHandle;
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use imggen_core::batch::Progress as BatchTotals;
+use indicatif::{HumanDuration, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// The live task lines of one run.
 pub(crate) struct Progress {
@@ -97,6 +99,17 @@ impl Progress {
         }
     }
 
+    /// Starts the bar of a batch (drawn only where the task lines would be).
+    pub fn batch(&self) -> BatchBar {
+        let style = ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+        let bar = self.multi.add(ProgressBar::new(0).with_style(style));
+        BatchBar {
+            bar,
+            started: Instant::now(),
+        }
+    }
+
     /// Writes lines to stderr above the live lines.
     pub fn eprint(&self, lines: &[String]) {
         self.multi.suspend(|| {
@@ -117,6 +130,51 @@ impl Progress {
     fn bars(&self) -> std::sync::MutexGuard<'_, HashMap<String, ProgressBar>> {
         self.bars.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// The bar of a batch, fed by imggen-core's running totals (the CLI counts nothing itself).
+#[derive(Clone, Debug)]
+pub(crate) struct BatchBar {
+    bar: ProgressBar,
+    started: Instant,
+}
+
+impl BatchBar {
+    /// Shows the latest totals.
+    pub fn update(&self, totals: &BatchTotals) {
+        self.bar.set_length(totals.total as u64);
+        self.bar.set_position(totals.finished() as u64);
+        self.bar
+            .set_message(totals_text(totals, self.started.elapsed()));
+    }
+
+    /// Removes the bar: the summary line replaces it.
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// `12 done, 1 failed, 8 in flight · $0.1476 · ETA 40s`: what is worth a glance, and only
+/// the counts that are not zero beyond done and in flight.
+fn totals_text(totals: &BatchTotals, elapsed: Duration) -> String {
+    let mut parts = vec![format!("{} done", totals.done)];
+    for (count, name) in [
+        (totals.failed, "failed"),
+        (totals.unknown, "unknown"),
+        (totals.pending, "pending"),
+    ] {
+        if count > 0 {
+            parts.push(format!("{count} {name}"));
+        }
+    }
+    parts.push(format!("{} in flight", totals.in_flight));
+    let mut text = format!("{} · {}", parts.join(", "), totals.cost);
+    if let Some(eta) = totals.eta(elapsed).filter(|eta| !eta.is_zero()) {
+        // Whole seconds: a sub-second ETA would flicker on every event.
+        let eta = Duration::from_secs(eta.as_secs().max(1));
+        text.push_str(&format!(" · ETA {}", HumanDuration(eta)));
+    }
+    text
 }
 
 /// Log output on stderr, drawn above the live lines.
@@ -159,6 +217,29 @@ mod tests {
         assert!(
             progress.bars().is_empty(),
             "nothing is drawn, so nothing is kept"
+        );
+    }
+
+    #[test]
+    fn the_batch_line_shows_what_is_not_zero_the_cost_and_the_eta() {
+        let mut totals = BatchTotals::default();
+        totals.total = 10;
+        totals.done = 3;
+        totals.in_flight = 2;
+        totals.queued = 5;
+        totals.cost = imggen_core::Cost::usd("0.0369".parse().unwrap());
+        // Three finished in 30 s, seven left: 70 s.
+        assert_eq!(
+            totals_text(&totals, Duration::from_secs(30)),
+            "3 done, 2 in flight · $0.0369 · ETA 70 seconds"
+        );
+        totals.failed = 1;
+        totals.unknown = 1;
+        totals.queued = 3;
+        assert_eq!(
+            totals_text(&totals, Duration::ZERO),
+            "3 done, 1 failed, 1 unknown, 2 in flight · $0.0369",
+            "no ETA before the pace is known"
         );
     }
 

@@ -2,6 +2,7 @@
 //! test process (its URL reaches the binary through `*_BASE_URL`), or in the binary itself
 //! when no key is set.
 
+mod batch;
 mod commands;
 mod exit_codes;
 mod generate;
@@ -10,9 +11,10 @@ mod resume;
 mod secrets;
 mod validation;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use assert_cmd::Command;
@@ -130,6 +132,18 @@ pub fn stderr(output: &Output) -> String {
 /// stdout as the one JSON object `--json` prints, checked against its published schema.
 #[track_caller]
 pub fn json_output(output: &Output) -> Value {
+    json_output_of(output, "GenerateOutput")
+}
+
+/// stdout as the one JSON object `batch --json` prints, checked against its published schema.
+#[track_caller]
+pub fn batch_json(output: &Output) -> Value {
+    json_output_of(output, "BatchOutput")
+}
+
+/// stdout as one JSON object, checked against `schemas/cli/<schema>.schema.json`.
+#[track_caller]
+fn json_output_of(output: &Output, schema_name: &str) -> Value {
     let text = stdout(output);
     let mut lines = text.lines();
     let line = lines.next().unwrap_or_default();
@@ -139,28 +153,37 @@ pub fn json_output(output: &Output) -> Value {
     );
     let value: Value = serde_json::from_str(line)
         .unwrap_or_else(|err| panic!("not JSON ({err}):\n{text}\nstderr:\n{}", stderr(output)));
-    let validator = jsonschema::validator_for(schema()).expect("the schema compiles");
+    let validator = jsonschema::validator_for(&schema(schema_name)).expect("the schema compiles");
     let errors: Vec<String> = validator
         .iter_errors(&value)
         .map(|error| format!("{error} at {}", error.instance_path()))
         .collect();
     assert!(
         errors.is_empty(),
-        "the output does not match schemas/cli/GenerateOutput.schema.json:\n{}\n{value:#}",
+        "the output does not match schemas/cli/{schema_name}.schema.json:\n{}\n{value:#}",
         errors.join("\n")
     );
     value
 }
 
-fn schema() -> &'static Value {
-    static SCHEMA: OnceLock<Value> = OnceLock::new();
-    SCHEMA.get_or_init(|| {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../schemas/cli/GenerateOutput.schema.json");
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|err| panic!("{}: {err}; run `cargo xtask schema`", path.display()));
-        serde_json::from_str(&text).unwrap()
-    })
+/// A published schema, read once per test binary.
+fn schema(name: &str) -> Value {
+    static SCHEMAS: OnceLock<Mutex<HashMap<String, Value>>> = OnceLock::new();
+    let mut schemas = SCHEMAS
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    schemas
+        .entry(name.to_owned())
+        .or_insert_with(|| {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(format!("../../schemas/cli/{name}.schema.json"));
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|err| {
+                panic!("{}: {err}; run `cargo xtask schema`", path.display())
+            });
+            serde_json::from_str(&text).unwrap()
+        })
+        .clone()
 }
 
 /// A PNG's width and height, after checking it is a whole PNG file.

@@ -4,9 +4,9 @@
 //! Then [`check`] holds the outcome against the emulator's money ledger.
 //!
 //! It knows nothing of what the child is: `spawn` builds the command (this crate's worker, or
-//! `imggen batch …` once the CLI has it). It needs only the standard library, `fastrand` and
-//! `imggen-mock`; another crate's tests can include it with
-//! `#[path = "…/imggen-core/tests/batch_kill/harness.rs"] mod harness;`.
+//! `imggen batch …`, whose kill test in imggen-cli includes this file). It needs only the
+//! standard library, `fastrand`, `serde`, `serde_json` and `imggen-mock`; another crate's tests
+//! can include it with `#[path = "…/imggen-core/tests/batch_kill/harness.rs"] mod harness;`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead as _, BufReader};
@@ -22,7 +22,9 @@ use imggen_mock::{EntryKind, LedgerEntry};
 pub struct KillPlan {
     /// Kills before the run that is let finish.
     pub kills: usize,
-    /// A run is killed after a random number of output lines in `0..=max_lines`…
+    /// A run is killed after a random number of output lines in `0..=max_lines`… (a child
+    /// that prints nothing until it ends, like `imggen batch`, is killed on the delay alone:
+    /// give it a `max_lines` it never reaches).
     pub max_lines: usize,
     /// …or after a random delay in `0..=max_delay`, whichever comes first.
     pub max_delay: Duration,
@@ -30,6 +32,9 @@ pub struct KillPlan {
     pub final_timeout: Duration,
     /// The seed of the random moments (print it: it reproduces a failing run).
     pub seed: u64,
+    /// The exit codes of a run that ended on its own and did its job: the worker's 0, or
+    /// `imggen batch`'s 0 and 4 (finished, some requests failed).
+    pub exit_codes: Vec<i32>,
 }
 
 /// What happened.
@@ -43,6 +48,8 @@ pub struct KillLog {
     pub lines_before_kill: Vec<usize>,
     /// The last run's output.
     pub final_output: Vec<String>,
+    /// The last run's exit code.
+    pub final_code: Option<i32>,
 }
 
 /// Reads a child's stdout, line by line, on a thread; the lines arrive on the channel, and the
@@ -63,7 +70,7 @@ fn lines_of(child: &mut std::process::Child) -> mpsc::Receiver<String> {
 }
 
 /// Runs `spawn()` `plan.kills` times, killing each run at a random moment, then once more to
-/// the end. The last run must exit successfully.
+/// the end. The last run must exit with one of `plan.exit_codes`.
 pub fn kill_and_restart(spawn: &dyn Fn() -> Command, plan: &KillPlan) -> Result<KillLog, String> {
     let mut rng = fastrand::Rng::with_seed(plan.seed);
     let mut log = KillLog::default();
@@ -106,7 +113,11 @@ pub fn kill_and_restart(spawn: &dyn Fn() -> Command, plan: &KillPlan) -> Result<
         let status = child
             .wait()
             .map_err(|error| format!("round {round}: {error}"))?;
-        if !still_running && !status.success() {
+        if !still_running
+            && !status
+                .code()
+                .is_some_and(|code| plan.exit_codes.contains(&code))
+        {
             return Err(format!(
                 "round {round}: the batch failed on its own ({status})"
             ));
@@ -135,9 +146,13 @@ pub fn kill_and_restart(spawn: &dyn Fn() -> Command, plan: &KillPlan) -> Result<
         }
     }
     let status = child.wait().map_err(|error| format!("last run: {error}"))?;
-    if !status.success() {
+    if !status
+        .code()
+        .is_some_and(|code| plan.exit_codes.contains(&code))
+    {
         return Err(format!("the last run failed ({status})"));
     }
+    log.final_code = status.code();
     Ok(log)
 }
 

@@ -1,0 +1,731 @@
+//! `imggen batch FILE.jsonl --out DIR`: the command-line half of imggen-core's crash-safe
+//! batches. Reading the lines, journaling, resuming, reconciling and `results.jsonl` are
+//! [`imggen_core::batch`]'s; this module turns the options into its defaults, draws its
+//! events, prints its report and picks the exit code.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use imggen_core::batch::{
+    self, BatchError, BatchInput, BatchOptions, BatchReport, BatchRunner, InputErrors, Journal,
+    JournalError, LineError, RequestDefaults, RequestState, ResultLine, ResultStatus,
+};
+use imggen_core::{Imggen, ProviderId};
+
+use crate::app::{
+    self, Ctx, Route, api_key_env, emulator_imggen, emulator_notice, key_set, notice, option_arg,
+    real_imggen, reference_arg, start_emulator,
+};
+use crate::args::{BatchArgs, RequestSettings};
+use crate::exit::{Category, Failure};
+use crate::output::{
+    BatchCounts, BatchOutput, CostOutput, InvalidLineOutput, UnknownOutput, WarningOutput,
+};
+
+/// Lines of detail (invalid lines, failed requests) printed on stderr at most; every one is
+/// in `--json` or `results.jsonl`.
+const MAX_DETAIL_LINES: usize = 20;
+
+/// Why a run stopped before its work was done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// `--timeout` passed.
+    Deadline,
+    /// Ctrl-C.
+    Interrupted,
+}
+
+/// A batch that did not end with every request done: the failure, and the lines that name
+/// the requests concerned (printed between its message and its hint).
+struct Outcome {
+    failure: Failure,
+    details: Vec<String>,
+}
+
+/// A run that got as far as a report.
+struct Ran {
+    report: BatchReport,
+    stop: Option<Stop>,
+    /// The tasks ran on the in-process emulator, which stopped with the run.
+    emulated: bool,
+}
+
+impl From<Failure> for Outcome {
+    fn from(failure: Failure) -> Self {
+        Outcome {
+            failure,
+            details: Vec::new(),
+        }
+    }
+}
+
+/// Runs `imggen batch`; returns the exit code.
+pub(crate) async fn command(args: BatchArgs, ctx: &Ctx) -> u8 {
+    let started = Instant::now();
+    let mut output = BatchOutput::default();
+    let outcome = match run(&args, ctx, &mut output).await {
+        Ok(ran) => {
+            if !ctx.progress.is_quiet() {
+                ctx.progress.eprint(&[summary(&ran.report, started)]);
+            }
+            outcome(&ran)
+        }
+        Err(outcome) => Some(outcome),
+    };
+    if let Some(outcome) = &outcome {
+        output.error = Some(outcome.failure.to_output());
+    }
+    if args.json {
+        let text = serde_json::to_string(&output).unwrap_or_else(|err| {
+            format!(r#"{{"error":{{"message":"could not write the output: {err}"}}}}"#)
+        });
+        app::write_stdout(&[text]);
+    } else if let Some(path) = &output.results {
+        app::write_stdout(std::slice::from_ref(path));
+    }
+    match outcome {
+        Some(Outcome { failure, details }) => {
+            let mut lines = vec![format!("imggen: {}", failure.message)];
+            lines.extend(details);
+            if let Some(hint) = &failure.hint {
+                lines.push(format!("hint: {hint}"));
+            }
+            ctx.progress.eprint(&lines);
+            failure.category.exit_code()
+        }
+        None => crate::exit::SUCCESS,
+    }
+}
+
+async fn run(args: &BatchArgs, ctx: &Ctx, output: &mut BatchOutput) -> Result<Ran, Outcome> {
+    let settings = &args.settings;
+    let route = Route::resolve(settings.provider, &settings.fallback, key_set)?;
+    let defaults = request_defaults(settings, &route)?;
+    let mut input = batch::input::read(&args.file, &defaults).map_err(|error| {
+        Failure::usage(format!(
+            "could not read the batch file {}: {error}",
+            args.file.display()
+        ))
+    })?;
+
+    let mut options = BatchOptions::new(&args.waiting.out)
+        .concurrency(args.concurrency)
+        .resubmit_unknown(args.resubmit_unknown)
+        .skip_invalid(args.skip_invalid);
+    if let Some(journal) = &args.journal {
+        options = options.journal(journal);
+    }
+    if let Some(grace) = args.reconcile_grace {
+        options = options.reconcile_grace(grace);
+    }
+
+    let emulator = if route.emulated() {
+        check_emulated_resume(&options)?;
+        let emulator = start_emulator().await?;
+        let message = emulator_notice(&route, "every provider's protocol");
+        notice(ctx, &[format!("imggen: {message}")]);
+        output.warnings.push(WarningOutput {
+            provider: "mock".into(),
+            setting: None,
+            value: None,
+            message,
+        });
+        Some(emulator)
+    } else {
+        None
+    };
+    let imggen = match &emulator {
+        // The emulator speaks all three protocols: every line runs on it, whatever provider
+        // it names, with that provider's own rules.
+        Some(emulator) => emulator_imggen(
+            emulator,
+            &[ProviderId::Gptimg, ProviderId::Runblob, ProviderId::Runbase],
+            args.waiting.poll_interval,
+            settings.allow_extra_tasks,
+        )?,
+        None => real_imggen(
+            &configured_providers(&mut input, &route),
+            args.waiting.poll_interval,
+            settings.allow_extra_tasks,
+        )?,
+    };
+    if settings.strict {
+        refuse_unchecked(&imggen, &mut input);
+    }
+
+    let stopped_by_timeout = Arc::new(AtomicBool::new(false));
+    let cancel = ctx.cancel.child_token();
+    let timer = args.waiting.timeout.map(|timeout| {
+        let cancel = cancel.clone();
+        let flag = Arc::clone(&stopped_by_timeout);
+        tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            flag.store(true, Ordering::SeqCst);
+            cancel.cancel();
+        })
+    });
+    let bar = ctx.progress.batch();
+    let events = bar.clone();
+    options = options
+        .cancel(cancel)
+        .on_event(move |event| events.update(&event.progress));
+
+    let result = BatchRunner::new(imggen, options).run(input).await;
+    bar.finish();
+    if let Some(timer) = timer {
+        timer.abort();
+    }
+    let emulated = emulator.is_some();
+    if let Some(emulator) = emulator {
+        emulator.shutdown().await;
+    }
+    let report = match result {
+        Ok(report) => report,
+        Err(BatchError::InvalidInput(errors)) => {
+            output.invalid = errors.lines.iter().map(InvalidLineOutput::from).collect();
+            return Err(invalid_input(&errors, &args.file));
+        }
+        Err(error) => return Err(batch_failure(&error).into()),
+    };
+    fill(output, &report);
+    let stop = if ctx.cancel.is_cancelled() {
+        Some(Stop::Interrupted)
+    } else if stopped_by_timeout.load(Ordering::SeqCst) {
+        Some(Stop::Deadline)
+    } else {
+        None
+    };
+    Ok(Ran {
+        report,
+        stop,
+        emulated,
+    })
+}
+
+/// The command's options as the defaults of every line: the route (`--provider`, then
+/// `--fallback`, or the default provider), and every setting of `generate`.
+fn request_defaults(settings: &RequestSettings, route: &Route) -> Result<RequestDefaults, Failure> {
+    let mut defaults = RequestDefaults::new().n(settings.count);
+    if let Some((first, rest)) = route.ids().split_first() {
+        defaults = defaults.provider(*first).fallback(rest.iter().copied());
+    }
+    if let Some(model) = &settings.model {
+        defaults = defaults.model(model.clone());
+    }
+    if let Some(ratio) = &settings.aspect_ratio {
+        defaults = defaults.aspect_ratio(ratio.clone());
+    }
+    if let Some(quality) = &settings.quality {
+        defaults = defaults.quality(quality.clone());
+    }
+    if let Some(webhook) = &settings.webhook {
+        defaults = defaults.webhook(webhook.clone());
+    }
+    for reference in &settings.references {
+        defaults = defaults.reference(reference_arg(reference));
+    }
+    for pair in &settings.options {
+        let (key, value) = option_arg(pair)?;
+        defaults = defaults.option(key, value);
+    }
+    Ok(defaults)
+}
+
+/// The providers to configure: the command line's route (each must have its key, as for
+/// `generate`), and every other provider a line names whose key is set. A line that names a
+/// provider without a key becomes an invalid line, reported with its number.
+fn configured_providers(input: &mut BatchInput, route: &Route) -> Vec<ProviderId> {
+    let mut providers = route.ids();
+    let mut kept = Vec::with_capacity(input.requests.len());
+    for request in std::mem::take(&mut input.requests) {
+        let unkeyed: Vec<ProviderId> = request
+            .providers
+            .iter()
+            .copied()
+            .filter(|provider| !providers.contains(provider) && !key_set(*provider))
+            .collect();
+        if unkeyed.is_empty() {
+            for provider in &request.providers {
+                if !providers.contains(provider) {
+                    providers.push(*provider);
+                }
+            }
+            kept.push(request);
+        } else {
+            let missing: Vec<String> = unkeyed
+                .iter()
+                .map(|provider| {
+                    format!("{provider} has no API key: set {}", api_key_env(*provider))
+                })
+                .collect();
+            input.invalid.push(LineError::new(
+                request.line,
+                Some(request.id.clone()),
+                format!(
+                    "{} (or leave it out of this line's provider and fallback)",
+                    missing.join("; ")
+                ),
+            ));
+        }
+    }
+    input.requests = kept;
+    input.invalid.sort_by_key(|error| error.line);
+    providers
+}
+
+/// `--strict`: a request imggen would send unchecked (a model it does not know) becomes an
+/// invalid line, like any other it cannot send as asked.
+fn refuse_unchecked(imggen: &Imggen, input: &mut BatchInput) {
+    let mut kept = Vec::with_capacity(input.requests.len());
+    for request in std::mem::take(&mut input.requests) {
+        let warning = request.providers.iter().find_map(|provider| {
+            let plan = imggen.plan(&request.request, *provider).ok()?;
+            plan.warnings.first().map(ToString::to_string)
+        });
+        match warning {
+            Some(warning) => input.invalid.push(LineError::new(
+                request.line,
+                Some(request.id.clone()),
+                format!("--strict: {warning}"),
+            )),
+            None => kept.push(request),
+        }
+    }
+    input.requests = kept;
+    input.invalid.sort_by_key(|error| error.line);
+}
+
+/// The in-process emulator starts empty: tasks an earlier run's emulator made died with it,
+/// and a task of a real provider is not the emulator's either. A journal that still waits
+/// on such tasks (or may have created one) cannot be resumed here; one whose requests are
+/// all finished or unsent can.
+fn check_emulated_resume(options: &BatchOptions) -> Result<(), Failure> {
+    let path = options.journal_path();
+    if !path.exists() {
+        return Ok(());
+    }
+    let journal = Journal::open(&path).map_err(|error| batch_failure(&error.into()))?;
+    let entries = journal
+        .entries()
+        .map_err(|error| batch_failure(&error.into()))?;
+    // Closes the journal (and its lock) before the run opens it again.
+    drop(journal);
+    let stranded: Vec<String> = entries
+        .iter()
+        .filter(|entry| match entry.state {
+            RequestState::Submitting | RequestState::Submitted | RequestState::Unknown => true,
+            RequestState::Done => entry
+                .files()
+                .iter()
+                .any(|file| !options.out_dir.join(file).exists()),
+            _ => false,
+        })
+        .map(|entry| entry_label(entry.line, &entry.id))
+        .collect();
+    if stranded.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::usage(format!(
+        "the journal {} has {} with tasks still to collect or of unknown outcome ({}), and this run would use the built-in emulator, which cannot know them (an earlier run's emulator stopped with it); nothing was sent",
+        path.display(),
+        plural(stranded.len(), "request"),
+        shorten(&stranded, 5),
+    ))
+    .provider("mock")
+    .hint("to start the batch over on the emulator, use another --out directory (or delete the journal); tasks a real provider made are collected by running with its API key set"))
+}
+
+/// How a run that returned a report ends: `None` when every request is done (lines left out
+/// by `--skip-invalid` aside). When several apply, the first of these wins: an unknown
+/// outcome (money may be at stake), a stopped run or unfinished tasks (run again to collect
+/// them), requests refused before anything was charged, failed requests.
+pub(crate) fn verdict(results: &[ResultLine], stop: Option<Stop>) -> Option<Category> {
+    let count = |status: ResultStatus| results.iter().filter(|l| l.status == status).count();
+    let pending: Vec<&ResultLine> = results
+        .iter()
+        .filter(|line| line.status == ResultStatus::Pending)
+        .collect();
+    let waiting = pending.iter().filter(|l| !l.task_ids.is_empty()).count();
+    if count(ResultStatus::Unknown) > 0 {
+        return Some(Category::OutcomeUnknown);
+    }
+    match stop {
+        Some(Stop::Interrupted) if !pending.is_empty() => return Some(Category::Cancelled),
+        Some(Stop::Deadline) if !pending.is_empty() => return Some(Category::Deadline),
+        _ => {}
+    }
+    if waiting > 0 {
+        return Some(Category::Deadline);
+    }
+    if !pending.is_empty() {
+        return Some(Category::Refused);
+    }
+    if count(ResultStatus::Failed) > 0 {
+        return Some(Category::Failed);
+    }
+    None
+}
+
+/// The failure a report ends with, in words, with the requests concerned.
+fn outcome(ran: &Ran) -> Option<Outcome> {
+    let Ran {
+        report,
+        stop,
+        emulated,
+    } = ran;
+    let stop = *stop;
+    let category = verdict(&report.results, stop)?;
+    // The next run cannot collect what the emulator made: it stopped with this one.
+    let carry_on = if *emulated {
+        "the built-in emulator stopped with this run, so its tasks cannot be collected; to run the batch again on it, use another --out directory"
+    } else {
+        "run the same command again to carry on: what was sent is waited on, never sent twice"
+    };
+    let results = report.results_path.display().to_string();
+    let with = |status: ResultStatus, tasks: Option<bool>| -> Vec<&ResultLine> {
+        report
+            .results
+            .iter()
+            .filter(|line| line.status == status)
+            .filter(|line| tasks.is_none_or(|has| line.task_ids.is_empty() != has))
+            .collect()
+    };
+    let first_error = |lines: &[&ResultLine]| {
+        lines
+            .iter()
+            .find_map(|line| line.error.clone())
+            .map(|error| format!(": {error}"))
+            .unwrap_or_default()
+    };
+    let pending = with(ResultStatus::Pending, None);
+    let (failure, listed) = match category {
+        Category::OutcomeUnknown => {
+            let count = report.unknown.len();
+            let mut failure = Failure::new(
+                category,
+                format!(
+                    "{} may have been created and charged: the answer to {} create was lost, and imggen did not send {} again",
+                    plural(count, "request"),
+                    if count == 1 { "its" } else { "their" },
+                    if count == 1 { "it" } else { "them" },
+                ),
+            )
+            .hint("look in the provider's dashboard for a task made at the time given; if there is none, run the same command with --resubmit-unknown (it sends every request listed here again)");
+            failure.facts.may_have_been_charged = true;
+            // The reason names the provider, when the create was sent and why it cannot be
+            // settled; `--json` has each fact in its own field.
+            let details = report
+                .unknown
+                .iter()
+                .map(|unknown| {
+                    format!(
+                        "  {}: {}",
+                        entry_label(unknown.line, &unknown.id),
+                        unknown.reason
+                    )
+                })
+                .collect();
+            return Some(Outcome { failure, details });
+        }
+        Category::Deadline | Category::Cancelled if stop.is_some() => {
+            let why = if stop == Some(Stop::Interrupted) {
+                "interrupted"
+            } else {
+                "--timeout passed"
+            };
+            let mut failure = Failure::new(
+                category,
+                format!(
+                    "{why} with {} not finished{}",
+                    plural(pending.len(), "request"),
+                    if *emulated {
+                        ""
+                    } else {
+                        "; tasks already created go on, and are paid for"
+                    }
+                ),
+            )
+            .hint(carry_on);
+            failure.facts.may_have_been_charged = true;
+            return Some(Outcome {
+                failure,
+                details: Vec::new(),
+            });
+        }
+        Category::Deadline => {
+            let waiting = with(ResultStatus::Pending, Some(true));
+            let mut failure = Failure::new(
+                category,
+                format!(
+                    "{} not finished{}",
+                    plural_as(waiting.len(), "request is", "requests are"),
+                    first_error(&waiting)
+                ),
+            )
+            .hint(carry_on);
+            failure.facts.may_have_been_charged = true;
+            (failure, waiting)
+        }
+        Category::Refused => {
+            let failure = Failure::new(
+                category,
+                format!(
+                    "{} not sent, or refused with nothing charged{}",
+                    plural_as(pending.len(), "request was", "requests were"),
+                    first_error(&pending)
+                ),
+            )
+            .hint("fix the cause, then run the same command again: only the requests not yet done are sent");
+            (failure, pending)
+        }
+        _ => {
+            let failed = with(ResultStatus::Failed, None);
+            let failure = Failure::new(
+                category,
+                format!(
+                    "{} of {} failed (providers refund failed tasks)",
+                    failed.len(),
+                    plural(report.results.len(), "request")
+                ),
+            )
+            .hint("running the batch again does not resend a failed request; to try again, put those lines in a new batch file with another --out");
+            (failure, failed)
+        }
+    };
+    let mut details: Vec<String> = listed
+        .iter()
+        .take(MAX_DETAIL_LINES)
+        .map(|line| {
+            format!(
+                "  {}: {}",
+                entry_label(line.line, &line.id),
+                line.error.as_deref().unwrap_or("no reason given")
+            )
+        })
+        .collect();
+    if listed.len() > MAX_DETAIL_LINES {
+        details.push(format!(
+            "  … and {} more in {results}",
+            listed.len() - MAX_DETAIL_LINES
+        ));
+    }
+    Some(Outcome { failure, details })
+}
+
+/// Invalid lines stop the batch before anything is sent: each is listed with its number.
+fn invalid_input(errors: &InputErrors, file: &Path) -> Outcome {
+    let count = errors.lines.len();
+    let failure = Failure::usage(format!(
+        "{} in {}; nothing was sent",
+        plural(count, "invalid line"),
+        file.display()
+    ))
+    .hint("fix them and run the same command again, or pass --skip-invalid to run the other lines");
+    let mut details: Vec<String> = errors
+        .lines
+        .iter()
+        .take(MAX_DETAIL_LINES)
+        .map(|line| format!("  {line}"))
+        .collect();
+    if count > MAX_DETAIL_LINES {
+        details.push(format!(
+            "  … and {} more (--json lists every one)",
+            count - MAX_DETAIL_LINES
+        ));
+    }
+    Outcome { failure, details }
+}
+
+/// A batch that could not run. A journal that belongs to another batch, is not a journal or
+/// is in use stops it before anything is sent.
+fn batch_failure(error: &BatchError) -> Failure {
+    let category = match error {
+        BatchError::Config(_)
+        | BatchError::InvalidInput(_)
+        | BatchError::Journal(
+            JournalError::Locked { .. }
+            | JournalError::Mismatch { .. }
+            | JournalError::Format { .. },
+        ) => Category::Invalid,
+        _ => Category::Other,
+    };
+    let failure = Failure::new(category, error.to_string());
+    match (category, error) {
+        (Category::Other, BatchError::Journal(_)) => failure.hint(
+            "every task already created is in the journal: fix the cause and run the same command again to collect it",
+        ),
+        _ => failure,
+    }
+}
+
+/// The summary object, from the report.
+fn fill(output: &mut BatchOutput, report: &BatchReport) {
+    output.total = report.results.len();
+    output.counts = BatchCounts {
+        done: report.count(ResultStatus::Done),
+        failed: report.count(ResultStatus::Failed),
+        unknown: report.count(ResultStatus::Unknown),
+        pending: report.count(ResultStatus::Pending),
+        skipped_invalid: report.count(ResultStatus::SkippedInvalid),
+    };
+    output.cost = CostOutput::from(report.cost());
+    output.results = Some(report.results_path.display().to_string());
+    output.journal = Some(report.journal_path.display().to_string());
+    output.skipped_done = report.skipped_done;
+    output.unknown = report.unknown.iter().map(UnknownOutput::from).collect();
+    output.invalid = report
+        .results
+        .iter()
+        .filter(|line| line.status == ResultStatus::SkippedInvalid)
+        .map(|line| InvalidLineOutput {
+            line: line.line,
+            id: Some(line.id.clone()),
+            problem: line.error.clone().unwrap_or_default(),
+        })
+        .collect();
+    output.adopted.clone_from(&report.adopted);
+    output.resubmitted.clone_from(&report.resubmitted);
+}
+
+/// `imggen: 200 requests: 197 done (150 before this run), 3 failed; cost $2.4231; 14.2s`.
+fn summary(report: &BatchReport, started: Instant) -> String {
+    let done = report.count(ResultStatus::Done);
+    let mut parts = vec![if report.skipped_done > 0 {
+        format!("{done} done ({} before this run)", report.skipped_done)
+    } else {
+        format!("{done} done")
+    }];
+    for status in [
+        ResultStatus::Failed,
+        ResultStatus::Unknown,
+        ResultStatus::Pending,
+        ResultStatus::SkippedInvalid,
+    ] {
+        let count = report.count(status);
+        if count > 0 {
+            parts.push(format!("{count} {}", status.as_str().replace('_', " ")));
+        }
+    }
+    format!(
+        "imggen: {}: {}; cost {}; {:.1}s",
+        plural(report.results.len(), "request"),
+        parts.join(", "),
+        report.cost(),
+        started.elapsed().as_secs_f64()
+    )
+}
+
+/// `line 3`, or `line 3 (id "hero")` when the id is not the line number — as imggen-core
+/// names a line in its errors.
+fn entry_label(line: usize, id: &str) -> String {
+    LineError::new(line, Some(id.to_owned()), "")
+        .to_string()
+        .trim_end_matches(": ")
+        .to_owned()
+}
+
+/// `1 request`, `3 requests`.
+fn plural(count: usize, one: &str) -> String {
+    plural_as(count, one, &format!("{one}s"))
+}
+
+fn plural_as(count: usize, one: &str, many: &str) -> String {
+    if count == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{count} {many}")
+    }
+}
+
+/// The first `max` items, and how many more.
+fn shorten(items: &[String], max: usize) -> String {
+    let shown = items
+        .iter()
+        .take(max)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > max {
+        format!("{shown} and {} more", items.len() - max)
+    } else {
+        shown
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(status: &str, tasks: usize) -> ResultLine {
+        let task_ids: Vec<String> = (0..tasks).map(|i| format!("t{i}")).collect();
+        serde_json::from_value(serde_json::json!({
+            "id": "1", "line": 1, "status": status, "provider": "gptimg",
+            "task_ids": task_ids, "files": [], "cost": {"usd": "0", "credits": 0}, "error": null
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn every_request_done_or_skipped_is_a_success() {
+        assert_eq!(verdict(&[], None), None);
+        let lines = [line("done", 1), line("skipped_invalid", 0), line("done", 2)];
+        assert_eq!(verdict(&lines, None), None);
+        assert_eq!(
+            verdict(&lines, Some(Stop::Deadline)),
+            None,
+            "a timeout that stopped nothing"
+        );
+    }
+
+    #[test]
+    fn an_unknown_outcome_outranks_everything_then_pending_work_then_refusals_then_failures() {
+        let failed = line("failed", 1);
+        let refused = line("pending", 0);
+        let waiting = line("pending", 1);
+        let unknown = line("unknown", 0);
+        assert_eq!(
+            verdict(std::slice::from_ref(&failed), None),
+            Some(Category::Failed),
+            "exit 4"
+        );
+        assert_eq!(
+            verdict(&[failed.clone(), refused.clone()], None),
+            Some(Category::Refused),
+            "exit 3: nothing charged, run again"
+        );
+        assert_eq!(
+            verdict(&[failed.clone(), refused.clone(), waiting.clone()], None),
+            Some(Category::Deadline),
+            "exit 5: paid tasks to collect"
+        );
+        assert_eq!(
+            verdict(std::slice::from_ref(&refused), Some(Stop::Interrupted)),
+            Some(Category::Cancelled),
+            "a stopped run explains every pending request"
+        );
+        assert_eq!(
+            verdict(&[failed.clone(), waiting.clone()], Some(Stop::Deadline)),
+            Some(Category::Deadline)
+        );
+        assert_eq!(
+            verdict(
+                &[failed, refused, waiting, unknown],
+                Some(Stop::Interrupted)
+            ),
+            Some(Category::OutcomeUnknown),
+            "exit 6: money may be at stake"
+        );
+    }
+
+    #[test]
+    fn a_line_is_named_as_imggen_core_names_it() {
+        assert_eq!(entry_label(3, "3"), "line 3");
+        assert_eq!(entry_label(3, "hero"), "line 3 (id \"hero\")");
+        assert_eq!(plural(1, "request"), "1 request");
+        assert_eq!(plural(2, "invalid line"), "2 invalid lines");
+        let ids: Vec<String> = (1..=7).map(|i| i.to_string()).collect();
+        assert_eq!(shorten(&ids, 5), "1, 2, 3, 4, 5 and 2 more");
+    }
+}
