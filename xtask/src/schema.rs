@@ -75,6 +75,7 @@ pub fn all() -> Vec<SchemaFile> {
         schema_for::<runbase::Run>("runbase", "Run"),
         schema_for::<runbase::ErrorBody>("runbase", "ErrorBody"),
         schema_for::<imggen_cli::GenerateOutput>("cli", "GenerateOutput"),
+        schema_for::<imggen_cli::BatchOutput>("cli", "BatchOutput"),
     ]
 }
 
