@@ -4,9 +4,12 @@
 //! - `cargo xtask schema` writes `schemas/<provider>/<Type>.schema.json`;
 //!   `cargo xtask schema --check` fails, naming the stale files, when they differ from the types.
 //! - `cargo xtask ci` runs exactly what CI runs (`.ci/run`).
+//! - `cargo xtask bench [NAME...] [--quick]` runs the benchmarks against imggen-mock and writes
+//!   `BENCHMARKS.md` (by hand only: CI never runs them).
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod bench;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -17,7 +20,8 @@ usage: cargo xtask <command>
 
 commands:
   schema [--check]   write the JSON Schemas under schemas/ (--check: fail if they are stale)
-  ci                 run exactly what CI runs (.ci/run)";
+  ci                 run exactly what CI runs (.ci/run)
+  bench [NAME...]    run the benchmarks and write BENCHMARKS.md (see `cargo xtask bench --help`)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -26,6 +30,9 @@ fn main() -> ExitCode {
         ["schema"] => schema_write(),
         ["schema", "--check"] => schema_check(),
         ["ci"] => ci(),
+        ["bench", rest @ ..] => bench::main(&root(), rest),
+        // The processes some benchmarks measure on their own; not for people.
+        ["bench-worker", rest @ ..] => bench::worker(rest),
         ["help" | "--help" | "-h"] | [] => {
             println!("{USAGE}");
             Ok(())
