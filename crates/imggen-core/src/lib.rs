@@ -63,6 +63,11 @@
 #[doc = include_str!("../README.md")]
 struct ReadmeExamples;
 
+/// The repository README's examples (the SDK's front page), compiled here too.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct RepositoryReadmeExamples;
+
 pub mod adapters;
 #[cfg(feature = "batch")]
 pub mod batch;
