@@ -5,27 +5,38 @@
 //! their own timers would earn 429s within seconds. So every request core makes on a key —
 //! create, poll, status — first asks that key's **scheduler** for a permit.
 //!
-//! The scheduler is an actor: one driver task per (provider, key) owns a sliding-window log of
-//! the requests it permitted and a queue of tickets. Creates (and explicit status calls) are
-//! served first, in order; polls when they are due, and when the budget is short, the job most
-//! likely to be finished first (longest running relative to its expected duration, longest
-//! overdue), so an old job that is surely done is not starved by a young one. A 429 pauses the
-//! whole key until `Retry-After` (or a growing backoff) and, unless the caller configured the
-//! budget, tightens it to three quarters of what was observed to fail.
+//! The scheduler is an actor: one driver task per (provider, key) owns a queue of tickets and
+//! shares with the permits a sliding-window log of the requests granted. When the budget is
+//! short and both kinds wait, **the slots are shared**: two of every three go to due polls,
+//! one to a create (creates and explicit status calls go in order), so results stream in
+//! while later creates still go out, finished jobs that piled up are drained quickly, and
+//! neither kind starves; a kind with nothing due leaves its slots to the other. Among polls,
+//! the job most likely to be finished goes first (longest running relative to its expected
+//! duration, longest overdue), so an old job that is surely done is not starved by a young
+//! one. A 429 pauses
+//! the whole key until `Retry-After` (or a growing backoff) and, unless the caller configured
+//! the budget, tightens it to three quarters of what was observed to fail.
 //!
 //! **The driver is the only thing in imggen-core that sleeps**, through the injected
 //! [`Sleeper`], and it never sleeps while a request it permitted is in flight: it waits for
-//! the answers, which come back as messages. With `imggen_http::time::ManualTime` (whose sleep
-//! moves the clock only when it completes) virtual time then moves only when every job is
-//! waiting on the budget or the schedule — which makes tests with many jobs deterministic
-//! enough to assert "zero 429s" without waiting in real time.
+//! the answers. With `imggen_http::time::ManualTime` (whose sleep moves the clock only when it
+//! completes) virtual time then moves only when every job is waiting on the budget or the
+//! schedule — which makes tests with many jobs deterministic enough to assert "zero 429s"
+//! without waiting in real time.
+//!
+//! **A key with no budget skips the driver.** Until a 429 teaches it one, a runblob or gptimg
+//! key has nothing to wait for, and a due request is granted on the spot ([`Scheduler::register`]
+//! answers at once) instead of a round trip through the driver task. The fast path keeps the
+//! driver's view exact: it counts the request in the shared in-flight count and the shared log
+//! (so a later 429 still learns from it), and it is closed while the driver sleeps (so no
+//! request starts while a virtual clock may move) and for good after a 429.
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -89,46 +100,83 @@ const WINDOW_GUARD: Duration = Duration::from_millis(250);
 /// How far back requests are counted when a 429 teaches an unconfigured budget.
 const LEARN_WINDOW: Duration = Duration::from_secs(10);
 const FIRST_PAUSE: Duration = Duration::from_secs(2);
+/// When creates and due polls both wait: `CONTENDED_CYCLE - 1` polls, then one create. A job
+/// needs one create and at least one poll, so an even split would keep up with new jobs but
+/// never catch up with finished ones that piled up while creates ran alone (the first window
+/// of a batch, when no poll is due yet); two polls per create drain such a pile, after which
+/// polls run out and leave their slots to creates, and the split settles at what the jobs
+/// need. A third of a contended budget still goes to creates, however many polls are due.
+const CONTENDED_CYCLE: u8 = 3;
 const MAX_PAUSE: Duration = Duration::from_secs(60);
 
+/// How close together two grants of the fast path may be to share one entry of the log: a
+/// key served at tens of thousands of requests a second then keeps at most one entry per
+/// millisecond of its learning window, not one per request.
+const FAST_MERGE: Duration = Duration::from_millis(1);
+
 /// The sliding-window log of requests granted on one key. Pure arithmetic over instants.
+///
+/// Grants at the same instant share one entry (virtual time grants many at once), and so may
+/// grants of the fast path less than [`FAST_MERGE`] apart, counted at the first one's instant:
+/// at most that much early, which only an unbudgeted key's log ever holds and the window's
+/// guard covers many times over once a 429 gives it a budget.
 #[derive(Debug, Default)]
 pub(crate) struct Window {
-    log: VecDeque<Instant>,
+    log: VecDeque<(Instant, usize)>,
+    total: usize,
 }
 
 impl Window {
     /// Forgets requests granted at or before `now - keep`.
     fn prune(&mut self, now: Instant, keep: Duration) {
-        while let Some(&oldest) = self.log.front() {
+        while let Some(&(oldest, count)) = self.log.front() {
             if oldest + keep <= now {
                 self.log.pop_front();
+                self.total -= count;
             } else {
                 break;
             }
         }
     }
 
-    fn record(&mut self, at: Instant) {
-        self.log.push_back(at);
+    /// Records one request granted `at`, sharing the last entry when it was granted at most
+    /// `merge` earlier.
+    fn record(&mut self, at: Instant, merge: Duration) {
+        self.total += 1;
+        if let Some((last, count)) = self.log.back_mut()
+            && *last <= at
+            && at <= *last + merge
+        {
+            *count += 1;
+            return;
+        }
+        self.log.push_back((at, 1));
     }
 
     /// Requests granted after `since`.
     fn count_after(&self, since: Instant) -> usize {
-        self.log.iter().filter(|&&at| at > since).count()
+        self.log
+            .iter()
+            .filter(|(at, _)| *at > since)
+            .map(|(_, count)| count)
+            .sum()
     }
 
     /// When the next request may be sent under (`requests` per `window`): `now` if a slot is
-    /// free, otherwise when enough of the oldest requests leave the window. The log must have
-    /// been pruned to `window`.
+    /// free, otherwise when enough of the oldest requests leave the window.
     fn next_free(&self, now: Instant, requests: usize, window: Duration) -> Instant {
-        if self.log.len() < requests {
+        if self.total < requests {
             return now;
         }
-        let index = self.log.len() - requests;
-        self.log
-            .get(index)
-            .map_or(now, |&oldest| (oldest + window).max(now))
+        // The grant whose leaving frees a slot: the one with `total - requests` older ones.
+        let mut older = self.total - requests;
+        for &(at, count) in &self.log {
+            if older < count {
+                return (at + window).max(now);
+            }
+            older -= count;
+        }
+        now
     }
 }
 
@@ -150,7 +198,8 @@ pub(crate) fn likely_finished(
 /// What a ticket asks for.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum Priority {
-    /// A create or an explicit status call: served first, in order.
+    /// A create or an explicit status call: served in order, sharing a short budget with due
+    /// polls (one slot in three when both wait).
     First,
     /// A poll of a waiting job, ordered by [`likely_finished`].
     Poll {
@@ -188,6 +237,9 @@ pub(crate) enum Grant {
 enum Message {
     Ticket(Ticket),
     Withdraw(u64),
+    /// A permitted request ended (the in-flight count is already down): sent when the driver
+    /// has to know — a 429, any outcome once the key is budgeted or paused, any end while it
+    /// has tickets queued.
     Done {
         granted_at: Instant,
         outcome: Outcome,
@@ -202,17 +254,52 @@ struct Ticket {
     reply: oneshot::Sender<Grant>,
 }
 
+/// What the driver, the schedulers and the permits of one key share.
+struct Shared {
+    state: Mutex<SharedState>,
+    seq: AtomicU64,
+    /// Weak, so the driver ends once every scheduler and ticket is gone; a permit that
+    /// outlives them has nobody left to tell.
+    tx: mpsc::WeakUnboundedSender<Message>,
+}
+
+#[derive(Debug, Default)]
+struct SharedState {
+    /// The requests granted, by the driver or the fast path.
+    window: Window,
+    /// Requests granted whose outcome is not yet reported.
+    in_flight: usize,
+    /// The key has no budget and has never been answered 429: a due request may be granted
+    /// without the driver. Only ever goes from true to false.
+    open: bool,
+    /// The driver is sleeping: a request started now could see a virtual clock move under
+    /// it, so the fast path is closed and tickets go to the driver (which wakes for them).
+    sleeping: bool,
+    /// The driver has tickets queued: the end of any request is news to it (a slot freed, a
+    /// due ticket to serve now that it need not wait for answers, a moment to sleep), as it
+    /// cannot use a timer while requests are in flight. With nothing queued, the fast path's
+    /// requests come and go without a message.
+    listening: bool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, SharedState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 /// Permission to send one request. Finish it with the outcome; dropping it counts as a
 /// request that got no answer.
 pub(crate) struct Permit {
-    tx: Option<mpsc::UnboundedSender<Message>>,
+    /// The key it reports back to; `None` for a timer's wake-up, which is no request.
+    key: Option<Arc<Shared>>,
     granted_at: Instant,
 }
 
 impl fmt::Debug for Permit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Permit")
-            .field("budgeted", &self.tx.is_some())
+            .field("budgeted", &self.key.is_some())
             .finish()
     }
 }
@@ -224,7 +311,20 @@ impl Permit {
     }
 
     fn report(&mut self, outcome: Outcome) {
-        if let Some(tx) = self.tx.take() {
+        let Some(key) = self.key.take() else { return };
+        let tell_driver = {
+            let mut state = key.lock();
+            state.in_flight = state.in_flight.saturating_sub(1);
+            let rate_limited = matches!(outcome, Outcome::RateLimited(_));
+            let was_open = state.open;
+            if rate_limited {
+                // Closed here, not when the driver reads the message: no request may slip
+                // past the pause through the fast path in between.
+                state.open = false;
+            }
+            rate_limited || !was_open || state.listening
+        };
+        if tell_driver && let Some(tx) = key.tx.upgrade() {
             let _ = tx.send(Message::Done {
                 granted_at: self.granted_at,
                 outcome,
@@ -239,30 +339,43 @@ impl Drop for Permit {
     }
 }
 
-/// A ticket waiting for its grant. Dropping it withdraws the ticket, so a cancelled wait
-/// leaves nothing behind for the driver to sleep on.
+/// A ticket waiting for its grant, or a grant made on the spot. Dropping a waiting ticket
+/// withdraws it, so a cancelled wait leaves nothing behind for the driver to sleep on.
 pub(crate) struct PendingGrant {
-    rx: oneshot::Receiver<Grant>,
-    withdraw: Option<(mpsc::UnboundedSender<Message>, u64)>,
+    state: Pending,
+}
+
+enum Pending {
+    /// Granted by the fast path; taken by the first poll.
+    Ready(Option<Grant>),
+    Queued {
+        rx: oneshot::Receiver<Grant>,
+        withdraw: Option<(mpsc::UnboundedSender<Message>, u64)>,
+    },
 }
 
 impl Future for PendingGrant {
     type Output = Grant;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Grant> {
-        match Pin::new(&mut self.rx).poll(cx) {
-            Poll::Ready(result) => {
-                self.withdraw = None;
-                Poll::Ready(result.unwrap_or(Grant::Closed))
-            }
-            Poll::Pending => Poll::Pending,
+        match &mut self.state {
+            Pending::Ready(grant) => Poll::Ready(grant.take().unwrap_or(Grant::Closed)),
+            Pending::Queued { rx, withdraw } => match Pin::new(rx).poll(cx) {
+                Poll::Ready(result) => {
+                    *withdraw = None;
+                    Poll::Ready(result.unwrap_or(Grant::Closed))
+                }
+                Poll::Pending => Poll::Pending,
+            },
         }
     }
 }
 
 impl Drop for PendingGrant {
     fn drop(&mut self) {
-        if let Some((tx, seq)) = self.withdraw.take() {
+        if let Pending::Queued { withdraw, .. } = &mut self.state
+            && let Some((tx, seq)) = withdraw.take()
+        {
             let _ = tx.send(Message::Withdraw(seq));
         }
     }
@@ -272,7 +385,8 @@ impl Drop for PendingGrant {
 #[derive(Clone)]
 pub(crate) struct Scheduler {
     tx: mpsc::UnboundedSender<Message>,
-    seq: Arc<AtomicU64>,
+    shared: Arc<Shared>,
+    clock: Arc<dyn Clock>,
 }
 
 impl fmt::Debug for Scheduler {
@@ -293,26 +407,30 @@ impl Scheduler {
         clock: Arc<dyn Clock>,
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            state: Mutex::new(SharedState {
+                open: limit.is_none(),
+                ..SharedState::default()
+            }),
+            seq: AtomicU64::new(0),
+            tx: tx.downgrade(),
+        });
         let driver = Driver {
             label,
             rx,
-            tx: tx.downgrade(),
+            shared: Arc::clone(&shared),
             sleeper,
-            clock,
+            clock: Arc::clone(&clock),
             limit,
             configured,
-            window: Window::default(),
             paused_until: None,
             last_rate_limited: None,
             streak: 0,
-            in_flight: 0,
+            contended: 0,
             queue: Vec::new(),
         };
         tokio::spawn(driver.run());
-        Scheduler {
-            tx,
-            seq: Arc::new(AtomicU64::new(0)),
-        }
+        Scheduler { tx, shared, clock }
     }
 
     /// Whether the driver has stopped (its runtime is gone).
@@ -320,14 +438,42 @@ impl Scheduler {
         self.tx.is_closed()
     }
 
-    /// Queues a ticket now (so its place is kept even before the grant is awaited).
+    /// Queues a ticket now (so its place is kept even before the grant is awaited). A request
+    /// due now on a key with no budget is granted on the spot.
     pub(crate) fn register(
         &self,
         priority: Priority,
         not_before: Instant,
         deadline: Option<Instant>,
     ) -> PendingGrant {
-        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        self.register_at(self.clock.now(), priority, not_before, deadline)
+    }
+
+    /// [`register`](Self::register) for a request due now: the clock is read once.
+    pub(crate) fn register_now(
+        &self,
+        priority: Priority,
+        deadline: Option<Instant>,
+    ) -> PendingGrant {
+        let now = self.clock.now();
+        self.register_at(now, priority, now, deadline)
+    }
+
+    fn register_at(
+        &self,
+        now: Instant,
+        priority: Priority,
+        not_before: Instant,
+        deadline: Option<Instant>,
+    ) -> PendingGrant {
+        if priority != Priority::Timer
+            && let Some(permit) = self.grant_now(now, not_before, deadline)
+        {
+            return PendingGrant {
+                state: Pending::Ready(Some(Grant::Go(permit))),
+            };
+        }
+        let seq = self.shared.seq.fetch_add(1, Ordering::Relaxed);
         let (reply, rx) = oneshot::channel();
         let ticket = Ticket {
             seq,
@@ -340,26 +486,58 @@ impl Scheduler {
         // reads `Closed`.
         let _ = self.tx.send(Message::Ticket(ticket));
         PendingGrant {
-            rx,
-            withdraw: Some((self.tx.clone(), seq)),
+            state: Pending::Queued {
+                rx,
+                withdraw: Some((self.tx.clone(), seq)),
+            },
         }
+    }
+
+    /// The fast path: a permit for a request due now, when the key has no budget, has never
+    /// been answered 429 and its driver is not sleeping — exactly when the driver would grant
+    /// it at once. Counted in the shared log and in-flight count as the driver counts its own.
+    fn grant_now(
+        &self,
+        now: Instant,
+        not_before: Instant,
+        deadline: Option<Instant>,
+    ) -> Option<Permit> {
+        if not_before > now || deadline.is_some_and(|deadline| deadline <= now) {
+            return None;
+        }
+        if self.tx.is_closed() {
+            return None;
+        }
+        {
+            let mut state = self.shared.lock();
+            if !state.open || state.sleeping {
+                return None;
+            }
+            state.window.prune(now, LEARN_WINDOW);
+            state.window.record(now, FAST_MERGE);
+            state.in_flight += 1;
+        }
+        Some(Permit {
+            key: Some(Arc::clone(&self.shared)),
+            granted_at: now,
+        })
     }
 }
 
 struct Driver {
     label: String,
     rx: mpsc::UnboundedReceiver<Message>,
-    /// Weak, so the driver ends once every scheduler, ticket and permit is gone.
-    tx: mpsc::WeakUnboundedSender<Message>,
+    shared: Arc<Shared>,
     sleeper: Arc<dyn Sleeper>,
     clock: Arc<dyn Clock>,
     limit: Option<RateLimit>,
     configured: bool,
-    window: Window,
     paused_until: Option<Instant>,
     last_rate_limited: Option<Instant>,
     streak: u32,
-    in_flight: usize,
+    /// Slots given while creates and due polls both waited, modulo [`CONTENDED_CYCLE`]:
+    /// whose turn the next one is.
+    contended: u8,
     queue: Vec<Ticket>,
 }
 
@@ -371,21 +549,20 @@ impl Driver {
             }
             let now = self.clock.now();
             self.serve(now);
-            // Never sleep while a permitted request is in flight: its answer comes back as a
-            // message, and a sleep now would move a virtual clock under it.
-            let wake = if self.in_flight > 0 {
-                None
-            } else {
-                self.next_wake(now)
-            };
+            let wake = self.plan_sleep(now);
             let message = match wake {
                 None => self.rx.recv().await,
                 Some(at) => {
                     let sleep = self.sleeper.sleep(at.saturating_duration_since(now));
-                    tokio::select! {
+                    let message = tokio::select! {
                         biased;
-                        message = self.rx.recv() => message,
-                        () = sleep => continue,
+                        message = self.rx.recv() => Some(message),
+                        () = sleep => None,
+                    };
+                    self.shared.lock().sleeping = false;
+                    match message {
+                        Some(message) => message,
+                        None => continue,
                     }
                 }
             };
@@ -396,6 +573,22 @@ impl Driver {
         }
     }
 
+    /// When to wake next, if the driver may sleep now; marks it sleeping (closing the fast
+    /// path) under the same lock that counts requests in flight, so no request can start
+    /// between the check and the sleep. Never sleeps while a permitted request is in flight:
+    /// a sleep now would move a virtual clock under it; with tickets queued, every request
+    /// that ends wakes the driver (as its 429 would at any time).
+    fn plan_sleep(&mut self, now: Instant) -> Option<Instant> {
+        let mut state = self.shared.lock();
+        state.listening = !self.queue.is_empty();
+        if state.in_flight > 0 {
+            return None;
+        }
+        let wake = self.next_wake(now, &state.window);
+        state.sleeping = wake.is_some();
+        wake
+    }
+
     fn handle(&mut self, message: Message) {
         match message {
             Message::Ticket(ticket) => self.queue.push(ticket),
@@ -403,14 +596,11 @@ impl Driver {
             Message::Done {
                 granted_at,
                 outcome,
-            } => {
-                self.in_flight = self.in_flight.saturating_sub(1);
-                match outcome {
-                    Outcome::RateLimited(retry_after) => self.rate_limited(granted_at, retry_after),
-                    Outcome::Answered => self.streak = 0,
-                    Outcome::NoAnswer => {}
-                }
-            }
+            } => match outcome {
+                Outcome::RateLimited(retry_after) => self.rate_limited(granted_at, retry_after),
+                Outcome::Answered => self.streak = 0,
+                Outcome::NoAnswer => {}
+            },
         }
     }
 
@@ -425,6 +615,8 @@ impl Driver {
             if !self.configured {
                 let window = self.limit.map_or(LEARN_WINDOW, |limit| limit.window);
                 let observed = self
+                    .shared
+                    .lock()
                     .window
                     .count_after(now.checked_sub(window).unwrap_or(now));
                 let observed = u32::try_from(observed).unwrap_or(u32::MAX);
@@ -463,13 +655,13 @@ impl Driver {
     }
 
     /// When a budgeted request may next be sent.
-    fn free_at(&self, now: Instant) -> Instant {
+    fn free_at(&self, now: Instant, log: &Window) -> Instant {
         let paused = self
             .paused_until
             .filter(|&until| until > now)
             .unwrap_or(now);
         let window = match self.keep().0 {
-            Some((requests, window)) => self.window.next_free(now, requests, window),
+            Some((requests, window)) => log.next_free(now, requests, window),
             None => now,
         };
         paused.max(window)
@@ -477,35 +669,39 @@ impl Driver {
 
     fn serve(&mut self, now: Instant) {
         self.queue.retain(|ticket| !ticket.reply.is_closed());
-        let keep = self.keep().1;
-        self.window.prune(now, keep);
+        let mut granted: Vec<(Ticket, Grant)> = Vec::new();
 
         let mut index = 0;
         while index < self.queue.len() {
             let ticket = &self.queue[index];
             if ticket.priority == Priority::Timer && ticket.not_before <= now {
                 let ticket = self.queue.swap_remove(index);
-                let _ = ticket.reply.send(Grant::Go(Permit {
-                    tx: None,
+                let permit = Permit {
+                    key: None,
                     granted_at: now,
-                }));
+                };
+                granted.push((ticket, Grant::Go(permit)));
             } else {
                 index += 1;
             }
         }
 
-        while self.free_at(now) <= now {
-            let Some(index) = self.pick(now) else { break };
-            let ticket = self.queue.swap_remove(index);
-            let Some(tx) = self.tx.upgrade() else { break };
-            self.window.record(now);
-            self.in_flight += 1;
-            let permit = Permit {
-                tx: Some(tx),
-                granted_at: now,
-            };
-            // A receiver that is gone drops the permit, whose drop reports it done.
-            let _ = ticket.reply.send(Grant::Go(permit));
+        {
+            let shared = Arc::clone(&self.shared);
+            let mut state = shared.lock();
+            let keep = self.keep().1;
+            state.window.prune(now, keep);
+            while self.free_at(now, &state.window) <= now {
+                let Some(index) = self.pick(now) else { break };
+                let ticket = self.queue.swap_remove(index);
+                state.window.record(now, Duration::ZERO);
+                state.in_flight += 1;
+                let permit = Permit {
+                    key: Some(Arc::clone(&self.shared)),
+                    granted_at: now,
+                };
+                granted.push((ticket, Grant::Go(permit)));
+            }
         }
 
         let mut index = 0;
@@ -515,42 +711,59 @@ impl Driver {
                 .is_some_and(|deadline| deadline <= now)
             {
                 let ticket = self.queue.swap_remove(index);
-                let _ = ticket.reply.send(Grant::Deadline);
+                granted.push((ticket, Grant::Deadline));
             } else {
                 index += 1;
             }
         }
-    }
 
-    /// The budgeted ticket to serve now: the first creates/status calls in order, then the
-    /// due poll most likely to find its job finished.
-    fn pick(&self, now: Instant) -> Option<usize> {
-        let due = |ticket: &&Ticket| ticket.not_before <= now;
-        let first = self
-            .queue
-            .iter()
-            .enumerate()
-            .filter(|(_, ticket)| ticket.priority == Priority::First && due(ticket))
-            .min_by_key(|(_, ticket)| ticket.seq);
-        if let Some((index, _)) = first {
-            return Some(index);
+        // Sent with the shared state unlocked: a receiver that is gone drops the permit,
+        // whose drop reports it done (and takes the lock).
+        for (ticket, grant) in granted {
+            let _ = ticket.reply.send(grant);
         }
-        pick_poll(
-            now,
-            self.queue
-                .iter()
-                .enumerate()
-                .filter_map(|(index, ticket)| match ticket.priority {
-                    Priority::Poll { started, expected } if due(&ticket) => {
-                        Some((index, ticket.seq, started, ticket.not_before, expected))
-                    }
-                    _ => None,
-                }),
-        )
     }
 
-    fn next_wake(&self, now: Instant) -> Option<Instant> {
-        let free = self.free_at(now);
+    /// The budgeted ticket to serve now. Creates and status calls go in order; polls that
+    /// are due, the one most likely to find its job finished first. When both wait, two
+    /// slots of every three go to polls and one to a create, so neither starves the other.
+    fn pick(&mut self, now: Instant) -> Option<usize> {
+        // One pass over the queue for both kinds: it may hold a ticket per job of a batch.
+        let mut first: Option<(usize, u64)> = None;
+        let mut poll = BestPoll::default();
+        for (index, ticket) in self.queue.iter().enumerate() {
+            if ticket.not_before > now {
+                continue;
+            }
+            match ticket.priority {
+                Priority::First => {
+                    if first.is_none_or(|(_, seq)| ticket.seq < seq) {
+                        first = Some((index, ticket.seq));
+                    }
+                }
+                Priority::Poll { started, expected } => {
+                    let score = likely_finished(now, started, ticket.not_before, expected);
+                    poll.offer(index, ticket.seq, score);
+                }
+                Priority::Timer => {}
+            }
+        }
+        match (first.map(|(index, _)| index), poll.index()) {
+            (Some(first), Some(poll)) => {
+                let turn = self.contended;
+                self.contended = (turn + 1) % CONTENDED_CYCLE;
+                Some(if turn < CONTENDED_CYCLE - 1 {
+                    poll
+                } else {
+                    first
+                })
+            }
+            (first, poll) => first.or(poll),
+        }
+    }
+
+    fn next_wake(&self, now: Instant, log: &Window) -> Option<Instant> {
+        let free = self.free_at(now, log);
         self.queue
             .iter()
             .flat_map(|ticket| {
@@ -565,26 +778,43 @@ impl Driver {
     }
 }
 
-/// Among due polls `(index, seq, started, due, expected)`, the one most likely finished;
-/// ties go to the older ticket.
-fn pick_poll(
-    now: Instant,
-    candidates: impl Iterator<Item = (usize, u64, Instant, Instant, Duration)>,
-) -> Option<usize> {
-    let mut best: Option<(usize, u64, f64)> = None;
-    for (index, seq, started, due, expected) in candidates {
-        let score = likely_finished(now, started, due, expected);
-        let better = match best {
+/// The due poll most likely to find its job finished, as candidates are offered; ties go to
+/// the older ticket.
+#[derive(Debug, Default)]
+struct BestPoll {
+    best: Option<(usize, u64, f64)>,
+}
+
+impl BestPoll {
+    fn offer(&mut self, index: usize, seq: u64, score: f64) {
+        let better = match self.best {
             None => true,
             Some((_, best_seq, best_score)) => {
                 score > best_score || (score == best_score && seq < best_seq)
             }
         };
         if better {
-            best = Some((index, seq, score));
+            self.best = Some((index, seq, score));
         }
     }
-    best.map(|(index, _, _)| index)
+
+    fn index(&self) -> Option<usize> {
+        self.best.map(|(index, _, _)| index)
+    }
+}
+
+/// Among due polls `(index, seq, started, due, expected)`, the one most likely finished;
+/// ties go to the older ticket.
+#[cfg(test)]
+fn pick_poll(
+    now: Instant,
+    candidates: impl Iterator<Item = (usize, u64, Instant, Instant, Duration)>,
+) -> Option<usize> {
+    let mut best = BestPoll::default();
+    for (index, seq, started, due, expected) in candidates {
+        best.offer(index, seq, likely_finished(now, started, due, expected));
+    }
+    best.index()
 }
 
 #[cfg(test)]
@@ -602,7 +832,7 @@ mod tests {
         let t0 = Instant::now();
         let mut window = Window::default();
         for i in 0..3 {
-            window.record(t0 + i * S);
+            window.record(t0 + i * S, Duration::ZERO);
         }
         // Three requests at 0, 1, 2 s under "3 per 10 s": the next goes when the first leaves.
         assert_eq!(window.next_free(t0 + 2 * S, 3, 10 * S), t0 + 10 * S);
@@ -610,8 +840,40 @@ mod tests {
         // "2 per 10 s": the second oldest must leave.
         assert_eq!(window.next_free(t0 + 2 * S, 2, 10 * S), t0 + 11 * S);
         window.prune(t0 + 10 * S, 10 * S);
-        assert_eq!(window.log.len(), 2);
+        assert_eq!(window.total, 2);
         assert_eq!(window.count_after(t0 + S), 1);
+    }
+
+    #[test]
+    fn grants_at_one_instant_share_an_entry_and_still_count_one_by_one() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis(1);
+        let mut window = Window::default();
+        // Virtual time: four at once, then two a second later.
+        for _ in 0..4 {
+            window.record(t0, Duration::ZERO);
+        }
+        window.record(t0 + S, Duration::ZERO);
+        window.record(t0 + S, Duration::ZERO);
+        assert_eq!(window.log.len(), 2);
+        assert_eq!(window.count_after(t0 - S), 6);
+        assert_eq!(window.count_after(t0), 2);
+        // "5 per 10 s": the second of the four at t0 must leave, at 10 s; "2 per 10 s": the
+        // first at t0 + 1 s.
+        assert_eq!(window.next_free(t0 + S, 5, 10 * S), t0 + 10 * S);
+        assert_eq!(window.next_free(t0 + S, 2, 10 * S), t0 + 11 * S);
+        assert_eq!(window.next_free(t0 + S, 7, 10 * S), t0 + S);
+        window.prune(t0 + 10 * S, 10 * S);
+        assert_eq!((window.log.len(), window.total), (1, 2));
+
+        // The fast path merges grants under a millisecond apart, never one that is later.
+        let mut fast = Window::default();
+        for i in 0..1000u32 {
+            fast.record(t0 + ms * i / 100, FAST_MERGE);
+        }
+        assert_eq!(fast.total, 1000);
+        assert_eq!(fast.log.len(), 10);
+        assert_eq!(fast.count_after(t0 - S), 1000);
     }
 
     #[test]
@@ -791,5 +1053,257 @@ mod tests {
         }
         // One 2 s pause, then all fifty within the configured 90 (100 less the margin).
         assert_eq!(time.now() - start, 2 * S);
+    }
+
+    /// Grants `tickets` (registered in this order before the driver runs) and finishes each
+    /// permit at once; returns `(label, seconds after start)` in the order granted.
+    async fn grant_all(
+        time: &ManualTime,
+        sched: &Scheduler,
+        tickets: Vec<(&'static str, Priority)>,
+    ) -> Vec<(&'static str, f64)> {
+        let start = time.now();
+        let granted = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for (label, priority) in tickets {
+            let pending = sched.register(priority, start, None);
+            let granted = Arc::clone(&granted);
+            let time = time.clone();
+            tasks.push(tokio::spawn(async move {
+                let Grant::Go(permit) = pending.await else {
+                    panic!("no grant for {label}")
+                };
+                granted
+                    .lock()
+                    .unwrap()
+                    .push((label, (time.now() - start).as_secs_f64()));
+                permit.finish(Outcome::Answered);
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let mut granted = granted.lock().unwrap().clone();
+        granted.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(b.0)));
+        granted
+    }
+
+    #[tokio::test]
+    async fn a_short_budget_alternates_creates_and_due_polls_most_likely_finished_first() {
+        let time = ManualTime::new();
+        let start = time.now();
+        // 2 per 10 s (no margin below 10): two grants per 10.25 s window.
+        let sched = scheduler(&time, Some(RateLimit::new(2, 10 * S)), true);
+        let poll = |age: u32| Priority::Poll {
+            started: start - age * S,
+            expected: 60 * S,
+        };
+        let granted = grant_all(
+            &time,
+            &sched,
+            vec![
+                ("create 1", Priority::First),
+                ("create 2", Priority::First),
+                ("create 3", Priority::First),
+                ("poll young", poll(70)),
+                ("poll old", poll(300)),
+                ("poll middle", poll(200)),
+            ],
+        )
+        .await;
+        // Not every create first (the oldest job's result would wait two windows): two polls,
+        // the oldest jobs' first, then a create, and so on; creates take what polls leave.
+        assert_eq!(
+            granted,
+            [
+                ("poll middle", 0.0),
+                ("poll old", 0.0),
+                ("create 1", 10.25),
+                ("poll young", 10.25),
+                ("create 2", 20.5),
+                ("create 3", 20.5),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn polls_that_never_stop_coming_do_not_starve_creates_nor_creates_polls() {
+        let time = ManualTime::new();
+        let start = time.now();
+        let sched = scheduler(&time, Some(RateLimit::new(2, 10 * S)), true);
+        // Four stuck jobs whose polls are always due again, and four creates.
+        let creates: Vec<_> = (0..4)
+            .map(|_| sched.register(Priority::First, start, None))
+            .collect();
+        let stuck = Priority::Poll {
+            started: start - 600 * S,
+            expected: 60 * S,
+        };
+        let polls = Arc::new(Mutex::new(Vec::new()));
+        let mut pollers = Vec::new();
+        for _ in 0..4 {
+            let sched = sched.clone();
+            let time = time.clone();
+            let polls = Arc::clone(&polls);
+            // Queued with the creates, before the driver first runs.
+            let mut pending = sched.register(stuck, start, None);
+            pollers.push(tokio::spawn(async move {
+                // Bounded, so that a scheduler that starved creates fails this test rather
+                // than hanging it.
+                for _ in 0..6 {
+                    let Grant::Go(permit) = pending.await else {
+                        return;
+                    };
+                    polls.lock().unwrap().push(time.now() - start);
+                    pending = sched.register(stuck, time.now(), None);
+                    permit.finish(Outcome::Answered);
+                }
+            }));
+        }
+        let mut created = Vec::new();
+        for pending in creates {
+            let Grant::Go(permit) = pending.await else {
+                panic!("no grant")
+            };
+            created.push((time.now() - start).as_secs_f64());
+            permit.finish(Outcome::Answered);
+        }
+        for poller in pollers {
+            poller.abort();
+        }
+        // Slots go poll, poll, create, …, two per window: the creates take the 3rd, 6th, 9th
+        // and 12th slots (windows 1, 2, 4 and 5), and a poll went in every window.
+        assert_eq!(created, [10.25, 20.5, 41.0, 51.25]);
+        let polls = polls.lock().unwrap().clone();
+        for window in 0..6u32 {
+            let at = Duration::from_millis(10_250) * window;
+            let expected = if window == 0 || window == 3 { 2 } else { 1 };
+            assert_eq!(
+                polls.iter().filter(|&&poll| poll == at).count(),
+                expected,
+                "polls at {at:?}: {polls:?}"
+            );
+        }
+    }
+
+    /// `grant`, once the driver and the virtual clock have had a few turns; `None` if it is
+    /// still pending then (so a broken scheduler fails a test instead of hanging it).
+    async fn settle(grant: &mut PendingGrant) -> Option<Grant> {
+        use futures_util::FutureExt as _;
+        for _ in 0..50 {
+            if let Some(grant) = grant.now_or_never() {
+                return Some(grant);
+            }
+            tokio::task::yield_now().await;
+        }
+        None
+    }
+
+    #[tokio::test]
+    async fn a_key_without_a_budget_grants_on_the_spot_and_time_still_waits_for_it() {
+        use futures_util::FutureExt as _;
+
+        let time = ManualTime::new();
+        let start = time.now();
+        let sched = scheduler(&time, None, false);
+        // Granted without the driver: ready at the first poll.
+        let Some(Grant::Go(status)) = sched.register_now(Priority::First, None).now_or_never()
+        else {
+            panic!("not granted on the spot")
+        };
+        // A poll due in a minute: the driver may not sleep toward it while `status` is in
+        // flight, or a virtual clock would move under that request.
+        let poll = Priority::Poll {
+            started: start,
+            expected: 60 * S,
+        };
+        let mut due = sched.register(poll, start + 60 * S, None);
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+        assert!((&mut due).now_or_never().is_none());
+        assert_eq!(time.now(), start);
+        status.finish(Outcome::Answered);
+        let Some(Grant::Go(permit)) = settle(&mut due).await else {
+            panic!("the poll was not granted once nothing was in flight")
+        };
+        assert_eq!(time.now() - start, 60 * S);
+        permit.finish(Outcome::Answered);
+
+        // While the driver sleeps toward the next poll, a status call goes to it (and wakes
+        // it) instead of starting beside the sleep: granted at once, the clock unmoved.
+        let next = sched.register(poll, start + 120 * S, None);
+        while !sched.shared.lock().sleeping {
+            tokio::task::yield_now().await;
+        }
+        let mut status = sched.register_now(Priority::First, None);
+        assert!((&mut status).now_or_never().is_none());
+        let Grant::Go(status) = status.await else {
+            panic!("no grant")
+        };
+        assert_eq!(time.now() - start, 60 * S);
+        status.finish(Outcome::Answered);
+        let mut next = next;
+        let Some(Grant::Go(permit)) = settle(&mut next).await else {
+            panic!("the next poll was not granted")
+        };
+        assert_eq!(time.now() - start, 120 * S);
+        permit.finish(Outcome::Answered);
+        // Every sleep was whole: none was cut by a request starting beside it.
+        assert_eq!(time.sleeps(), [60 * S, 60 * S]);
+    }
+
+    #[tokio::test]
+    async fn requests_granted_on_the_spot_do_not_hold_up_a_due_poll() {
+        use futures_util::FutureExt as _;
+
+        let time = ManualTime::new();
+        let start = time.now();
+        let sched = scheduler(&time, None, false);
+        let Grant::Go(mut in_flight) = sched.register_now(Priority::First, None).await else {
+            panic!("no grant")
+        };
+        let poll = Priority::Poll {
+            started: start,
+            expected: 60 * S,
+        };
+        let mut due = sched.register(poll, start + 10 * S, None);
+        for _ in 0..5 {
+            tokio::task::yield_now().await;
+        }
+        // The poll falls due (moved by hand: the driver itself may not sleep while a request
+        // is in flight) while status calls keep one request in flight all along.
+        time.advance(10 * S);
+        for _ in 0..3 {
+            let Some(Grant::Go(next)) = sched.register_now(Priority::First, None).now_or_never()
+            else {
+                panic!("not granted on the spot")
+            };
+            std::mem::replace(&mut in_flight, next).finish(Outcome::Answered);
+            for _ in 0..5 {
+                tokio::task::yield_now().await;
+            }
+            if let Some(grant) = (&mut due).now_or_never() {
+                let Grant::Go(permit) = grant else {
+                    panic!("no grant")
+                };
+                permit.finish(Outcome::Answered);
+                in_flight.finish(Outcome::Answered);
+                assert_eq!(time.now() - start, 10 * S);
+                return;
+            }
+        }
+        panic!("the due poll waited for the stream of status calls to stop");
+    }
+
+    #[tokio::test]
+    async fn a_budgeted_key_always_asks_its_driver() {
+        use futures_util::FutureExt as _;
+
+        let time = ManualTime::new();
+        let sched = scheduler(&time, Some(RateLimit::runbase()), false);
+        let mut pending = sched.register_now(Priority::First, None);
+        assert!((&mut pending).now_or_never().is_none());
+        assert!(matches!(pending.await, Grant::Go(_)));
     }
 }

@@ -88,9 +88,10 @@ mod submit;
 pub mod wait;
 pub mod webhook;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use imggen_http::time::{Clock, Sleeper, SystemClock, TokioSleeper};
@@ -138,7 +139,26 @@ struct Inner {
     sleeper: Arc<dyn Sleeper>,
     clock: Arc<dyn Clock>,
     retry: RetryConfig,
-    schedulers: Mutex<HashMap<(ProviderId, String), Scheduler>>,
+    /// One scheduler per configured provider (one provider per id, one key per provider),
+    /// indexed by [`slot`]: started on first use, inside the caller's runtime.
+    schedulers: [SchedulerSlot; 3],
+}
+
+/// Where a provider's scheduler is kept: read without a lock or a reference count on every
+/// call once started; replaced (under the lock) only if the runtime it ran on has gone.
+#[derive(Default)]
+struct SchedulerSlot {
+    first: OnceLock<Scheduler>,
+    restarted: Mutex<Option<Scheduler>>,
+}
+
+/// A provider's place in [`Inner::schedulers`].
+fn slot(id: ProviderId) -> usize {
+    match id {
+        ProviderId::Runblob => 0,
+        ProviderId::Gptimg => 1,
+        ProviderId::Runbase => 2,
+    }
 }
 
 impl fmt::Debug for Imggen {
@@ -348,7 +368,7 @@ impl ImggenBuilder {
                 sleeper: self.sleeper,
                 clock: self.clock,
                 retry: self.retry,
-                schedulers: Mutex::new(HashMap::new()),
+                schedulers: Default::default(),
             }),
         })
     }
@@ -409,11 +429,15 @@ impl Imggen {
     }
 
     pub(crate) fn provider(&self, id: ProviderId) -> Result<Arc<dyn Provider>, Error> {
+        self.provider_ref(id).cloned()
+    }
+
+    /// The configured provider `id`, borrowed.
+    pub(crate) fn provider_ref(&self, id: ProviderId) -> Result<&Arc<dyn Provider>, Error> {
         self.inner
             .providers
             .iter()
             .find(|provider| provider.id() == id)
-            .cloned()
             .ok_or_else(|| {
                 Error::config(format!(
                     "{id} is not configured: set {}_API_KEY or add a client with .{id}(..)",
@@ -432,18 +456,32 @@ impl Imggen {
 
     /// The scheduler of a provider's key, started on first use.
     pub(crate) fn scheduler(&self, provider: &Arc<dyn Provider>) -> Result<Scheduler, Error> {
+        self.scheduler_ref(provider).map(Cow::into_owned)
+    }
+
+    /// The scheduler of a provider's key, borrowed when it can be: started on first use (and
+    /// again if the runtime it ran on has gone). Looked up by the provider's id alone — one
+    /// provider per id, one key per provider — so no key label is computed per call.
+    pub(crate) fn scheduler_ref(
+        &self,
+        provider: &Arc<dyn Provider>,
+    ) -> Result<Cow<'_, Scheduler>, Error> {
         let id = provider.id();
-        let label = provider.key_label();
-        let mut schedulers = self
-            .inner
-            .schedulers
+        let slot = &self.inner.schedulers[slot(id)];
+        let running = |scheduler: &&Scheduler| !scheduler.is_closed();
+        if let Some(scheduler) = slot.first.get().filter(running) {
+            return Ok(Cow::Borrowed(scheduler));
+        }
+        let mut restarted = slot
+            .restarted
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let key = (id, label.clone());
-        if let Some(scheduler) = schedulers.get(&key)
-            && !scheduler.is_closed()
-        {
-            return Ok(scheduler.clone());
+        // Again under the lock: another call may have just started it.
+        if let Some(scheduler) = slot.first.get().filter(running) {
+            return Ok(Cow::Borrowed(scheduler));
+        }
+        if let Some(scheduler) = restarted.as_ref().filter(running) {
+            return Ok(Cow::Owned(scheduler.clone()));
         }
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(Error::config("imggen must run inside a tokio runtime"));
@@ -454,14 +492,17 @@ impl Imggen {
             None => (None, false),
         };
         let scheduler = Scheduler::start(
-            format!("{id}:{label}"),
+            format!("{id}:{}", provider.key_label()),
             limit,
             configured,
             Arc::clone(&self.inner.sleeper),
             Arc::clone(&self.inner.clock),
         );
-        schedulers.insert(key, scheduler.clone());
-        Ok(scheduler)
+        if slot.first.set(scheduler.clone()).is_ok() {
+            return Ok(Cow::Owned(scheduler));
+        }
+        *restarted = Some(scheduler.clone());
+        Ok(Cow::Owned(scheduler))
     }
 }
 

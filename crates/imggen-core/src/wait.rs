@@ -449,14 +449,20 @@ impl Imggen {
 
     /// Reads a task's status once (retrying transient failures), inside the key's budget.
     pub async fn status(&self, handle: &JobHandle) -> Result<JobStatus, Error> {
-        let provider = self.provider(handle.provider)?;
-        let scheduler = self.scheduler(&provider)?;
+        // Borrowed, not cloned: this is the call a busy program makes most.
+        let provider = self.provider_ref(handle.provider)?;
+        let scheduler = self.scheduler_ref(provider)?;
         let clock = &self.inner.clock;
-        let mut not_before = clock.now();
+        // The first attempt is due now; a retry after its backoff.
+        let mut retry_at = None;
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let permit = match scheduler.register(Priority::First, not_before, None).await {
+            let pending = match retry_at {
+                None => scheduler.register_now(Priority::First, None),
+                Some(at) => scheduler.register(Priority::First, at, None),
+            };
+            let permit = match pending.await {
                 Grant::Go(permit) => permit,
                 Grant::Deadline | Grant::Closed => {
                     return Err(Error::config("the request scheduler stopped"));
@@ -491,7 +497,8 @@ impl Imggen {
                     );
                     match decision {
                         Decision::Retry { after } => {
-                            not_before = clock.now() + policy::jitter_up(after, fastrand::f64());
+                            retry_at =
+                                Some(clock.now() + policy::jitter_up(after, fastrand::f64()));
                         }
                         Decision::GiveUp | Decision::FallBack => {
                             return Err(Error::Status(Box::new(StatusError {

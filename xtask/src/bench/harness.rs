@@ -62,6 +62,105 @@ impl Drop for MockHost {
     }
 }
 
+/// A loopback receiver for runblob's callbacks: a plain HTTP/1.1 listener on its own thread
+/// that hands each body to [`WebhookHub::receive_runblob`] (what an app's own endpoint, or
+/// imggen-core's `webhook::server` router, does) and answers `200` (`400` for a body that is
+/// not a status object), closing the connection after each answer.
+pub struct WebhookReceiver {
+    url: String,
+    addr: std::net::SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl WebhookReceiver {
+    /// Listens on 127.0.0.1 and feeds `hub`.
+    pub fn start(hub: imggen_core::WebhookHub) -> Result<WebhookReceiver, String> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")
+            .map_err(|err| format!("could not listen for webhooks: {err}"))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|err| format!("could not listen for webhooks: {err}"))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = Arc::clone(&stop);
+            std::thread::Builder::new()
+                .name("bench-hooks".into())
+                .spawn(move || {
+                    for stream in listener.incoming() {
+                        if stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        if let Ok(stream) = stream {
+                            // A delivery that fails is the mock's to retry, as runblob would.
+                            let _ = answer_webhook(stream, &hub);
+                        }
+                    }
+                })
+                .map_err(|err| format!("could not start the webhook receiver: {err}"))?
+        };
+        Ok(WebhookReceiver {
+            url: format!("http://{addr}/webhooks/runblob"),
+            addr,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// The `callback_url` to give runblob.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for WebhookReceiver {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Wakes the blocking accept, which then sees the flag.
+        let _ = std::net::TcpStream::connect(self.addr);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn answer_webhook(
+    mut stream: std::net::TcpStream,
+    hub: &imggen_core::WebhookHub,
+) -> std::io::Result<()> {
+    use std::io::{BufRead as _, Read as _, Write as _};
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut reader = std::io::BufReader::new(&stream);
+    let mut length = 0usize;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let header = line.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':')
+            && name.trim().eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0; length.min(64 * 1024)];
+    reader.read_exact(&mut body)?;
+    let status = match hub.receive_runblob(&body) {
+        Ok(_) => "200 OK",
+        Err(_) => "400 Bad Request",
+    };
+    write!(
+        stream,
+        "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    )?;
+    stream.flush()
+}
+
 /// Drives a manual [`MockClock`] `speedup` times faster than the real clock, so the mock's
 /// realistic durations (runblob's 1–3 minutes) pass in a hundredth of the time while the code
 /// under test runs on the real clock with its schedule scaled by `1 / speedup`.
@@ -153,6 +252,8 @@ pub struct Summary {
     pub p50: f64,
     /// The 95th percentile (nearest rank).
     pub p95: f64,
+    /// The smallest value.
+    pub min: f64,
     /// The largest value.
     pub max: f64,
 }
@@ -179,6 +280,7 @@ impl Summary {
             std_error,
             p50: percentile(&sorted, 50.0),
             p95: percentile(&sorted, 95.0),
+            min: sorted[0],
             max: sorted[sorted.len() - 1],
         })
     }
@@ -420,7 +522,7 @@ mod tests {
         assert_eq!(summary.mean, 3.0);
         assert_eq!(summary.p50, 3.0);
         assert_eq!(summary.p95, 5.0);
-        assert_eq!(summary.max, 5.0);
+        assert_eq!((summary.min, summary.max), (1.0, 5.0));
         // Sample variance 2.5 over 5 values.
         assert!((summary.std_error - 0.5_f64.sqrt()).abs() < 1e-12);
         assert_eq!(Summary::of(&[4.0]).unwrap().std_error, 0.0);
