@@ -25,7 +25,7 @@
 //! without waiting in real time.
 //!
 //! **A key with no budget skips the driver.** Until a 429 teaches it one, a runblob or gptimg
-//! key has nothing to wait for, and a due request is granted on the spot ([`Scheduler::register`]
+//! key has nothing to wait for, and a due request is granted on the spot (`Scheduler::register`
 //! answers at once) instead of a round trip through the driver task. The fast path keeps the
 //! driver's view exact: it counts the request in the shared in-flight count and the shared log
 //! (so a later 429 still learns from it), and it is closed while the driver sleeps (so no

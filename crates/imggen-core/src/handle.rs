@@ -63,6 +63,12 @@ pub struct JobHandle {
     pub images_expected: Option<u32>,
     /// What was asked for.
     pub summary: Option<RequestSummary>,
+    /// The task was created with a webhook URL: the provider will call it when the task ends,
+    /// so a wait that takes webhook events polls only to catch a lost call
+    /// ([`PollSchedule::webhook_interval`](crate::PollSchedule::webhook_interval)). Left out of
+    /// the JSON when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub webhook: bool,
 }
 
 /// A short summary of the request behind a task, for people reading a receipt.
@@ -126,6 +132,7 @@ impl JobHandle {
             cost: None,
             images_expected: None,
             summary: None,
+            webhook: false,
         })
     }
 
@@ -150,6 +157,7 @@ impl JobHandle {
             cost: created.cost,
             images_expected: Some(task.images),
             summary: Some(summary.clone()),
+            webhook: task.webhook.is_some(),
         }
     }
 
@@ -168,6 +176,12 @@ impl JobHandle {
     /// Sets the images expected.
     pub fn with_images_expected(mut self, images: u32) -> Self {
         self.images_expected = Some(images);
+        self
+    }
+
+    /// Marks the task as created with a webhook URL (see [`JobHandle::webhook`]).
+    pub fn with_webhook(mut self, webhook: bool) -> Self {
+        self.webhook = webhook;
         self
     }
 
@@ -248,6 +262,7 @@ impl FromStr for JobHandle {
             cost: None,
             images_expected: None,
             summary: None,
+            webhook: false,
         })
     }
 }
@@ -268,6 +283,8 @@ struct WireHandle {
     images_expected: Option<u32>,
     #[serde(default)]
     summary: Option<RequestSummary>,
+    #[serde(default)]
+    webhook: bool,
 }
 
 impl TryFrom<WireHandle> for JobHandle {
@@ -297,6 +314,7 @@ impl TryFrom<WireHandle> for JobHandle {
             cost: wire.cost,
             images_expected: wire.images_expected,
             summary: wire.summary,
+            webhook: wire.webhook,
         })
     }
 }

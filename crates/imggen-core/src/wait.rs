@@ -26,6 +26,9 @@ use crate::webhook::EventStream;
 /// grows toward `max_interval` (a task that late is stuck or queued, and polling it fast only
 /// spends the key's budget). Every delay is jittered by ±`jitter` (a fraction) so jobs
 /// submitted together spread out.
+///
+/// A task that will call a webhook the wait listens to is polled every `webhook_interval`
+/// instead: the callback brings the news, and the polls only catch a callback that was lost.
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct PollSchedule {
@@ -39,11 +42,16 @@ pub struct PollSchedule {
     pub max_interval: Duration,
     /// The jitter, as a fraction of each delay (0.1 = ±10%).
     pub jitter: f64,
+    /// The delay between polls while a webhook is expected (the task was created with a
+    /// webhook URL and the wait takes [`WaitOptions::events`]); never shorter than `interval`.
+    pub webhook_interval: Duration,
 }
 
 impl PollSchedule {
     /// runblob: "typically takes 1-3 minutes", so the first poll comes at 60 s; then every
-    /// 10 s, the interval of runblob's own examples; slower after 5 minutes.
+    /// 10 s, the interval of runblob's own examples; slower after 5 minutes. With a callback
+    /// expected, every 30 s: runblob retries an unacknowledged callback every 30 s, so a poll
+    /// that often finds a lost one no later than runblob's next attempt would.
     pub const fn runblob() -> Self {
         PollSchedule {
             first_poll_after: Duration::from_secs(60),
@@ -51,6 +59,7 @@ impl PollSchedule {
             slow_after: Duration::from_secs(300),
             max_interval: Duration::from_secs(60),
             jitter: 0.1,
+            webhook_interval: Duration::from_secs(30),
         }
     }
 
@@ -63,6 +72,8 @@ impl PollSchedule {
             slow_after: Duration::from_secs(180),
             max_interval: Duration::from_secs(30),
             jitter: 0.1,
+            // gptimg calls no webhooks.
+            webhook_interval: Duration::from_secs(5),
         }
     }
 
@@ -75,6 +86,8 @@ impl PollSchedule {
             slow_after: Duration::from_secs(120),
             max_interval: Duration::from_secs(15),
             jitter: 0.1,
+            // runbase calls no webhooks.
+            webhook_interval: Duration::from_secs(2),
         }
     }
 
@@ -87,11 +100,23 @@ impl PollSchedule {
         }
     }
 
-    /// A fixed interval, first poll included (the CLI's `--poll-interval`); still slowing
-    /// toward `max_interval` when a task runs far too long.
+    /// A fixed interval, first poll included (the CLI's `--poll-interval`), webhook or not;
+    /// still slowing toward `max_interval` when a task runs far too long.
     pub fn every(self, interval: Duration) -> Self {
         PollSchedule {
             first_poll_after: interval,
+            interval,
+            max_interval: self.max_interval.max(interval),
+            webhook_interval: interval,
+            ..self
+        }
+    }
+
+    /// The schedule of a wait that expects a webhook: polling every `webhook_interval` (never
+    /// faster than `interval`), only to catch a callback that was lost.
+    pub fn expecting_webhook(self) -> Self {
+        let interval = self.webhook_interval.max(self.interval);
+        PollSchedule {
             interval,
             max_interval: self.max_interval.max(interval),
             ..self
@@ -112,6 +137,7 @@ impl PollSchedule {
             slow_after: scale(self.slow_after),
             max_interval: scale(self.max_interval),
             jitter: self.jitter,
+            webhook_interval: scale(self.webhook_interval),
         }
     }
 
@@ -295,6 +321,16 @@ impl Imggen {
             .unwrap_or_else(|| self.schedule_of(handle.provider));
         let cancel = options.cancel;
         let mut events = options.events;
+        // A task that will call back, and a wait that hears callbacks: poll only to catch a
+        // lost one. Back to the plain schedule if the events stop.
+        let expecting_webhook = schedule.expecting_webhook();
+        let schedule_now = |events: &Option<EventStream>| {
+            if handle.webhook && events.is_some() {
+                &expecting_webhook
+            } else {
+                &schedule
+            }
+        };
         let on_status = options.on_status;
         let began = clock.now();
         let deadline = began
@@ -401,7 +437,9 @@ impl Imggen {
                         permit.finish(outcome);
                         return Err(exceeded(last_state));
                     }
-                    let next = now + schedule.delay_after_poll(age(clock.wall()), fastrand::f64());
+                    let next = now
+                        + schedule_now(&events)
+                            .delay_after_poll(age(clock.wall()), fastrand::f64());
                     // Queue the next poll before reporting this one done, so the driver never
                     // sees an idle moment between them.
                     pending = scheduler.register(poll, next.min(deadline), Some(deadline));
@@ -526,6 +564,7 @@ mod tests {
         assert_eq!(scaled.first_poll_after, Duration::from_millis(600));
         assert_eq!(scaled.interval, Duration::from_millis(100));
         assert_eq!(scaled.max_interval, Duration::from_millis(600));
+        assert_eq!(scaled.webhook_interval, Duration::from_millis(300));
         assert_eq!(scaled.jitter, PollSchedule::runblob().jitter);
         assert_eq!(
             PollSchedule::runblob().scaled(-1.0),
@@ -577,6 +616,28 @@ mod tests {
         let every = PollSchedule::runblob().with_jitter(0.0).every(5 * S);
         assert_eq!(every.delay(Duration::ZERO, 0.5), 5 * S);
         assert_eq!(every.delay_after_poll(30 * S, 0.5), 5 * S);
+        // Asked for, a fixed interval holds with a webhook too.
+        assert_eq!(
+            every.expecting_webhook().delay_after_poll(30 * S, 0.5),
+            5 * S
+        );
         assert_eq!(default_deadline(ProviderId::Runblob), 900 * S);
+    }
+
+    #[test]
+    fn with_a_webhook_expected_polls_only_catch_a_lost_callback() {
+        // runblob retries a callback every 30 s: polling faster than that buys nothing.
+        let runblob = PollSchedule::runblob().with_jitter(0.0).expecting_webhook();
+        assert_eq!(runblob.delay(Duration::ZERO, 0.5), 60 * S);
+        assert_eq!(runblob.delay_after_poll(90 * S, 0.5), 30 * S);
+        assert_eq!(runblob.delay_after_poll(100_000 * S, 0.5), 60 * S);
+        // Providers without webhooks keep their interval.
+        for schedule in [PollSchedule::gptimg(), PollSchedule::runbase()] {
+            assert_eq!(schedule.expecting_webhook(), schedule);
+        }
+        // Never faster than the plain interval, whatever a caller sets.
+        let mut odd = PollSchedule::runblob();
+        odd.webhook_interval = S;
+        assert_eq!(odd.expecting_webhook().interval, 10 * S);
     }
 }

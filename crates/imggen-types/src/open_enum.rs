@@ -1,7 +1,7 @@
 //! Open enums: string values a provider documents today, plus an escape hatch for the ones it
 //! adds tomorrow.
 //!
-//! Every enum made by [`open_enum!`] behaves the same way:
+//! Every enum made by `open_enum!` behaves the same way:
 //! - **Reading the wire is lenient.** Deserializing a value this version does not know gives
 //!   `Other(value)`, so a response never fails to parse because a provider added a status,
 //!   a model or an error code.

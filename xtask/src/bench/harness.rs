@@ -63,7 +63,7 @@ impl Drop for MockHost {
 }
 
 /// A loopback receiver for runblob's callbacks: a plain HTTP/1.1 listener on its own thread
-/// that hands each body to [`WebhookHub::receive_runblob`] (what an app's own endpoint, or
+/// that hands each body to [`WebhookHub::receive_runblob`](imggen_core::WebhookHub::receive_runblob) (what an app's own endpoint, or
 /// imggen-core's `webhook::server` router, does) and answers `200` (`400` for a body that is
 /// not a status object), closing the connection after each answer.
 pub struct WebhookReceiver {

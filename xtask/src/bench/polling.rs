@@ -40,19 +40,16 @@ struct Strategy {
     poller: Poller,
 }
 
-fn strategies() -> [Strategy; 5] {
+fn strategies() -> [Strategy; 4] {
     [
         Strategy {
             name: "imggen-core, runblob's default schedule (first poll at 60 s, then every 10 s ±10%)",
             poller: Poller::Schedule(PollSchedule::runblob().scaled(1.0 / SPEEDUP)),
         },
         Strategy {
-            name: "imggen-core with runblob webhooks; fallback: the default schedule",
+            name: "imggen-core with runblob webhooks, the same default schedule (a callback \
+                   expected: first poll at 60 s, then every 30 s ±10%)",
             poller: Poller::Webhooks(PollSchedule::runblob().scaled(1.0 / SPEEDUP)),
-        },
-        Strategy {
-            name: "imggen-core with runblob webhooks; fallback: the default schedule every 30 s",
-            poller: Poller::Webhooks(every_redelivery().scaled(1.0 / SPEEDUP)),
         },
         Strategy {
             name: "fixed, every 10 s (the seed docs' recipe)",
@@ -63,18 +60,6 @@ fn strategies() -> [Strategy; 5] {
             poller: Poller::Every(Duration::from_secs(1).div_f64(SPEEDUP)),
         },
     ]
-}
-
-/// How often runblob retries a callback that was not acknowledged.
-const REDELIVERY: Duration = Duration::from_secs(30);
-
-/// runblob's default schedule with its interval stretched to runblob's redelivery interval:
-/// with callbacks, polling only has to catch one that was lost, and a poll every 30 s finds it
-/// no later than runblob's next attempt would.
-fn every_redelivery() -> PollSchedule {
-    let mut schedule = PollSchedule::runblob();
-    schedule.interval = REDELIVERY;
-    schedule
 }
 
 /// How much to run.
@@ -483,23 +468,18 @@ fn section(outcomes: &[(Strategy, Outcome)], sizes: Sizes) -> Section {
             .iter()
             .filter(|(strategy, _)| matches!(strategy.poller, Poller::Webhooks(_)))
             .collect();
-        for (strategy, outcome) in &hooked {
-            let fallback = strategy.name.split("fallback: ").nth(1).unwrap_or("");
+        for (_, outcome) in &hooked {
             let Some(lag) = outcome.lag() else { continue };
             let share = outcome.polls_per_job() / recipe.polls_per_job();
             targets.push(Target {
-                goal: format!(
-                    "with webhooks (fallback: {fallback}): mean lag no worse than the 10 s \
-                     recipe's"
-                ),
+                goal: "with runblob webhooks: mean lag no worse than the 10 s recipe's".into(),
                 measured: format!("{:.2} s vs {recipe_lag:.2} s", lag.mean),
                 verdict: Verdict::from_bool(lag.mean <= recipe_lag),
             });
             targets.push(Target {
-                goal: format!(
-                    "with webhooks (fallback: {fallback}): at most a third of the 10 s \
-                     recipe's status requests"
-                ),
+                goal: "with runblob webhooks: at most a third of the 10 s recipe's status \
+                       requests"
+                    .into(),
                 measured: format!(
                     "{:.2} vs {:.2} per job ({share:.2}×)",
                     outcome.polls_per_job(),
@@ -580,10 +560,9 @@ fn unreachable_by_polling(recipe_requests: f64, recipe_lag: f64, ours: f64) -> S
 fn with_webhooks(hooked: &[&(Strategy, Outcome)]) -> String {
     let callbacks: Vec<String> = hooked
         .iter()
-        .map(|(strategy, outcome)| {
-            let fallback = strategy.name.split("fallback: ").nth(1).unwrap_or("");
+        .map(|(_, outcome)| {
             format!(
-                "{} callbacks for {} jobs with {fallback} as the fallback",
+                "{} callbacks for {} jobs",
                 thousands(outcome.callbacks),
                 thousands(outcome.completed as u64)
             )
@@ -596,16 +575,15 @@ fn with_webhooks(hooked: &[&(Strategy, Outcome)]) -> String {
          (`WaitOptions::events`). The mock POSTs a task's status object the moment its clock \
          says the task ended (delivered: {}). An event is a hint: the wait confirms it with \
          exactly one status GET and returns that answer, so the lag is the callback's delivery \
-         and one round trip, whatever the fallback. The fallback polls meanwhile, because a \
-         wait cannot know that a callback will come: on the default schedule it polls as \
-         often as without webhooks while the task runs, so the requests per job stay where \
-         polling put them and only the lag falls. Polling as a fallback only has to catch a \
-         lost callback, and runblob retries one every 30 s: the default schedule with its \
-         interval stretched to those 30 s (first poll still at 60 s) finds a lost callback no \
-         later than runblob's next attempt would, and costs what polling every 30 s costs, \
-         1.5 + 60/30, the confirmation taking the place of the poll that would have found the \
-         task: about 3.5 requests per job. Real time is stretched on this time base (a real millisecond is a \
-         tenth of a provider second), so the lags with webhooks are upper bounds.",
+         and one round trip. The wait still polls meanwhile, because a callback can be lost; \
+         but the job's handle says it was created with a `callback_url` (`JobHandle::webhook`), \
+         and a wait that takes events on such a job polls on the schedule's \
+         `webhook_interval` — 30 s for runblob, its redelivery interval, so a lost callback is \
+         found no later than runblob's next attempt would bring it — instead of every 10 s. \
+         That costs what polling every 30 s from 60 s costs, 1.5 + 60/30, the confirmation \
+         taking the place of the poll that would have found the task: about 3.5 requests per \
+         job. Real time is stretched on this time base (a real millisecond is a tenth of a \
+         provider second), so the lags with webhooks are upper bounds.",
         callbacks.join(" and ")
     )
 }
@@ -628,7 +606,7 @@ mod tests {
     }
 
     fn run(ours: Outcome, recipe: Outcome, every_second: Outcome) -> Section {
-        let [schedule, _, _, ten, one] = strategies();
+        let [schedule, _, ten, one] = strategies();
         section(
             &[(schedule, ours), (ten, recipe), (one, every_second)],
             Sizes::new(true),
@@ -701,7 +679,7 @@ mod tests {
 
     #[test]
     fn webhook_rows_are_judged_apart_from_polling() {
-        let [schedule, default_fallback, sparse_fallback, ten, one] = strategies();
+        let [schedule, webhooks, ten, one] = strategies();
         let hooked = |polls, lag| Outcome {
             callbacks: 10,
             ..outcome(polls, &[lag], 10.0)
@@ -709,8 +687,7 @@ mod tests {
         let section = section(
             &[
                 (schedule, outcome(8, &[5.0], 10.0)),
-                (default_fallback, hooked(8, 0.1)),
-                (sparse_fallback, hooked(4, 0.1)),
+                (webhooks, hooked(4, 0.1)),
                 (ten, outcome(13, &[5.0], 10.0)),
                 (one, outcome(100, &[0.5], 1.0)),
             ],
@@ -721,25 +698,22 @@ mod tests {
             .iter()
             .map(|target| (target.goal.as_str(), &target.verdict))
             .collect();
-        assert_eq!(verdicts.len(), 6, "{verdicts:?}");
+        assert_eq!(verdicts.len(), 4, "{verdicts:?}");
         // Polling alone keeps its own verdicts.
         assert_eq!(verdicts[1].1, &Verdict::Missed);
-        assert!(
-            verdicts[2]
-                .0
-                .starts_with("with webhooks (fallback: the default schedule)")
-        );
+        assert!(verdicts[2].0.starts_with("with runblob webhooks: mean lag"));
         assert_eq!(verdicts[2].1, &Verdict::Met);
-        assert_eq!(verdicts[3].1, &Verdict::Missed);
-        assert!(verdicts[5].0.contains("every 30 s"));
-        assert_eq!(verdicts[5].1, &Verdict::Met);
+        assert!(
+            verdicts[3]
+                .0
+                .starts_with("with runblob webhooks: at most a third")
+        );
+        assert_eq!(verdicts[3].1, &Verdict::Met);
         let notes = section.notes.join("\n");
         assert!(
-            notes.contains("10 callbacks for 10 jobs with the default schedule as"),
+            notes.contains("(delivered: 10 callbacks for 10 jobs)"),
             "{notes}"
         );
-        assert_eq!(every_redelivery().first_poll_after, Duration::from_secs(60));
-        assert_eq!(every_redelivery().interval, Duration::from_secs(30));
     }
 
     #[test]

@@ -1289,6 +1289,7 @@ impl Run {
                             cost: None,
                             images_expected: Some(task.images),
                             summary: Some(summary.clone()),
+                            webhook: task.webhook.is_some(),
                         };
                         self.journal.adopt_task(id, &handle)?;
                         adopted.push(handle);

@@ -520,6 +520,53 @@ async fn without_events_the_wait_falls_back_to_polling() {
 }
 
 #[tokio::test]
+async fn a_task_that_will_call_back_is_polled_only_to_catch_a_lost_callback() {
+    let time = ManualTime::new();
+    let fake = Fake::new(ProviderId::Runblob, &time, 100 * S);
+    let imggen = runblob_without_jitter(&time, &fake);
+    let handle = imggen
+        .submit(
+            &request().webhook("https://example.com/hooks/runblob"),
+            &SubmitOptions::default(),
+        )
+        .await
+        .unwrap()
+        .handles
+        .remove(0);
+    assert!(handle.webhook, "the receipt says a callback will come");
+    let resumed = JobHandle::from_json(&handle.to_json()).unwrap();
+    assert!(resumed.webhook, "and keeps saying so when resumed");
+    let start = time.now();
+    let hub = WebhookHub::new();
+
+    // The callback is lost: the wait finds the task by polling, every 30 s (runblob's
+    // redelivery interval) rather than every 10 s.
+    let status = imggen
+        .wait(&resumed, WaitOptions::new().events(hub.subscribe()))
+        .await
+        .unwrap();
+
+    assert!(matches!(status.state, JobState::Succeeded { .. }));
+    assert_eq!(fake.status_calls(), 3, "polls at 60, 90 and 120 s");
+    assert_eq!(time.now() - start, 120 * S);
+
+    // Without events to listen to, the same task is polled on the plain schedule.
+    let fake = Fake::new(ProviderId::Runblob, &time, 100 * S);
+    let imggen = runblob_without_jitter(&time, &fake);
+    let handle = imggen
+        .submit(
+            &request().webhook("https://example.com/hooks/runblob"),
+            &SubmitOptions::default(),
+        )
+        .await
+        .unwrap()
+        .handles
+        .remove(0);
+    imggen.wait(&handle, WaitOptions::new()).await.unwrap();
+    assert_eq!(fake.status_calls(), 5, "polls at 60, 70, 80, 90 and 100 s");
+}
+
+#[tokio::test]
 async fn images_are_written_atomically_under_the_task_name_with_the_sniffed_type() {
     let time = ManualTime::new();
     let fake = Fake::new(ProviderId::Gptimg, &time, 40 * S);
