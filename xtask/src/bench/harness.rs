@@ -427,8 +427,13 @@ impl Machine {
         let rustc = output("rustc", &["--version"], root).unwrap_or_else(unknown);
         let commit = match output("git", &["rev-parse", "--short=12", "HEAD"], root) {
             Some(commit) => {
-                let dirty = output("git", &["status", "--porcelain"], root)
-                    .is_some_and(|status| !status.is_empty());
+                // The report itself does not count: it is about to be rewritten.
+                let dirty = output(
+                    "git",
+                    &["status", "--porcelain", "--", ".", ":!BENCHMARKS.md"],
+                    root,
+                )
+                .is_some_and(|status| !status.is_empty());
                 if dirty {
                     format!("{commit} (with uncommitted changes)")
                 } else {
