@@ -490,8 +490,8 @@ async fn an_early_event_is_not_believed_and_its_duplicate_is_ignored() {
         .unwrap();
 
     assert!(matches!(status.state, JobState::Succeeded { .. }));
-    // One confirmation at once (still running), then the schedule: 60, 70, 80, 90, 100 s.
-    assert_eq!(fake.status_calls(), 6);
+    // One confirmation at once (still running), then the schedule: 60, 69, 78, 87, 96, 105 s.
+    assert_eq!(fake.status_calls(), 7);
     drop(tx);
 }
 
@@ -515,8 +515,9 @@ async fn without_events_the_wait_falls_back_to_polling() {
         .unwrap();
 
     assert!(matches!(status.state, JobState::Succeeded { .. }));
-    assert_eq!(fake.status_calls(), 5);
-    assert_eq!(time.now() - start, 100 * S);
+    // 60, 69, 78, 87, 96 and 105 s.
+    assert_eq!(fake.status_calls(), 6);
+    assert_eq!(time.now() - start, 105 * S);
 }
 
 #[tokio::test]
@@ -540,7 +541,7 @@ async fn a_task_that_will_call_back_is_polled_only_to_catch_a_lost_callback() {
     let hub = WebhookHub::new();
 
     // The callback is lost: the wait finds the task by polling, every 30 s (runblob's
-    // redelivery interval) rather than every 10 s.
+    // redelivery interval) rather than every 9 s.
     let status = imggen
         .wait(&resumed, WaitOptions::new().events(hub.subscribe()))
         .await
@@ -563,7 +564,11 @@ async fn a_task_that_will_call_back_is_polled_only_to_catch_a_lost_callback() {
         .handles
         .remove(0);
     imggen.wait(&handle, WaitOptions::new()).await.unwrap();
-    assert_eq!(fake.status_calls(), 5, "polls at 60, 70, 80, 90 and 100 s");
+    assert_eq!(
+        fake.status_calls(),
+        6,
+        "polls at 60, 69, 78, 87, 96 and 105 s"
+    );
 }
 
 #[tokio::test]
