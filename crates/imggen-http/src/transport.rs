@@ -676,6 +676,24 @@ fn check_download_url(raw: &str, allow_http: bool) -> Result<Url, ValidationErro
 mod tests {
     use super::*;
 
+    /// The smallest client over the transport: a provider that exists only in these tests.
+    struct Probe(Transport<imggen_types::gptimg::ErrorBody>);
+
+    impl crate::ApiClient for Probe {
+        type ErrorBody = imggen_types::gptimg::ErrorBody;
+        const INFO: crate::ProviderInfo = crate::ProviderInfo {
+            name: "probe",
+            api_key_env: "IMGGEN_PROBE_API_KEY",
+            base_url_env: "IMGGEN_PROBE_BASE_URL",
+            default_base_url: "https://probe.invalid",
+            client_name: "probe",
+            client_version: "0",
+        };
+        fn from_transport(transport: Transport<Self::ErrorBody>) -> Self {
+            Probe(transport)
+        }
+    }
+
     fn headers(value: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
         headers.insert("retry-after", HeaderValue::from_str(value).unwrap());
@@ -702,22 +720,7 @@ mod tests {
 
     #[test]
     fn key_labels_are_stable_short_and_do_not_reveal_the_key() {
-        use crate::{ApiClient, ClientBuilder, ProviderInfo};
-        struct Probe(Transport<imggen_types::gptimg::ErrorBody>);
-        impl ApiClient for Probe {
-            type ErrorBody = imggen_types::gptimg::ErrorBody;
-            const INFO: ProviderInfo = ProviderInfo {
-                name: "probe",
-                api_key_env: "IMGGEN_PROBE_API_KEY",
-                base_url_env: "IMGGEN_PROBE_BASE_URL",
-                default_base_url: "https://probe.invalid",
-                client_name: "probe",
-                client_version: "0",
-            };
-            fn from_transport(transport: Transport<Self::ErrorBody>) -> Self {
-                Probe(transport)
-            }
-        }
+        use crate::ClientBuilder;
         let label = |key: &str| {
             ClientBuilder::<Probe>::new()
                 .api_key(key)
@@ -747,26 +750,9 @@ mod tests {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
         use tokio::net::TcpListener;
 
-        use crate::{ApiClient, ClientBuilder, Error, Operation, ProviderInfo, RetryPolicy};
+        use crate::{ClientBuilder, Error, Operation, RetryPolicy};
 
-        use super::Transport;
-
-        struct Probe(Transport<imggen_types::gptimg::ErrorBody>);
-
-        impl ApiClient for Probe {
-            type ErrorBody = imggen_types::gptimg::ErrorBody;
-            const INFO: ProviderInfo = ProviderInfo {
-                name: "probe",
-                api_key_env: "IMGGEN_PROBE_API_KEY",
-                base_url_env: "IMGGEN_PROBE_BASE_URL",
-                default_base_url: "https://probe.invalid",
-                client_name: "probe",
-                client_version: "0",
-            };
-            fn from_transport(transport: Transport<Self::ErrorBody>) -> Self {
-                Probe(transport)
-            }
-        }
+        use super::{Probe, Transport};
 
         async fn serve(pieces: Vec<String>) -> Transport<imggen_types::gptimg::ErrorBody> {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -520,11 +520,10 @@ async fn without_events_the_wait_falls_back_to_polling() {
     assert_eq!(time.now() - start, 105 * S);
 }
 
-#[tokio::test]
-async fn a_task_that_will_call_back_is_polled_only_to_catch_a_lost_callback() {
-    let time = ManualTime::new();
-    let fake = Fake::new(ProviderId::Runblob, &time, 100 * S);
-    let imggen = runblob_without_jitter(&time, &fake);
+/// A runblob task (done after 100 s) created with a webhook URL, on a jitter-free schedule.
+async fn created_with_a_webhook(time: &ManualTime) -> (Fake, Imggen, JobHandle) {
+    let fake = Fake::new(ProviderId::Runblob, time, 100 * S);
+    let imggen = runblob_without_jitter(time, &fake);
     let handle = imggen
         .submit(
             &request().webhook("https://example.com/hooks/runblob"),
@@ -534,6 +533,13 @@ async fn a_task_that_will_call_back_is_polled_only_to_catch_a_lost_callback() {
         .unwrap()
         .handles
         .remove(0);
+    (fake, imggen, handle)
+}
+
+#[tokio::test]
+async fn a_task_that_will_call_back_is_polled_only_to_catch_a_lost_callback() {
+    let time = ManualTime::new();
+    let (fake, imggen, handle) = created_with_a_webhook(&time).await;
     assert!(handle.webhook, "the receipt says a callback will come");
     let resumed = JobHandle::from_json(&handle.to_json()).unwrap();
     assert!(resumed.webhook, "and keeps saying so when resumed");
@@ -551,18 +557,8 @@ async fn a_task_that_will_call_back_is_polled_only_to_catch_a_lost_callback() {
     assert_eq!(fake.status_calls(), 3, "polls at 60, 90 and 120 s");
     assert_eq!(time.now() - start, 120 * S);
 
-    // Without events to listen to, the same task is polled on the plain schedule.
-    let fake = Fake::new(ProviderId::Runblob, &time, 100 * S);
-    let imggen = runblob_without_jitter(&time, &fake);
-    let handle = imggen
-        .submit(
-            &request().webhook("https://example.com/hooks/runblob"),
-            &SubmitOptions::default(),
-        )
-        .await
-        .unwrap()
-        .handles
-        .remove(0);
+    // Without events to listen to, the same kind of task is polled on the plain schedule.
+    let (fake, imggen, handle) = created_with_a_webhook(&time).await;
     imggen.wait(&handle, WaitOptions::new()).await.unwrap();
     assert_eq!(
         fake.status_calls(),
