@@ -1,10 +1,67 @@
 //! Test helpers for the provider clients (feature `testing`).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+
+use crate::time::ManualTime;
+use crate::{ApiClient, ClientBuilder};
+
+/// The text of `tests/fixtures/<name>` under `manifest_dir` (pass
+/// `env!("CARGO_MANIFEST_DIR")`); panics naming the path when it cannot be read.
+pub fn fixture(manifest_dir: &str, name: &str) -> String {
+    let path = format!("{manifest_dir}/tests/fixtures/{name}");
+    std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{path}: {err}"))
+}
+
+/// A builder for a client under test: `key`, `url`, time that never really passes (`time`
+/// as both clock and sleeper) and a fresh reqwest client, because a shared one could reuse a
+/// stale connection to a recycled port.
+pub fn builder<C: ApiClient>(key: &str, url: &str, time: &ManualTime) -> ClientBuilder<C> {
+    ClientBuilder::<C>::new()
+        .api_key(key)
+        .base_url(url)
+        .http_client(reqwest_client())
+        .sleeper(Arc::new(time.clone()))
+        .clock(Arc::new(time.clone()))
+}
+
+/// A fresh reqwest client that follows no redirects, like the one imggen-http builds.
+pub fn reqwest_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a reqwest client with default TLS builds")
+}
+
+/// Records the JSON bodies a mockito mock received: `.match_request(bodies.recorder())`.
+#[derive(Clone, Debug, Default)]
+pub struct Bodies(Arc<Mutex<Vec<serde_json::Value>>>);
+
+impl Bodies {
+    /// A request matcher that records each body (JSON, or `null` when it is not) and matches.
+    pub fn recorder(&self) -> impl Fn(&mockito::Request) -> bool + Send + Sync + 'static {
+        let bodies = Arc::clone(&self.0);
+        move |request| {
+            let body = request.body().map(|b| b.to_vec()).unwrap_or_default();
+            let json = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+            bodies
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(json);
+            true
+        }
+    }
+
+    /// The one body received; panics if there was not exactly one.
+    pub fn only(&self) -> serde_json::Value {
+        let bodies = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        assert_eq!(bodies.len(), 1, "expected exactly one request body");
+        bodies[0].clone()
+    }
+}
 
 /// A server on 127.0.0.1 that reads each request in full and then closes the connection
 /// without answering: the case where a create reached the provider but its answer was lost.

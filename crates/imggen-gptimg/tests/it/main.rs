@@ -1,13 +1,14 @@
 //! The gptimg client against mockito: the exact request of every call, every documented answer
 //! and error, and what happens when the network or the server misbehaves.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use imggen_gptimg::{
     AspectRatio, Client, Credits, Error, ErrorCode, GenerateRequest, RetryPolicy, TaskId,
     TaskStatus, TaskType,
 };
+use imggen_http::testing::{Bodies, reqwest_client};
 use imggen_http::time::ManualTime;
 use mockito::{Matcher, Server, ServerGuard};
 
@@ -15,50 +16,15 @@ const KEY: &str = "sk-gptimg-test-0123456789";
 const TASK: &str = "gpt-image-2-kUtpnus8fXpDKkuEjayG3";
 
 fn fixture(name: &str) -> String {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{path}: {err}"))
+    imggen_http::testing::fixture(env!("CARGO_MANIFEST_DIR"), name)
 }
 
 /// A fresh client per test (a shared reqwest client could reuse a stale connection to a
 /// recycled port), with time that never really passes.
 fn client(server: &ServerGuard, time: &ManualTime) -> Client {
-    Client::builder()
-        .api_key(KEY)
-        .base_url(server.url())
-        .http_client(reqwest_client())
-        .sleeper(Arc::new(time.clone()))
-        .clock(Arc::new(time.clone()))
+    imggen_http::testing::builder(KEY, &server.url(), time)
         .build()
         .unwrap()
-}
-
-fn reqwest_client() -> imggen_gptimg::reqwest::Client {
-    imggen_gptimg::reqwest::Client::builder()
-        .redirect(imggen_gptimg::reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-/// Records the JSON bodies a mock received.
-#[derive(Clone, Default)]
-struct Bodies(Arc<Mutex<Vec<serde_json::Value>>>);
-
-impl Bodies {
-    fn recorder(&self) -> impl Fn(&mockito::Request) -> bool + Send + Sync + 'static {
-        let bodies = Arc::clone(&self.0);
-        move |request| {
-            let body = request.body().map(|b| b.to_vec()).unwrap_or_default();
-            let json = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-            bodies.lock().unwrap().push(json);
-            true
-        }
-    }
-
-    fn only(&self) -> serde_json::Value {
-        let bodies = self.0.lock().unwrap();
-        assert_eq!(bodies.len(), 1, "expected exactly one request body");
-        bodies[0].clone()
-    }
 }
 
 fn api(error: Error) -> Box<imggen_http::ApiError<imggen_gptimg::ErrorBody>> {

@@ -1,9 +1,9 @@
 //! The runbase client against mockito: the exact request of every call, every documented answer
 //! and error, and what happens when the network or the server misbehaves.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use imggen_http::testing::Bodies;
 use imggen_http::time::ManualTime;
 use imggen_runbase::{
     AspectRatio, Client, CreateRunRequest, Error, ErrorCode, GPT_IMAGE_1, GPT_IMAGE_1_5,
@@ -19,8 +19,7 @@ const RUNS: &str = "/api/v1/runs";
 const USER_AGENT: &str = r"^imggen/\S+ imggen-runbase/\S+$";
 
 fn fixture(name: &str) -> String {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{path}: {err}"))
+    imggen_http::testing::fixture(env!("CARGO_MANIFEST_DIR"), name)
 }
 
 fn fixture_json(name: &str) -> Value {
@@ -38,41 +37,7 @@ fn client(server: &ServerGuard, time: &ManualTime) -> Client {
 }
 
 fn builder(url: &str, time: &ManualTime) -> imggen_http::ClientBuilder<Client> {
-    Client::builder()
-        .api_key(KEY)
-        .base_url(url)
-        .http_client(reqwest_client())
-        .sleeper(Arc::new(time.clone()))
-        .clock(Arc::new(time.clone()))
-}
-
-fn reqwest_client() -> imggen_runbase::reqwest::Client {
-    imggen_runbase::reqwest::Client::builder()
-        .redirect(imggen_runbase::reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-/// Records the JSON bodies a mock received.
-#[derive(Clone, Default)]
-struct Bodies(Arc<Mutex<Vec<Value>>>);
-
-impl Bodies {
-    fn recorder(&self) -> impl Fn(&mockito::Request) -> bool + Send + Sync + 'static {
-        let bodies = Arc::clone(&self.0);
-        move |request| {
-            let body = request.body().map(|b| b.to_vec()).unwrap_or_default();
-            let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            bodies.lock().unwrap().push(json);
-            true
-        }
-    }
-
-    fn only(&self) -> Value {
-        let bodies = self.0.lock().unwrap();
-        assert_eq!(bodies.len(), 1, "expected exactly one request body");
-        bodies[0].clone()
-    }
+    imggen_http::testing::builder(KEY, url, time)
 }
 
 fn api(error: Error) -> Box<imggen_http::ApiError<imggen_runbase::ErrorBody>> {

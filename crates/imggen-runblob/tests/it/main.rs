@@ -3,9 +3,10 @@
 //! the server misbehaves.
 
 use std::str::FromStr as _;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use imggen_http::testing::{Bodies, reqwest_client};
 use imggen_http::time::ManualTime;
 use imggen_runblob::{
     AspectRatio, Client, Error, ErrorBody, ErrorCode, FailureCode, GenerateRequest,
@@ -29,8 +30,7 @@ const JPEG: &[u8] = &[
 const GIF: &[u8] = b"GIF89a\x01\0\x01\0\x80\0\0\0\0\0\xff\xff\xff!\xf9\x04\x01\0\0\0\0,\0\0\0\0\x01\0\x01\0\0\x02\x02D\x01\0;";
 
 fn fixture(name: &str) -> String {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{path}: {err}"))
+    imggen_http::testing::fixture(env!("CARGO_MANIFEST_DIR"), name)
 }
 
 fn fixture_json(name: &str) -> serde_json::Value {
@@ -40,43 +40,9 @@ fn fixture_json(name: &str) -> serde_json::Value {
 /// A fresh client per test (a shared reqwest client could reuse a stale connection to a
 /// recycled port), with time that never really passes.
 fn client(server: &ServerGuard, time: &ManualTime) -> Client {
-    Client::builder()
-        .api_key(KEY)
-        .base_url(server.url())
-        .http_client(reqwest_client())
-        .sleeper(Arc::new(time.clone()))
-        .clock(Arc::new(time.clone()))
+    imggen_http::testing::builder(KEY, &server.url(), time)
         .build()
         .unwrap()
-}
-
-fn reqwest_client() -> imggen_runblob::reqwest::Client {
-    imggen_runblob::reqwest::Client::builder()
-        .redirect(imggen_runblob::reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-/// Records the JSON bodies a mock received.
-#[derive(Clone, Default)]
-struct Bodies(Arc<Mutex<Vec<serde_json::Value>>>);
-
-impl Bodies {
-    fn recorder(&self) -> impl Fn(&mockito::Request) -> bool + Send + Sync + 'static {
-        let bodies = Arc::clone(&self.0);
-        move |request| {
-            let body = request.body().map(|b| b.to_vec()).unwrap_or_default();
-            let json = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-            bodies.lock().unwrap().push(json);
-            true
-        }
-    }
-
-    fn only(&self) -> serde_json::Value {
-        let bodies = self.0.lock().unwrap();
-        assert_eq!(bodies.len(), 1, "expected exactly one request body");
-        bodies[0].clone()
-    }
 }
 
 /// A create mock that checks every header runblob's docs show and records the body.
