@@ -99,11 +99,18 @@ fn finish(mut report: Report, result: Result<(), Failure>, json: bool, ctx: &Ctx
     }
 }
 
+/// Writes lines to stdout, their control characters but the tab (the column separator of
+/// `imggen status`) shown escaped: a task's URL or failure is the provider's text. JSON has
+/// none left to escape.
 pub(crate) fn write_stdout(lines: &[String]) {
     let mut stdout = std::io::stdout().lock();
-    for line in lines {
+    for line in lines.iter().flat_map(|text| text.lines()) {
+        let columns: Vec<String> = line
+            .split('\t')
+            .map(|column| imggen_types::text::for_terminal(column).into_owned())
+            .collect();
         // A closed stdout (`| head`) is not worth an error: the files are written.
-        let _ = writeln!(stdout, "{line}");
+        let _ = writeln!(stdout, "{}", columns.join("\t"));
     }
     let _ = stdout.flush();
 }
@@ -204,6 +211,55 @@ pub(crate) fn base_url_env(provider: ProviderId) -> &'static str {
     }
 }
 
+/// The longest prompt file or standard input read: far above any provider's limit (4,000
+/// characters), so a prompt that is too long gets the provider's limit in its error rather
+/// than a read that never ends.
+const MAX_PROMPT_BYTES: u64 = 1024 * 1024;
+
+/// The prompt: the argument, standard input for `-`, or `--prompt-file`. An empty one is
+/// refused here, before anything is sent.
+pub(crate) fn read_prompt(args: &RequestArgs) -> Result<String, Failure> {
+    use std::io::Read as _;
+    let (text, from) = match (&args.prompt, &args.prompt_file) {
+        (_, Some(path)) => {
+            let mut text = String::new();
+            std::fs::File::open(path)
+                .and_then(|file| file.take(MAX_PROMPT_BYTES).read_to_string(&mut text))
+                .map_err(|error| {
+                    Failure::usage(format!(
+                        "--prompt-file {}: {error}; nothing was sent",
+                        path.display()
+                    ))
+                })?;
+            (text, format!("the prompt file {}", path.display()))
+        }
+        (Some(dash), None) if dash == "-" => {
+            let mut text = String::new();
+            std::io::stdin()
+                .lock()
+                .take(MAX_PROMPT_BYTES)
+                .read_to_string(&mut text)
+                .map_err(|error| {
+                    Failure::usage(format!(
+                        "could not read the prompt from standard input: {error}; nothing was sent"
+                    ))
+                })?;
+            (text, "standard input".to_owned())
+        }
+        (Some(text), None) => (text.clone(), "the prompt".to_owned()),
+        (None, None) => (String::new(), "the prompt".to_owned()),
+    };
+    // A file or a pipe ends its last line with a newline that is not part of the prompt.
+    let text = text.trim_end_matches(['\n', '\r']).to_owned();
+    if text.trim().is_empty() {
+        return Err(Failure::usage(format!(
+            "the prompt is empty ({from} holds no text); nothing was sent"
+        ))
+        .hint("give the prompt as an argument, `-` to read it from standard input, or --prompt-file PATH"));
+    }
+    Ok(text)
+}
+
 /// The request, from the options. `--option` keys apply to every provider of the route, or
 /// to one when prefixed with its name (`runbase.resolution=2K`).
 pub(crate) fn build_request(
@@ -211,7 +267,7 @@ pub(crate) fn build_request(
     route: &Route,
 ) -> Result<GenerationRequest, Failure> {
     let settings = &args.settings;
-    let mut request = GenerationRequest::new(args.prompt.clone()).n(settings.count);
+    let mut request = GenerationRequest::new(read_prompt(args)?).n(settings.count);
     if let Some(ratio) = &settings.aspect_ratio {
         request = request.aspect_ratio(ratio.clone());
     }
@@ -461,13 +517,15 @@ fn check_strict(
     Ok(())
 }
 
-/// Creates the tasks. Each handle is recorded (and shown) the moment its task exists;
-/// `print_handles` also writes it to stdout at once, as the receipt.
+/// Creates the tasks, each ending by `deadline` (from now) when there is one. Each handle is
+/// recorded (and shown) the moment its task exists; `print_handles` also writes it to stdout
+/// at once, as the receipt.
 async fn submit(
     imggen: &Imggen,
     request: &GenerationRequest,
     route: &Route,
     print_handles: bool,
+    deadline: Option<Duration>,
     ctx: &Ctx,
     report: &mut Report,
 ) -> Result<Submission, Failure> {
@@ -496,7 +554,8 @@ async fn submit(
             }
         }
     };
-    let options = SubmitOptions::fallback(route.ids()).on_handle(on_handle);
+    let mut options = SubmitOptions::fallback(route.ids()).on_handle(on_handle);
+    options.deadline = deadline;
     match imggen.submit(request, &options).await {
         Ok(submission) => {
             let label = provider_label(submission.provider, emulated);
@@ -650,6 +709,11 @@ async fn generate(args: &GenerateArgs, ctx: &Ctx, report: &mut Report) -> Result
     let route = Route::resolve(settings.provider, &settings.fallback, key_set)?;
     report.output.provider = Some(route.first_label());
     let request = build_request(request_args, &route)?;
+    // Everything local is checked before anything is paid for: where the images go…
+    DownloadOptions::to_dir(&args.waiting.out)
+        .check()
+        .await
+        .map_err(|error| Failure::from_core(&error, route.emulated()))?;
     let (imggen, emulator) = imggen_for_route(
         &route,
         request_args,
@@ -661,7 +725,12 @@ async fn generate(args: &GenerateArgs, ctx: &Ctx, report: &mut Report) -> Result
     if settings.strict {
         check_strict(&imggen, &request, &route)?;
     }
-    let submission = submit(&imggen, &request, &route, false, ctx, report).await?;
+    // …and every create, like every other request, ends by the overall deadline.
+    let left = args
+        .waiting
+        .timeout
+        .map(|timeout| timeout.saturating_sub(started.elapsed()));
+    let submission = submit(&imggen, &request, &route, false, left, ctx, report).await?;
     let result = collect(
         &imggen,
         &submission.handles,
@@ -694,7 +763,7 @@ async fn submit_only(args: &RequestArgs, ctx: &Ctx, report: &mut Report) -> Resu
     if settings.strict {
         check_strict(&imggen, &request, &route)?;
     }
-    submit(&imggen, &request, &route, !args.json, ctx, report).await?;
+    submit(&imggen, &request, &route, !args.json, None, ctx, report).await?;
     ctx.progress.finish_all("created");
     Ok(())
 }

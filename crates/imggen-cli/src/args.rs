@@ -171,9 +171,17 @@ impl From<ProviderId> for ProviderChoice {
 #[derive(Debug, Clone, Args)]
 #[non_exhaustive]
 pub struct RequestArgs {
-    /// What to draw.
-    #[arg(value_name = "PROMPT")]
-    pub prompt: String,
+    /// What to draw; `-` reads it from standard input.
+    #[arg(
+        value_name = "PROMPT",
+        required_unless_present = "prompt_file",
+        conflicts_with = "prompt_file"
+    )]
+    pub prompt: Option<String>,
+
+    /// Read the prompt from this file (UTF-8) instead.
+    #[arg(long, value_name = "PATH")]
+    pub prompt_file: Option<PathBuf>,
 
     /// How to generate it and which provider to ask.
     #[command(flatten)]

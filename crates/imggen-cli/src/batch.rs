@@ -120,6 +120,11 @@ async fn run(args: &BatchArgs, ctx: &Ctx, output: &mut BatchOutput) -> Result<Ra
     if let Some(grace) = args.reconcile_grace {
         options = options.reconcile_grace(grace);
     }
+    if let Some(timeout) = args.waiting.timeout {
+        // Every request in flight when the time is up ends then too — a create that never
+        // answers, a download that trickles — not only the waits.
+        options = options.time_limit(timeout);
+    }
 
     let emulator = if route.emulated() {
         check_emulated_resume(&options)?;

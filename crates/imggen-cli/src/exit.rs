@@ -3,7 +3,7 @@
 //! The code comes from the category of imggen-core's error (its variant), never from message
 //! text: see [`Category::of`].
 
-use imggen_core::{CallError, Error, JobHandle, ProviderId};
+use imggen_core::{CallError, CallErrorKind, Error, JobHandle, ProviderId};
 use serde::{Deserialize, Serialize};
 
 use crate::output::ErrorOutput;
@@ -18,7 +18,8 @@ pub const USAGE: u8 = 2;
 pub const REFUSED: u8 = 3;
 /// The provider ran the task and it failed.
 pub const FAILED: u8 = 4;
-/// The wait stopped (deadline, Ctrl-C) before the task finished; the handle resumes it.
+/// Paid tasks were left uncollected — the wait stopped (deadline, Ctrl-C), or their status
+/// could not be read; the handles printed resume them.
 pub const DEADLINE: u8 = 5;
 /// A create's answer was lost: the task may have been created and charged.
 pub const OUTCOME_UNKNOWN: u8 = 6;
@@ -40,6 +41,10 @@ pub enum Category {
     Deadline,
     /// The wait was interrupted (Ctrl-C); the task goes on, and is paid for (exit 5).
     Cancelled,
+    /// Tasks were created and paid for but not collected: their status could not be read (a
+    /// rate limit that asked to wait too long, a server or connection error), or a later
+    /// create of the same request was refused. They go on; the handles resume them (exit 5).
+    Uncollected,
     /// A create's answer was lost: the task may exist and be charged (exit 6).
     OutcomeUnknown,
     /// A result could not be downloaded or saved; the handle downloads it again (exit 1).
@@ -55,16 +60,25 @@ impl Category {
             Category::Invalid => USAGE,
             Category::Refused => REFUSED,
             Category::Failed => FAILED,
-            Category::Deadline | Category::Cancelled => DEADLINE,
+            Category::Deadline | Category::Cancelled | Category::Uncollected => DEADLINE,
             Category::OutcomeUnknown => OUTCOME_UNKNOWN,
             Category::Download | Category::Other => OTHER,
         }
     }
 
-    /// The category of an imggen-core error.
+    /// The category of an imggen-core error. Exit 3 ("nothing was charged") is kept for
+    /// requests where no task is known to exist: an error that carries the handle of a paid
+    /// task is never a refusal.
     pub fn of(error: &Error) -> Category {
         match error {
             Error::Config(_) | Error::InvalidRequest(_) | Error::Plan(_) => Category::Invalid,
+            // Earlier tasks of the same request were created and charged before the refusal.
+            Error::Refused(refused) if !refused.accepted.is_empty() => Category::Uncollected,
+            // The deadline passed before the create could be sent: nothing was, but it was
+            // the deadline that stopped it.
+            Error::Refused(refused) if refused.call.kind == CallErrorKind::Deadline => {
+                Category::Deadline
+            }
             Error::Refused(_) => Category::Refused,
             Error::AllProvidersFailed(all) => {
                 // Every provider declined before sending anything: a validation error.
@@ -82,8 +96,16 @@ impl Category {
             Error::TaskFailed(_) => Category::Failed,
             Error::DeadlineExceeded(_) => Category::Deadline,
             Error::Cancelled(_) => Category::Cancelled,
-            // The provider answered a status read with an error (401, 404): it refused.
-            Error::Status(status) if status.call.status.is_some() => Category::Refused,
+            // The provider says there is no such task, and nothing says imggen created it (a
+            // handle typed as `provider:task_id`): no task is known to exist.
+            Error::Status(status)
+                if status.call.status == Some(404) && status.handle.created_at.is_none() =>
+            {
+                Category::Refused
+            }
+            // Anything else — a 429 asking to wait too long, a 5xx, a 401, a lost connection,
+            // or a 404 for a task imggen created — leaves a task that may well be paid for.
+            Error::Status(_) => Category::Uncollected,
             Error::Download(_) => Category::Download,
             _ => Category::Other,
         }
@@ -306,6 +328,7 @@ mod tests {
             (Category::Failed, 4),
             (Category::Deadline, 5),
             (Category::Cancelled, 5),
+            (Category::Uncollected, 5),
             (Category::OutcomeUnknown, 6),
             (Category::Download, 1),
             (Category::Other, 1),

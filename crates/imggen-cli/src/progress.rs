@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use imggen_core::JobHandle;
 use imggen_core::batch::Progress as BatchTotals;
+use imggen_types::text::{Untrusted, for_terminal};
 use indicatif::{HumanDuration, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// The live task lines of one run.
@@ -70,8 +71,8 @@ impl Progress {
             .unwrap_or_else(|_| ProgressStyle::default_spinner());
         let bar = ProgressBar::new_spinner()
             .with_style(style)
-            .with_prefix(format!("{provider} {}", handle.task_id))
-            .with_message(status.to_owned())
+            .with_prefix(format!("{provider} {}", Untrusted(&handle.task_id)))
+            .with_message(for_terminal(status).into_owned())
             .with_elapsed(elapsed);
         let bar = self.multi.add(bar);
         bar.enable_steady_tick(Duration::from_millis(120));
@@ -81,7 +82,8 @@ impl Progress {
     /// Shows a task's latest status.
     pub fn status(&self, task_id: &str, status: &str) {
         if let Some(bar) = self.bars().get(task_id) {
-            bar.set_message(status.to_owned());
+            // An unknown status is the provider's own word: shown, escaped.
+            bar.set_message(for_terminal(status).into_owned());
         }
     }
 
@@ -110,12 +112,14 @@ impl Progress {
         }
     }
 
-    /// Writes lines to stderr above the live lines.
+    /// Writes lines to stderr above the live lines. Lines quote what servers and input files
+    /// say, so their control characters are shown escaped: nothing printed can move the
+    /// cursor, clear the screen or retitle the terminal.
     pub fn eprint(&self, lines: &[String]) {
         self.multi.suspend(|| {
             let mut stderr = std::io::stderr().lock();
-            for line in lines {
-                let _ = writeln!(stderr, "{line}");
+            for line in lines.iter().flat_map(|text| text.lines()) {
+                let _ = writeln!(stderr, "{}", Untrusted(line));
             }
         });
     }

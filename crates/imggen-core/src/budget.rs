@@ -15,7 +15,11 @@
 //! duration, longest overdue), so an old job that is surely done is not starved by a young
 //! one. A 429 pauses
 //! the whole key until `Retry-After` (or a growing backoff) and, unless the caller configured
-//! the budget, tightens it to three quarters of what was observed to fail.
+//! the budget, tightens it to three quarters of what was observed to fail. A tightened budget
+//! **grows back** after the pause: every window without a 429 adds a tenth of the documented
+//! budget (runbase's 20 per 10 s, never more), or of what was observed to fail for a key with
+//! no documented budget, which is unlimited again once twice that is allowed — additive
+//! increase, multiplicative decrease, so one storm does not slow the rest of a run.
 //!
 //! **The driver is the only thing in imggen-core that sleeps**, through the injected
 //! [`Sleeper`], and it never sleeps while a request it permitted is in flight: it waits for
@@ -423,6 +427,9 @@ impl Scheduler {
             clock: Arc::clone(&clock),
             limit,
             configured,
+            ceiling: if configured { None } else { limit },
+            learned_from: 0,
+            quiet_since: None,
             paused_until: None,
             last_rate_limited: None,
             streak: 0,
@@ -532,6 +539,14 @@ struct Driver {
     clock: Arc<dyn Clock>,
     limit: Option<RateLimit>,
     configured: bool,
+    /// What a tightened budget grows back to: the documented budget the key started with;
+    /// `None` for a key that had none (it grows back to unlimited).
+    ceiling: Option<RateLimit>,
+    /// Requests per window observed when a 429 last taught a key with no documented budget.
+    learned_from: u32,
+    /// Since when the tightened budget has gone without a 429 (growth counts whole windows
+    /// from here, after any pause); `None` while nothing is to grow back.
+    quiet_since: Option<Instant>,
     paused_until: Option<Instant>,
     last_rate_limited: Option<Instant>,
     streak: u32,
@@ -623,6 +638,10 @@ impl Driver {
                 let current = self.limit.map_or(u32::MAX, |limit| limit.requests);
                 let requests = (observed.min(current).saturating_mul(3) / 4).max(1);
                 let tightened = RateLimit::new(requests, window);
+                if self.ceiling.is_none() {
+                    self.learned_from = observed.max(1);
+                }
+                self.quiet_since = Some(now);
                 tracing::warn!(
                     key = %self.label,
                     observed,
@@ -667,7 +686,58 @@ impl Driver {
         paused.max(window)
     }
 
+    /// Grows a budget that 429s tightened: a tenth of the documented budget (or of what was
+    /// observed to fail) per whole window without a 429 since the pause ended, up to the
+    /// documented budget — or, for a key with none, back to unlimited once twice the observed
+    /// rate is allowed.
+    fn recover(&mut self, now: Instant) {
+        let (Some(limit), Some(since)) = (self.limit, self.quiet_since) else {
+            return;
+        };
+        let since = self.paused_until.map_or(since, |paused| since.max(paused));
+        let window = limit.window.max(Duration::from_millis(1));
+        let windows = now.saturating_duration_since(since).as_nanos() / window.as_nanos();
+        if windows == 0 {
+            return;
+        }
+        let windows = u32::try_from(windows).unwrap_or(u32::MAX);
+        let reference = self
+            .ceiling
+            .map_or(self.learned_from, |ceiling| ceiling.requests);
+        let step = (reference / 10).max(1);
+        let grown = limit.requests.saturating_add(step.saturating_mul(windows));
+        self.quiet_since = Some(since + window.saturating_mul(windows));
+        let recovered = match self.ceiling {
+            Some(ceiling) if grown >= ceiling.requests => Some(Some(ceiling)),
+            None if grown > self.learned_from.saturating_mul(2) => Some(None),
+            _ => None,
+        };
+        match recovered {
+            Some(back) => {
+                tracing::info!(
+                    key = %self.label,
+                    budget = %back.map_or_else(|| "unlimited".to_owned(), |limit| limit.to_string()),
+                    "no 429 for a while: this key's request budget has grown back"
+                );
+                self.limit = back;
+                self.quiet_since = None;
+            }
+            None => {
+                tracing::debug!(key = %self.label, requests = grown, "growing this key's request budget back");
+                self.limit = Some(RateLimit::new(grown, limit.window));
+            }
+        }
+    }
+
+    /// When a tightened budget next grows, if it is growing.
+    fn next_growth(&self) -> Option<Instant> {
+        let (limit, since) = (self.limit?, self.quiet_since?);
+        let since = self.paused_until.map_or(since, |paused| since.max(paused));
+        Some(since + limit.window)
+    }
+
     fn serve(&mut self, now: Instant) {
+        self.recover(now);
         self.queue.retain(|ticket| !ticket.reply.is_closed());
         let mut granted: Vec<(Ticket, Grant)> = Vec::new();
 
@@ -764,7 +834,8 @@ impl Driver {
 
     fn next_wake(&self, now: Instant, log: &Window) -> Option<Instant> {
         let free = self.free_at(now, log);
-        self.queue
+        let waiting = self
+            .queue
             .iter()
             .flat_map(|ticket| {
                 let ready = match ticket.priority {
@@ -774,7 +845,12 @@ impl Driver {
                 [Some(ready), ticket.deadline]
             })
             .flatten()
-            .min()
+            .min()?;
+        // A budget that grows back may free a slot before the tightened one would.
+        Some(match self.next_growth() {
+            Some(growth) if growth > now && growth < waiting => growth,
+            _ => waiting,
+        })
     }
 }
 
@@ -1032,8 +1108,54 @@ mod tests {
         }
         assert_eq!(times[0], 30 * S);
         assert_eq!(times[5], 30 * S);
-        // 6 per 10 s becomes 6 (margin 0) per 10.25 s after the window's guard.
-        assert_eq!(times[6], 30 * S + Duration::from_millis(10_250));
+        // 6 per 10 s (margin 0; 10.25 s with the window's guard) — and a 7th once a whole
+        // window has gone by without a 429: the budget grows back.
+        assert_eq!(times[6], 40 * S);
+    }
+
+    #[tokio::test]
+    async fn a_storm_of_429s_tightens_the_budget_and_a_quiet_spell_grows_it_back() {
+        let time = ManualTime::new();
+        let start = time.now();
+        // runbase's documented budget, not configured by the caller: 429s may tighten it.
+        let sched = scheduler(&time, Some(RateLimit::runbase()), false);
+        for _ in 0..5 {
+            let Grant::Go(permit) = sched.register(Priority::First, start, None).await else {
+                panic!("no grant")
+            };
+            permit.finish(Outcome::RateLimited(None));
+        }
+        let mut times = Vec::new();
+        for _ in 0..400 {
+            let Grant::Go(permit) = sched.register(Priority::First, start, None).await else {
+                panic!("no grant")
+            };
+            times.push(time.now());
+            permit.finish(Outcome::Answered);
+        }
+        // Right after the storm's pause: one request per window.
+        let storm_over = times[0];
+        let window = Duration::from_millis(10_250);
+        let in_window = |at: Instant| {
+            times
+                .iter()
+                .filter(|t| **t >= at && **t < at + window)
+                .count()
+        };
+        assert!(times[1] - storm_over >= 10 * S, "{:?}", &times[..3]);
+        // Never more than the documented budget less its margin in any window…
+        for at in &times {
+            assert!(
+                in_window(*at) <= 18,
+                "{} in the window from {:?}",
+                in_window(*at),
+                *at - start
+            );
+        }
+        // …and back to all of it within two minutes of the storm.
+        let back = storm_over + Duration::from_secs(120);
+        assert!(times.last().unwrap() > &(back + window));
+        assert_eq!(in_window(back), 18);
     }
 
     #[tokio::test]

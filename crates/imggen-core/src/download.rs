@@ -2,7 +2,9 @@
 //! unless the API itself is http, bounded redirects, a size cap), its type read from its
 //! bytes, and written atomically under a name made from the task id.
 
-use std::path::{Path, PathBuf};
+use imggen_types::text::Untrusted;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use imggen_types::media;
@@ -17,7 +19,7 @@ use crate::policy::{self, Decision, Facts};
 use crate::provider::{DownloadLimits, ProviderId};
 use crate::status::{JobState, JobStatus};
 
-pub use imggen_http::DEFAULT_MAX_DOWNLOAD_BYTES;
+pub use imggen_http::{DEFAULT_DOWNLOAD_STALL_TIMEOUT, DEFAULT_MAX_DOWNLOAD_BYTES};
 
 /// Where downloaded images go.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -40,6 +42,13 @@ pub struct DownloadOptions {
     pub max_bytes: u64,
     /// Redirects followed (default 5).
     pub max_redirects: u8,
+    /// An attempt that receives no byte for this long ends, and may be retried (default
+    /// 15 s).
+    pub stall_timeout: Duration,
+    /// Every download of the call ends this long after it starts, retries included; `None`:
+    /// bounded by the retry policy's attempts and
+    /// [`read_retry_time`](crate::RetryConfig::read_retry_time) alone.
+    pub deadline: Option<Duration>,
 }
 
 impl Default for DownloadOptions {
@@ -48,6 +57,8 @@ impl Default for DownloadOptions {
             output: Output::Memory,
             max_bytes: DEFAULT_MAX_DOWNLOAD_BYTES,
             max_redirects: 5,
+            stall_timeout: DEFAULT_DOWNLOAD_STALL_TIMEOUT,
+            deadline: None,
         }
     }
 }
@@ -70,6 +81,45 @@ impl DownloadOptions {
     pub fn max_bytes(mut self, max_bytes: u64) -> Self {
         self.max_bytes = max_bytes;
         self
+    }
+
+    /// Sets the stall interval.
+    pub fn stall_timeout(mut self, stall: Duration) -> Self {
+        self.stall_timeout = stall;
+        self
+    }
+
+    /// Sets the deadline of the whole download call.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Checks, before anything is paid for, that the images can be saved where they will go:
+    /// the folder (and any missing parent) is created, a probe file written, and all of it
+    /// removed again. An existing file in the folder's place, a folder that cannot be
+    /// written, a full disk — each is an [`Error::InvalidRequest`] naming the folder, and
+    /// nothing was sent.
+    pub async fn check(&self) -> Result<(), Error> {
+        let Output::Directory(dir) = &self.output else {
+            return Ok(());
+        };
+        let dir = dir.clone();
+        let checked =
+            tokio::task::spawn_blocking(move || imggen_http::fs::check_writable_dir(&dir))
+                .await
+                .map_err(|join| Error::config(format!("the folder check stopped: {join}")))?;
+        checked.map_err(|error| {
+            Error::invalid(
+                None,
+                format!(
+                    "images cannot be saved in {}: {}",
+                    error.path.display(),
+                    error.cause
+                ),
+                None,
+            )
+        })
     }
 }
 
@@ -143,36 +193,6 @@ pub(crate) fn file_name(task_id: &str, index: usize, extension: &str) -> String 
     format!("{stem}-{index}.{extension}")
 }
 
-/// Writes `bytes` to `dir/name` so that the final name only ever holds a whole file: a
-/// temporary file in the same directory, synced, then renamed over the final name.
-pub(crate) async fn write_atomically(
-    dir: &Path,
-    name: &str,
-    bytes: &[u8],
-) -> std::io::Result<PathBuf> {
-    use tokio::io::AsyncWriteExt as _;
-    tokio::fs::create_dir_all(dir).await?;
-    let target = dir.join(name);
-    let temporary = dir.join(format!(".{name}.{:016x}.part", fastrand::u64(..)));
-    let written = async {
-        let mut file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temporary)
-            .await?;
-        file.write_all(bytes).await?;
-        file.sync_all().await?;
-        drop(file);
-        tokio::fs::rename(&temporary, &target).await
-    }
-    .await;
-    if let Err(error) = written {
-        let _ = tokio::fs::remove_file(&temporary).await;
-        return Err(error);
-    }
-    Ok(target)
-}
-
 /// What the start of a body that is not an image looks like, for a message.
 fn describe_non_image(bytes: &[u8]) -> String {
     let head = String::from_utf8_lossy(&bytes[..bytes.len().min(40)]);
@@ -201,6 +221,22 @@ impl Imggen {
         status: &JobStatus,
         options: &DownloadOptions,
     ) -> Result<Vec<GeneratedImage>, Error> {
+        self.download_until(handle, status, options, None).await
+    }
+
+    /// [`download`](Self::download), every attempt ending by `until` (the injected clock) as
+    /// well as by the options' own deadline.
+    pub(crate) async fn download_until(
+        &self,
+        handle: &JobHandle,
+        status: &JobStatus,
+        options: &DownloadOptions,
+        until: Option<Instant>,
+    ) -> Result<Vec<GeneratedImage>, Error> {
+        let until = match (until, self.deadline_from_now(options.deadline)) {
+            (Some(caller), Some(own)) => Some(caller.min(own)),
+            (caller, own) => caller.or(own),
+        };
         let JobState::Succeeded { images } = &status.state else {
             return Err(Error::invalid(
                 Some(handle.provider),
@@ -227,12 +263,12 @@ impl Imggen {
             let span = tracing::info_span!(
                 "imggen.download",
                 provider = %handle.provider,
-                task_id = %handle.task_id,
+                task_id = %Untrusted(&handle.task_id),
                 index,
                 bytes = tracing::field::Empty,
             );
             let image = self
-                .download_one(handle, &image.url, index, options)
+                .download_one(handle, &image.url, index, options, until)
                 .instrument(span)
                 .await?;
             results.push(image);
@@ -246,13 +282,20 @@ impl Imggen {
         url: &str,
         index: usize,
         options: &DownloadOptions,
+        until: Option<Instant>,
     ) -> Result<GeneratedImage, Error> {
         let provider = self.provider(handle.provider)?;
         let scheduler = self.scheduler(&provider)?;
         let limits = DownloadLimits {
             max_bytes: options.max_bytes,
             max_redirects: options.max_redirects,
+            stall_timeout: options.stall_timeout,
         };
+        // Retries are bounded in time as well as in count: a body that arrives cut short, or
+        // a byte at a time, must not keep a caller for attempts × timeout.
+        let clock = &self.inner.clock;
+        let retry_limit = clock.now() + self.inner.retry.read_retry_time;
+        let limit = until.map_or(retry_limit, |until| until.min(retry_limit));
         let failed = |problem: String, call| {
             Error::Download(Box::new(DownloadError {
                 handle: handle.clone(),
@@ -265,7 +308,10 @@ impl Imggen {
         let mut attempt = 0u32;
         let downloaded = loop {
             attempt += 1;
-            match provider.download(url, limits).await {
+            match self
+                .bounded(Some(limit), provider.download(url, limits))
+                .await
+            {
                 Ok(downloaded) => break downloaded,
                 Err(error) => {
                     let decision = policy::decide(
@@ -278,7 +324,11 @@ impl Imggen {
                         return Err(failed(error.to_string(), Some(error)));
                     };
                     // Downloads go to a CDN, not the API: a timer, not a budget permit.
-                    let at = self.inner.clock.now() + policy::jitter_up(after, fastrand::f64());
+                    let at = clock.now() + policy::jitter_up(after, fastrand::f64());
+                    if at >= limit {
+                        tracing::debug!(attempt, "no time left for another download attempt");
+                        return Err(failed(error.to_string(), Some(error)));
+                    }
                     if let Grant::Closed = scheduler.register(Priority::Timer, at, None).await {
                         return Err(failed(error.to_string(), Some(error)));
                     }
@@ -306,12 +356,12 @@ impl Imggen {
             Output::Memory => ImageData::Bytes(bytes.clone()),
             Output::Directory(dir) => {
                 let name = file_name(&handle.task_id, index, info.format.extension());
-                let path = write_atomically(dir, &name, &bytes).await.map_err(|err| {
-                    failed(
-                        format!("could not write {}: {err}", dir.join(&name).display()),
-                        None,
-                    )
-                })?;
+                // A file that cannot be written whole is an error, never a success: the image
+                // is paid for, and the handle downloads it again.
+                let path =
+                    imggen_http::fs::write_atomically_async(dir.clone(), name, bytes.clone())
+                        .await
+                        .map_err(|error| failed(error.to_string(), None))?;
                 ImageData::File(path)
             }
         };
@@ -342,28 +392,6 @@ mod tests {
         );
         assert_eq!(file_name("..", 1, "png"), "task-1.png");
         assert_eq!(file_name("a/b\\c:d", 3, "webp"), "a_b_c_d-3.webp");
-    }
-
-    #[tokio::test]
-    async fn writes_are_atomic_and_leave_no_temporary_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = write_atomically(dir.path(), "t-1.png", b"first")
-            .await
-            .unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), b"first");
-        // Writing again replaces the whole file at once.
-        write_atomically(dir.path(), "t-1.png", b"second")
-            .await
-            .unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), b"second");
-        let names: Vec<String> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        assert_eq!(names, ["t-1.png"]);
-        // A directory that cannot be created is an error, not a panic.
-        let blocked = dir.path().join("t-1.png").join("sub");
-        assert!(write_atomically(&blocked, "x.png", b"x").await.is_err());
     }
 
     #[test]

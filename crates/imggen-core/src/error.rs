@@ -13,7 +13,8 @@ use std::fmt;
 use std::time::Duration;
 
 use bytes::Bytes;
-use imggen_http::{Phase, ProviderErrorBody};
+use imggen_http::{Phase, ProviderErrorBody, TimeLimit};
+use imggen_types::text::Untrusted;
 use serde::Serialize;
 
 use crate::handle::{JobHandle, RequestSummary};
@@ -64,6 +65,8 @@ pub enum CallErrorKind {
     Timeout,
     /// The answer was larger than the cap.
     BodyTooLarge,
+    /// The caller's deadline passed before the call could be sent; nothing was sent.
+    Deadline,
 }
 
 /// One failed call to a provider, with every fact the retry policy and a person need:
@@ -208,6 +211,12 @@ impl CallError {
             E::Decode(_) => CallErrorKind::Decode,
             E::Transport(e) if e.phase == Phase::Connect => CallErrorKind::Connect,
             E::Transport(_) => CallErrorKind::Transport,
+            E::Timeout(e)
+                if e.phase == Phase::Connect
+                    && matches!(e.limit, Some(TimeLimit::Deadline(left)) if left.is_zero()) =>
+            {
+                CallErrorKind::Deadline
+            }
             E::Timeout(e) if e.phase == Phase::Connect => CallErrorKind::Connect,
             E::Timeout(_) => CallErrorKind::Timeout,
             E::BodyTooLarge(_) => CallErrorKind::BodyTooLarge,
@@ -269,7 +278,7 @@ impl fmt::Display for CallError {
                     write!(f, "{status}")?;
                 }
                 if let Some(code) = &self.code {
-                    write!(f, " {code}")?;
+                    write!(f, " {}", Untrusted(code))?;
                 }
             }
             CallErrorKind::Config => f.write_str("misconfigured")?,
@@ -281,14 +290,17 @@ impl fmt::Display for CallError {
             }
             CallErrorKind::Timeout => f.write_str("no answer in time")?,
             CallErrorKind::BodyTooLarge => f.write_str("the answer is larger than the cap")?,
+            CallErrorKind::Deadline => {
+                f.write_str("the deadline passed before it was sent; nothing was sent")?;
+            }
         }
         if let Some(message) = &self.message
             && Some(message) != self.code.as_ref()
         {
-            write!(f, ": {message}")?;
+            write!(f, ": {}", Untrusted(message))?;
         }
         if let Some(id) = &self.request_id {
-            write!(f, " (request {id})")?;
+            write!(f, " (request {})", Untrusted(id))?;
         }
         if self.operation == CallOperation::Create && self.may_have_been_charged {
             f.write_str(
@@ -596,7 +608,7 @@ pub struct StatusError {
 
 /// A task that ended in failure.
 #[derive(Debug, thiserror::Error)]
-#[error("{} task {} failed{}; the provider refunds failed tasks", handle.provider, handle.task_id, failure_words(code.as_deref(), message.as_deref()))]
+#[error("{} task {} failed{}; the provider refunds failed tasks", handle.provider, Untrusted(&handle.task_id), failure_words(code.as_deref(), message.as_deref()))]
 pub struct TaskFailedError {
     /// The task.
     pub handle: JobHandle,
@@ -610,19 +622,21 @@ pub struct TaskFailedError {
     pub siblings: Vec<JobHandle>,
 }
 
-/// `: CODE: message`, without saying the code twice when the message already starts with it.
+/// `: CODE: message`, without saying the code twice when the message already starts with it;
+/// the provider's words with their control characters made visible.
 fn failure_words(code: Option<&str>, message: Option<&str>) -> String {
-    match (code, message) {
-        (Some(code), Some(message)) if message.starts_with(code) => format!(": {message}"),
-        (Some(code), Some(message)) => format!(": {code}: {message}"),
-        (Some(text), None) | (None, Some(text)) => format!(": {text}"),
+    match (code, message.map(Untrusted)) {
+        (Some(code), Some(message)) if message.0.starts_with(code) => format!(": {message}"),
+        (Some(code), Some(message)) => format!(": {}: {message}", Untrusted(code)),
+        (Some(text), None) => format!(": {}", Untrusted(text)),
+        (None, Some(text)) => format!(": {text}"),
         (None, None) => String::new(),
     }
 }
 
 /// A wait that reached its deadline.
 #[derive(Debug, thiserror::Error)]
-#[error("{} task {} did not finish within {}s (last status: {}); it is still paid for: resume it from its handle", handle.provider, handle.task_id, seconds(*waited), last_state.as_ref().map_or("not read", |s| s.name()))]
+#[error("{} task {} did not finish within {}s (last status: {}); it is still paid for: resume it from its handle", handle.provider, Untrusted(&handle.task_id), seconds(*waited), Untrusted(last_state.as_ref().map_or("not read", |s| s.name())))]
 pub struct DeadlineExceededError {
     /// The task, to resume.
     pub handle: JobHandle,
@@ -636,7 +650,7 @@ pub struct DeadlineExceededError {
 
 /// A wait that was cancelled.
 #[derive(Debug, thiserror::Error)]
-#[error("waiting for {} task {} was cancelled; the task goes on and is paid for: resume it from its handle", handle.provider, handle.task_id)]
+#[error("waiting for {} task {} was cancelled; the task goes on and is paid for: resume it from its handle", handle.provider, Untrusted(&handle.task_id))]
 pub struct CancelledError {
     /// The task, to resume.
     pub handle: JobHandle,
@@ -646,7 +660,7 @@ pub struct CancelledError {
 
 /// A result that could not be downloaded or saved.
 #[derive(Debug, thiserror::Error)]
-#[error("{} task {}: could not collect {}: {problem}", handle.provider, handle.task_id, if url.is_empty() { "its images" } else { url })]
+#[error("{} task {}: could not collect {}: {}", handle.provider, Untrusted(&handle.task_id), Untrusted(if url.is_empty() { "its images" } else { url }), Untrusted(problem))]
 pub struct DownloadError {
     /// The task, whose status still lists the URL.
     pub handle: JobHandle,

@@ -2,7 +2,7 @@
 //! the same without the submit.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::download::{DownloadOptions, GeneratedImage};
 use crate::error::{Error, TaskFailedError};
@@ -22,7 +22,11 @@ use crate::{CancellationToken, Cost, Imggen};
 pub struct GenerateOptions {
     /// Providers and the handle callback.
     pub submit: SubmitOptions,
-    /// The wait's deadline per task (default: [`crate::wait::default_deadline`]).
+    /// The whole call's deadline, from when it starts: every create, status read and download
+    /// ends by it (a create cut off is [`Error::CreateOutcomeUnknown`], never resubmitted; a
+    /// wait cut off is [`Error::DeadlineExceeded`] with the handles). `None`: each request has
+    /// its client's timeout, and each wait its provider's
+    /// [`default_deadline`](crate::wait::default_deadline).
     pub deadline: Option<Duration>,
     /// Stops every wait at once; the tasks go on (their handles are in the error).
     pub cancel: Option<CancellationToken>,
@@ -123,16 +127,24 @@ impl Generation {
 impl Imggen {
     /// Plans, submits, waits for every task and downloads its images.
     ///
-    /// Every error after the first create carries every handle of the generation
-    /// ([`Error::handles`]), so nothing paid for is lost; [`resume`](Self::resume) picks them
-    /// up again.
+    /// Everything local is checked before anything is paid for: the output folder is created
+    /// and written to ([`DownloadOptions::check`]), reference files are read. Every error after
+    /// the first create carries every handle of the generation ([`Error::handles`]), so
+    /// nothing paid for is lost; [`resume`](Self::resume) picks them up again.
     pub async fn generate(
         &self,
         request: &GenerationRequest,
         options: &GenerateOptions,
     ) -> Result<Generation, Error> {
-        let submission = self.submit(request, &options.submit).await?;
-        let images = self.collect(&submission.handles, options).await?;
+        let until = self.deadline_from_now(options.deadline);
+        options.download.check().await?;
+        let mut submit = options.submit.clone();
+        if let Some(until) = until {
+            let left = until.saturating_duration_since(self.inner.clock.now());
+            submit.deadline = Some(submit.deadline.map_or(left, |own| own.min(left)));
+        }
+        let submission = self.submit(request, &submit).await?;
+        let images = self.collect(&submission.handles, options, until).await?;
         let cost = submission.cost();
         Ok(Generation {
             images,
@@ -153,7 +165,9 @@ impl Imggen {
         let Some(first) = handles.first() else {
             return Err(Error::invalid(None, "no handle to resume", None));
         };
-        let images = self.collect(handles, options).await?;
+        let until = self.deadline_from_now(options.deadline);
+        options.download.check().await?;
+        let images = self.collect(handles, options, until).await?;
         Ok(Generation {
             images,
             cost: handles.iter().filter_map(|handle| handle.cost).sum(),
@@ -170,10 +184,12 @@ impl Imggen {
         &self,
         handles: &[JobHandle],
         options: &GenerateOptions,
+        until: Option<Instant>,
     ) -> Result<Vec<GeneratedImage>, Error> {
         let jobs = handles.iter().map(|handle| async move {
             let wait = WaitOptions {
-                deadline: options.deadline,
+                deadline: until
+                    .map(|until| until.saturating_duration_since(self.inner.clock.now())),
                 cancel: options.cancel.clone(),
                 schedule: options.schedule,
                 events: options.events.as_ref().map(WebhookHub::subscribe),
@@ -189,7 +205,8 @@ impl Imggen {
                     siblings: Vec::new(),
                 })));
             }
-            self.download(handle, &status, &options.download).await
+            self.download_until(handle, &status, &options.download, until)
+                .await
         });
         let results = futures_util::future::join_all(jobs).await;
         let mut images = Vec::new();

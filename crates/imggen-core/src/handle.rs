@@ -1,6 +1,7 @@
 //! The receipt of a paid task: everything needed to find it again, from another process,
 //! later.
 
+use imggen_types::text::Untrusted;
 use std::fmt;
 use std::str::FromStr;
 use std::time::SystemTime;
@@ -146,7 +147,7 @@ impl JobHandle {
         summary: &RequestSummary,
     ) -> JobHandle {
         if let Err(error) = check_task_id(provider, &created.task_id) {
-            tracing::warn!(%provider, task_id = %created.task_id, %error, "the provider returned an unusual task id");
+            tracing::warn!(%provider, task_id = %Untrusted(&created.task_id), %error, "the provider returned an unusual task id");
         }
         JobHandle {
             version: HANDLE_VERSION,
@@ -228,9 +229,10 @@ fn check_task_id(provider: ProviderId, task_id: &str) -> Result<(), HandleError>
 }
 
 impl fmt::Display for JobHandle {
-    /// The short form, `provider:task_id`.
+    /// The short form, `provider:task_id`, safe to print: a task id is the provider's text,
+    /// and its control characters are shown escaped (the JSON form keeps it as it is).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.provider, self.task_id)
+        write!(f, "{}:{}", self.provider, Untrusted(&self.task_id))
     }
 }
 

@@ -92,7 +92,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use imggen_http::time::{Clock, Sleeper, SystemClock, TokioSleeper};
 use imggen_types::Usd;
@@ -382,6 +382,27 @@ impl From<HandleError> for Error {
 
 pub(crate) fn duration_since(now: SystemTime, earlier: SystemTime) -> Duration {
     now.duration_since(earlier).unwrap_or(Duration::ZERO)
+}
+
+impl Imggen {
+    /// Runs a provider call so that every request it sends ends by `until` (on the injected
+    /// clock), as well as by its own timeout: a trickling body, an answer that never comes.
+    /// The transport's timers are real ones, so the time left is carried over to the real
+    /// clock when the call starts.
+    pub(crate) async fn bounded<F: Future>(&self, until: Option<Instant>, call: F) -> F::Output {
+        match until {
+            Some(until) => {
+                let left = until.saturating_duration_since(self.inner.clock.now());
+                imggen_http::deadline::within(Instant::now() + left, call).await
+            }
+            None => call.await,
+        }
+    }
+
+    /// `now + deadline` on the injected clock.
+    pub(crate) fn deadline_from_now(&self, deadline: Option<Duration>) -> Option<Instant> {
+        deadline.map(|deadline| self.inner.clock.now() + deadline)
+    }
 }
 
 impl Imggen {

@@ -61,11 +61,15 @@ pub struct RetryConfig {
     /// The longest `Retry-After` honoured by waiting; a longer one ends the retries (and a
     /// create may fall back to the next provider).
     pub max_retry_after: Duration,
+    /// The longest one read outside a wait — a status call, one image's download — may take,
+    /// every attempt and pause included: retries are bounded in time as well as in count, so
+    /// a body that keeps arriving cut short cannot hold a caller for attempts × timeout.
+    pub read_retry_time: Duration,
 }
 
 impl RetryConfig {
     /// 4 create attempts, 6 read attempts, 30 rate-limited read attempts; 1 s backoff doubling
-    /// to 30 s; `Retry-After` honoured up to 2 minutes.
+    /// to 30 s; `Retry-After` honoured up to 2 minutes; a read retried for at most 3 minutes.
     pub const fn standard() -> Self {
         RetryConfig {
             create_attempts: 4,
@@ -74,6 +78,7 @@ impl RetryConfig {
             initial_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(30),
             max_retry_after: Duration::from_secs(120),
+            read_retry_time: Duration::from_secs(180),
         }
     }
 

@@ -123,6 +123,8 @@ pub struct DownloadLimits {
     pub max_bytes: u64,
     /// Redirects followed before giving up.
     pub max_redirects: u8,
+    /// An attempt that receives no byte for this long ends.
+    pub stall_timeout: std::time::Duration,
 }
 
 /// One provider behind the unified model: an adapter over one client crate (the client crates

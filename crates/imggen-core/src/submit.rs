@@ -2,9 +2,10 @@
 //! charged), hand each receipt over the moment it exists, and fall back only when a provider
 //! provably did not accept the task.
 
+use imggen_types::text::Untrusted;
 use std::fmt;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
@@ -37,6 +38,10 @@ pub struct SubmitOptions {
     pub providers: Vec<ProviderId>,
     /// Called with each handle as soon as its task exists (persist it there).
     pub on_handle: Option<HandleCallback>,
+    /// Every create ends this long after the submission starts: none is sent later, and one
+    /// still unanswered then is cut off — its outcome unknown, never resubmitted
+    /// ([`Error::CreateOutcomeUnknown`]). `None`: each create has its client's own timeout.
+    pub deadline: Option<std::time::Duration>,
 }
 
 impl fmt::Debug for SubmitOptions {
@@ -44,6 +49,7 @@ impl fmt::Debug for SubmitOptions {
         f.debug_struct("SubmitOptions")
             .field("providers", &self.providers)
             .field("on_handle", &self.on_handle.is_some())
+            .field("deadline", &self.deadline)
             .finish()
     }
 }
@@ -53,7 +59,7 @@ impl SubmitOptions {
     pub fn provider(provider: ProviderId) -> Self {
         SubmitOptions {
             providers: vec![provider],
-            on_handle: None,
+            ..SubmitOptions::default()
         }
     }
 
@@ -61,13 +67,19 @@ impl SubmitOptions {
     pub fn fallback(providers: impl IntoIterator<Item = ProviderId>) -> Self {
         SubmitOptions {
             providers: providers.into_iter().collect(),
-            on_handle: None,
+            ..SubmitOptions::default()
         }
     }
 
     /// Sets the handle callback.
     pub fn on_handle(mut self, callback: impl Fn(&JobHandle) + Send + Sync + 'static) -> Self {
         self.on_handle = Some(Arc::new(callback));
+        self
+    }
+
+    /// Sets the deadline of every create.
+    pub fn deadline(mut self, deadline: std::time::Duration) -> Self {
+        self.deadline = Some(deadline);
         self
     }
 }
@@ -141,10 +153,15 @@ impl Imggen {
         for id in &order {
             self.provider(*id)?;
         }
+        let until = self.deadline_from_now(options.deadline);
         let mut skipped: Vec<ProviderAttempt> = Vec::new();
         for id in order.iter().copied() {
             let span = tracing::info_span!("imggen.submit", provider = %id);
-            match self.submit_to(id, request, options).instrument(span).await {
+            match self
+                .submit_to(id, request, options, until)
+                .instrument(span)
+                .await
+            {
                 Ok((handles, warnings)) => {
                     return Ok(Submission {
                         provider: id,
@@ -180,6 +197,7 @@ impl Imggen {
         id: ProviderId,
         request: &GenerationRequest,
         options: &SubmitOptions,
+        until: Option<Instant>,
     ) -> Result<(Vec<JobHandle>, Vec<Warning>), SubmitError> {
         let plan = match self.plan(request, id) {
             Ok(plan) => plan,
@@ -216,6 +234,7 @@ impl Imggen {
                     task: tasks[next].clone(),
                     summary: summary.clone(),
                     on_handle: options.on_handle.clone(),
+                    until,
                 };
                 let index = next;
                 // Spawned: a create that was sent always runs to its answer, and its handle
@@ -294,6 +313,8 @@ struct CreateJob {
     task: PlannedTask,
     summary: RequestSummary,
     on_handle: Option<HandleCallback>,
+    /// No create is sent after this, and none outlives it (the injected clock).
+    until: Option<Instant>,
 }
 
 impl CreateJob {
@@ -302,15 +323,34 @@ impl CreateJob {
         let id = self.provider.id();
         let mut not_before = inner.clock.now();
         let mut attempt = 0u32;
+        // The last refusal, which says more than "out of time" when the deadline stops a
+        // retry.
+        let mut refused: Option<(CallError, SystemTime)> = None;
         loop {
             attempt += 1;
+            // Out of time: nothing more is sent, and no other provider is tried.
+            let out_of_time = |refused: Option<(CallError, SystemTime)>| {
+                let (call, attempted_at) = refused.unwrap_or_else(|| {
+                    let call = CallError::new(id, CallOperation::Create, CallErrorKind::Deadline);
+                    (call, inner.clock.wall())
+                });
+                CreateFailure {
+                    call,
+                    decision: Decision::GiveUp,
+                    attempted_at,
+                }
+            };
+            if self.until.is_some_and(|until| not_before >= until) {
+                return Err(out_of_time(refused));
+            }
             let permit = match self
                 .scheduler
-                .register(Priority::First, not_before, None)
+                .register(Priority::First, not_before, self.until)
                 .await
             {
                 Grant::Go(permit) => permit,
-                Grant::Deadline | Grant::Closed => {
+                Grant::Deadline => return Err(out_of_time(refused)),
+                Grant::Closed => {
                     // Nothing was sent.
                     return Err(CreateFailure {
                         call: CallError::new(id, CallOperation::Create, CallErrorKind::Config)
@@ -330,14 +370,17 @@ impl CreateJob {
                 task_id = tracing::field::Empty,
             );
             let result = self
-                .provider
-                .create(&self.task)
+                .imggen
+                .bounded(self.until, self.provider.create(&self.task))
                 .instrument(span.clone())
                 .await;
             permit.finish(wait::outcome_of(&result));
             match result {
                 Ok(created) => {
-                    span.record("task_id", created.task_id.as_str());
+                    span.record(
+                        "task_id",
+                        tracing::field::display(Untrusted(&created.task_id)),
+                    );
                     let handle =
                         JobHandle::created(id, created, attempted_at, &self.task, &self.summary);
                     if let Some(callback) = &self.on_handle {
@@ -349,7 +392,7 @@ impl CreateJob {
                         if called.is_err() {
                             tracing::error!(
                                 provider = %id,
-                                task_id = %handle.task_id,
+                                task_id = %Untrusted(&handle.task_id),
                                 "the on_handle callback panicked; the handle is still returned"
                             );
                         }
@@ -373,6 +416,7 @@ impl CreateJob {
                             );
                             not_before =
                                 inner.clock.now() + policy::jitter_up(after, fastrand::f64());
+                            refused = Some((call, attempted_at));
                         }
                         decision => {
                             return Err(CreateFailure {

@@ -1,5 +1,6 @@
 //! Waiting for a task: when to poll, for how long, and how a webhook shortens the wait.
 
+use imggen_types::text::Untrusted;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -384,8 +385,8 @@ impl Imggen {
                         {
                             tracing::debug!(
                                 provider = %handle.provider,
-                                task_id = %handle.task_id,
-                                status = %event.status,
+                                task_id = %Untrusted(&handle.task_id),
+                                status = %Untrusted(&event.status),
                                 "webhook event: confirming with one status call"
                             );
                             pending = scheduler.register(Priority::First, clock.now(), Some(deadline));
@@ -405,14 +406,17 @@ impl Imggen {
             let span = tracing::info_span!(
                 "imggen.poll",
                 provider = %handle.provider,
-                task_id = %handle.task_id,
+                task_id = %Untrusted(&handle.task_id),
                 attempt = polls,
                 status = tracing::field::Empty,
             );
             let result = tokio::select! {
                 biased;
                 () = cancelled(cancel.as_ref()) => return Err(cancelled_error()),
-                result = provider.status(&handle.task_id).instrument(span.clone()) => result,
+                // A status that never answers, or trickles, ends with the wait.
+                result = self
+                    .bounded(Some(deadline), provider.status(&handle.task_id))
+                    .instrument(span.clone()) => result,
             };
             let outcome = outcome_of(&result);
             let now = clock.now();
@@ -430,8 +434,8 @@ impl Imggen {
                     if let JobState::Unknown { raw_status } = &status.state {
                         tracing::warn!(
                             provider = %handle.provider,
-                            task_id = %handle.task_id,
-                            raw_status,
+                            task_id = %Untrusted(&handle.task_id),
+                            raw_status = %Untrusted(raw_status),
                             "a status imggen does not know; waiting on"
                         );
                     }
@@ -461,7 +465,7 @@ impl Imggen {
                         Decision::Retry { after } if now < deadline => {
                             tracing::debug!(
                                 provider = %handle.provider,
-                                task_id = %handle.task_id,
+                                task_id = %Untrusted(&handle.task_id),
                                 attempt = failures,
                                 error = %error,
                                 "status failed; retrying"
@@ -494,6 +498,8 @@ impl Imggen {
         let provider = self.provider_ref(handle.provider)?;
         let scheduler = self.scheduler_ref(provider)?;
         let clock = &self.inner.clock;
+        // Retried within a time as well as a number of attempts.
+        let give_up_at = clock.now() + self.inner.retry.read_retry_time;
         // The first attempt is due now; a retry after its backoff.
         let mut retry_at = None;
         let mut attempt = 0u32;
@@ -512,12 +518,12 @@ impl Imggen {
             let span = tracing::info_span!(
                 "imggen.status",
                 provider = %handle.provider,
-                task_id = %handle.task_id,
+                task_id = %Untrusted(&handle.task_id),
                 attempt,
                 status = tracing::field::Empty,
             );
-            let result = provider
-                .status(&handle.task_id)
+            let result = self
+                .bounded(Some(give_up_at), provider.status(&handle.task_id))
                 .instrument(span.clone())
                 .await;
             span.record(
@@ -536,12 +542,14 @@ impl Imggen {
                         attempt,
                         &self.inner.retry,
                     );
+                    let next = clock.now()
+                        + match decision {
+                            Decision::Retry { after } => policy::jitter_up(after, fastrand::f64()),
+                            Decision::GiveUp | Decision::FallBack => Duration::ZERO,
+                        };
                     match decision {
-                        Decision::Retry { after } => {
-                            retry_at =
-                                Some(clock.now() + policy::jitter_up(after, fastrand::f64()));
-                        }
-                        Decision::GiveUp | Decision::FallBack => {
+                        Decision::Retry { .. } if next < give_up_at => retry_at = Some(next),
+                        Decision::Retry { .. } | Decision::GiveUp | Decision::FallBack => {
                             return Err(Error::Status(Box::new(StatusError {
                                 handle: handle.clone(),
                                 call: error,

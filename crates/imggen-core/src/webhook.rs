@@ -6,6 +6,7 @@
 //! delivery up to 5 times) are ignored, by task id and status. When no event comes, the wait
 //! polls on its normal schedule, as it would without webhooks.
 
+use imggen_types::text::Untrusted;
 use std::collections::{HashSet, VecDeque};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -131,8 +132,8 @@ impl WebhookHub {
         }
         tracing::debug!(
             provider = %event.provider,
-            task_id = %event.task_id,
-            status = %event.status,
+            task_id = %Untrusted(&event.task_id),
+            status = %Untrusted(&event.status),
             "webhook event"
         );
         // No subscriber is fine: the event is a hint, and polling finds the result anyway.

@@ -11,6 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::error::Error;
+use crate::redact::Redactor;
 use crate::retry::RetryPolicy;
 use crate::time::{Clock, Sleeper, SystemClock, TokioSleeper};
 use crate::transport::{Inner, Transport};
@@ -177,6 +178,7 @@ impl<C: ApiClient> ClientBuilder<C> {
             ))
         })?;
         let authorization = authorization_header(&key).map_err(fail)?;
+        let redactor = Arc::new(Redactor::new(key.expose_secret().trim()));
         let base_url = parse_base_url(self.base_url.as_deref().unwrap_or(info.default_base_url))
             .map_err(fail)?;
         if self.timeout.is_zero() {
@@ -204,6 +206,7 @@ impl<C: ApiClient> ClientBuilder<C> {
             http,
             base_url,
             authorization,
+            redactor,
             user_agent,
             timeout: self.timeout,
             retry: self.retry,

@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use bytes::Bytes;
+use imggen_types::text::Untrusted;
 use imggen_types::{ProviderErrorBody, RejectedCreate, ValidationError};
 
 use crate::retry::Failure;
@@ -309,7 +310,7 @@ impl<B: ProviderErrorBody> fmt::Display for ApiError<B> {
         write!(f, "{}: {}", self.context, self.status)?;
         let code = self.code_str();
         match &code {
-            Some(code) => write!(f, " {code}")?,
+            Some(code) => write!(f, " {}", Untrusted(code))?,
             None => {
                 if let Some(reason) = reqwest::StatusCode::from_u16(self.status)
                     .ok()
@@ -320,7 +321,9 @@ impl<B: ProviderErrorBody> fmt::Display for ApiError<B> {
             }
         }
         match self.message() {
-            Some(message) if Some(&message) != code.as_ref() => write!(f, ": {message}")?,
+            Some(message) if Some(&message) != code.as_ref() => {
+                write!(f, ": {}", Untrusted(&message))?;
+            }
             Some(_) => {}
             None if self.body.is_none() && !self.raw_body.is_empty() => {
                 write!(f, ": {}", snippet(&self.raw_body))?;
@@ -328,7 +331,7 @@ impl<B: ProviderErrorBody> fmt::Display for ApiError<B> {
             None => {}
         }
         if let Some(id) = &self.request_id {
-            write!(f, " (request {id})")?;
+            write!(f, " (request {})", Untrusted(id))?;
         }
         if let Some(after) = self.retry_after {
             write!(f, "; retry after {}s", after.as_secs_f64().ceil())?;
@@ -377,17 +380,30 @@ pub struct TransportError {
 
 /// No answer in time.
 #[derive(Debug, thiserror::Error)]
-#[error("{context}: {}{}", timeout_words(*phase, *timeout), charged_suffix_if(context, *phase))]
+#[error("{context}: {}{}", timeout_words(*phase, *limit), charged_suffix_if(context, *phase))]
 pub struct TimeoutError {
     /// The call.
     pub context: Context,
     /// Whether anything may have been sent.
     pub phase: Phase,
     /// The limit that was reached, when known.
-    pub timeout: Option<Duration>,
-    /// The underlying error.
+    pub limit: Option<TimeLimit>,
+    /// The underlying error; `None` when the deadline had passed before anything was sent.
     #[source]
-    pub source: reqwest::Error,
+    pub source: Option<reqwest::Error>,
+}
+
+/// Which limit ended a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TimeLimit {
+    /// The client's own per-request timeout.
+    Request(Duration),
+    /// What was left of the caller's overall deadline ([`crate::deadline`]) when the request
+    /// began, shorter than the per-request timeout.
+    Deadline(Duration),
+    /// No byte arrived for this long (downloads).
+    Stall(Duration),
 }
 
 /// The answer was larger than the cap.
@@ -411,11 +427,34 @@ fn phase_words(phase: Phase) -> &'static str {
     }
 }
 
-fn timeout_words(phase: Phase, timeout: Option<Duration>) -> String {
-    let limit = timeout.map_or(String::new(), |t| format!(" within {}s", t.as_secs_f64()));
-    match phase {
-        Phase::Connect => format!("could not connect{limit}; nothing was sent"),
-        Phase::AfterSend => format!("no answer{limit}"),
+fn timeout_words(phase: Phase, limit: Option<TimeLimit>) -> String {
+    let secs = |duration: Duration| {
+        let secs = duration.as_secs_f64();
+        if secs >= 10.0 {
+            format!("{secs:.0}s")
+        } else {
+            format!("{}s", (secs * 10.0).round() / 10.0)
+        }
+    };
+    match (phase, limit) {
+        (Phase::Connect, Some(TimeLimit::Deadline(left))) if left.is_zero() => {
+            "the deadline passed before the request was sent; nothing was sent".to_owned()
+        }
+        (Phase::Connect, Some(TimeLimit::Request(t) | TimeLimit::Deadline(t))) => {
+            format!("could not connect within {}; nothing was sent", secs(t))
+        }
+        (Phase::Connect, _) => "could not connect in time; nothing was sent".to_owned(),
+        (Phase::AfterSend, Some(TimeLimit::Request(t))) => format!("no answer within {}", secs(t)),
+        (Phase::AfterSend, Some(TimeLimit::Deadline(t))) => {
+            format!(
+                "no answer before the deadline ({} left when it was sent)",
+                secs(t)
+            )
+        }
+        (Phase::AfterSend, Some(TimeLimit::Stall(t))) => {
+            format!("the answer stalled: no byte for {}", secs(t))
+        }
+        (Phase::AfterSend, None) => "no answer in time".to_owned(),
     }
 }
 
@@ -435,11 +474,12 @@ fn charged_suffix_if(context: &Context, phase: Phase) -> String {
     }
 }
 
-/// The start of a body that is not JSON (an HTML error page), for a message.
+/// The start of a body that is not JSON (an HTML error page), for a message: one line, its
+/// control characters made visible.
 fn snippet(raw: &[u8]) -> String {
     const KEEP: usize = 200;
     let text = String::from_utf8_lossy(&raw[..raw.len().min(KEEP)]);
-    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let one_line = Untrusted(&text.split_whitespace().collect::<Vec<_>>().join(" ")).to_string();
     if raw.len() > KEEP {
         format!("{one_line}…")
     } else {

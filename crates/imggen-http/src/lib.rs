@@ -1,7 +1,9 @@
 //! The HTTP transport imggen's three provider clients share, written once.
 //!
 //! - **Secrets stay secret.** The API key is a [`secrecy::SecretString`]; its header is marked
-//!   sensitive; no `Debug`, `Display`, error or log line contains it.
+//!   sensitive; no `Debug`, `Display`, error or log line contains it — not even when a server
+//!   echoes it back: every answer to a call that carried the key has it struck out
+//!   ([`REDACTED`]) before anything reads it.
 //! - **Errors speak.** Every [`Error`] names the provider and the call, keeps the HTTP status,
 //!   the provider's code and message, the request id and the raw body, and answers
 //!   [`is_retryable`](Error::is_retryable) and
@@ -9,7 +11,9 @@
 //! - **Reads are retried, creates never.** Status calls are retried on 429, 502, 503, 504 and
 //!   connection failures, with jittered backoff that obeys `Retry-After` ([`RetryPolicy`]). A
 //!   create is sent once: every provider charges at submit.
-//! - **Bounded.** A request timeout, a connect timeout, a cap on every body.
+//! - **Bounded.** A request timeout, a connect timeout, a cap on every body, a stall timeout on
+//!   downloads, and a caller's overall [`deadline`] that every request inside it obeys.
+//! - **Files written whole** ([`fs`]): temporary file, flush, sync, length check, rename.
 //! - **Observable.** One `tracing` span per request: provider, call, method, path, status,
 //!   latency, request id.
 //! - **Time is injected** ([`time`]), so tests drive retries without waiting.
@@ -18,7 +22,10 @@
 //! client never need this crate directly.
 
 mod builder;
+pub mod deadline;
 mod error;
+pub mod fs;
+mod redact;
 pub mod retry;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -31,11 +38,13 @@ pub use builder::{
 };
 pub use error::{
     ApiError, BodyTooLargeError, ConfigError, Context, DecodeError, Error, InvalidRequestError,
-    Operation, OperationKind, Phase, TimeoutError, TransportError,
+    Operation, OperationKind, Phase, TimeLimit, TimeoutError, TransportError,
 };
+pub use redact::REDACTED;
 pub use retry::RetryPolicy;
 pub use transport::{
-    DEFAULT_MAX_DOWNLOAD_BYTES, DownloadOptions, Downloaded, Response, Transport, retry_after,
+    DEFAULT_DOWNLOAD_STALL_TIMEOUT, DEFAULT_MAX_DOWNLOAD_BYTES, DownloadOptions, Downloaded,
+    Response, Transport, retry_after,
 };
 
 pub use imggen_types::{ProviderErrorBody, RejectedCreate};

@@ -17,9 +17,10 @@ use tracing::Instrument as _;
 use url::Url;
 
 use crate::error::{
-    ApiError, BodyTooLargeError, Context, DecodeError, Error, Operation, Phase, TimeoutError,
-    TransportError,
+    ApiError, BodyTooLargeError, Context, DecodeError, Error, Operation, Phase, TimeLimit,
+    TimeoutError, TransportError,
 };
+use crate::redact::Redactor;
 use crate::retry::RetryPolicy;
 use crate::time::{Clock, Sleeper};
 
@@ -47,6 +48,8 @@ pub(crate) struct Inner {
     pub(crate) base_url: Url,
     /// Marked sensitive; never logged or formatted.
     pub(crate) authorization: HeaderValue,
+    /// Strikes the key from everything a server sends back.
+    pub(crate) redactor: Arc<Redactor>,
     pub(crate) user_agent: HeaderValue,
     pub(crate) timeout: Duration,
     pub(crate) retry: RetryPolicy,
@@ -85,10 +88,24 @@ pub struct DownloadOptions {
     pub max_redirects: u8,
     /// Whether `http://` URLs (and redirects to them) are allowed.
     pub allow_http: bool,
+    /// An attempt that receives no byte — no headers, no part of the body — for this long
+    /// ends ([`TimeLimit::Stall`]), however long its overall timeout.
+    pub stall_timeout: Duration,
 }
 
 /// The default cap on a downloaded image: a 4K PNG is about 30 MB.
 pub const DEFAULT_MAX_DOWNLOAD_BYTES: u64 = 64 * 1024 * 1024;
+
+/// How long a download may go without receiving a byte: a CDN that stops sending for this
+/// long is not coming back for this connection.
+pub const DEFAULT_DOWNLOAD_STALL_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What one request may read: the body cap, and for downloads the stall interval.
+#[derive(Clone, Copy, Debug)]
+struct ReadLimits {
+    max_bytes: u64,
+    stall: Option<Duration>,
+}
 
 /// A downloaded file.
 #[derive(Clone, Debug)]
@@ -119,6 +136,7 @@ impl<B: ProviderErrorBody> Transport<B> {
             http: inner.http.clone(),
             base_url: inner.base_url.clone(),
             authorization: inner.authorization.clone(),
+            redactor: Arc::clone(&inner.redactor),
             user_agent: inner.user_agent.clone(),
             timeout: inner.timeout,
             retry,
@@ -249,7 +267,10 @@ impl<B: ProviderErrorBody> Transport<B> {
                         hop.clone(),
                         None,
                         false,
-                        options.max_bytes,
+                        ReadLimits {
+                            max_bytes: options.max_bytes,
+                            stall: Some(options.stall_timeout),
+                        },
                     )
                 })
                 .await?;
@@ -267,7 +288,8 @@ impl<B: ProviderErrorBody> Transport<B> {
                         ),
                     ));
                 }
-                let next = current.join(location).map_err(|err| {
+                let location = self.inner.redactor.redact_str(location.to_owned());
+                let next = current.join(&location).map_err(|err| {
                     self.invalid(
                         OPERATION,
                         current.path(),
@@ -301,6 +323,7 @@ impl<B: ProviderErrorBody> Transport<B> {
             max_bytes: DEFAULT_MAX_DOWNLOAD_BYTES,
             max_redirects: 5,
             allow_http: self.inner.base_url.scheme() == "http",
+            stall_timeout: DEFAULT_DOWNLOAD_STALL_TIMEOUT,
         }
     }
 
@@ -341,6 +364,11 @@ impl<B: ProviderErrorBody> Transport<B> {
                     else {
                         return Err(error);
                     };
+                    // A retry that could not even begin before the caller's deadline is not
+                    // worth the wait.
+                    if crate::deadline::remaining().is_some_and(|left| delay >= left) {
+                        return Err(error);
+                    }
                     tracing::debug!(
                         provider = self.inner.provider,
                         attempt,
@@ -373,7 +401,10 @@ impl<B: ProviderErrorBody> Transport<B> {
             url,
             body,
             authorized,
-            self.inner.max_response_bytes,
+            ReadLimits {
+                max_bytes: self.inner.max_response_bytes,
+                stall: None,
+            },
         )
     }
 
@@ -391,7 +422,7 @@ impl<B: ProviderErrorBody> Transport<B> {
         url: Url,
         body: Option<Bytes>,
         authorized: bool,
-        max_bytes: u64,
+        limits: ReadLimits,
     ) -> Pin<Box<dyn Future<Output = Result<Answer, Error<B>>> + Send + 'a>> {
         let span = tracing::info_span!(
             "imggen_http.request",
@@ -408,12 +439,22 @@ impl<B: ProviderErrorBody> Transport<B> {
         let recording = !span.is_disabled();
         let timed = recording || tracing::enabled!(tracing::Level::DEBUG);
         let started = timed.then(Instant::now);
+        // The smaller of the request's own timeout and what is left of the caller's deadline.
+        let limit = match crate::deadline::remaining() {
+            Some(left) if left < self.inner.timeout => TimeLimit::Deadline(left),
+            _ => TimeLimit::Request(self.inner.timeout),
+        };
+        let timeout = match limit {
+            TimeLimit::Request(timeout)
+            | TimeLimit::Deadline(timeout)
+            | TimeLimit::Stall(timeout) => timeout,
+        };
         let mut request = self
             .inner
             .http
             .request(method, url)
             .header(header::USER_AGENT, self.inner.user_agent.clone())
-            .timeout(self.inner.timeout);
+            .timeout(timeout);
         if authorized {
             request = request
                 .header(header::AUTHORIZATION, self.inner.authorization.clone())
@@ -430,11 +471,34 @@ impl<B: ProviderErrorBody> Transport<B> {
         Box::pin(
             async move {
                 let context = || self.context(operation, path);
-                let mut response = pending
-                    .await
-                    .map_err(|err| self.connection_error(context(), err))?;
+                if timeout.is_zero() {
+                    // The deadline passed before this request could start: it is not sent.
+                    return Err(Error::Timeout(Box::new(TimeoutError {
+                        context: context(),
+                        phase: Phase::Connect,
+                        limit: Some(limit),
+                        source: None,
+                    })));
+                }
+                let stalled = |stall| {
+                    Error::Timeout(Box::new(TimeoutError {
+                        context: context(),
+                        phase: Phase::AfterSend,
+                        limit: Some(TimeLimit::Stall(stall)),
+                        source: None,
+                    }))
+                };
+                let answered = match limits.stall {
+                    Some(stall) => tokio::time::timeout(stall, pending)
+                        .await
+                        .map_err(|_| stalled(stall))?,
+                    None => pending.await,
+                };
+                let mut response =
+                    answered.map_err(|err| self.connection_error(context(), err, limit))?;
                 let status = response.status();
-                let request_id = header_str(response.headers(), &X_REQUEST_ID);
+                let request_id = header_str(response.headers(), &X_REQUEST_ID)
+                    .map(|id| self.inner.redactor.redact_str(id));
                 // A successful API answer needs nothing more than its body: its headers go with
                 // the response, and the call's state stays small. An error keeps them for its
                 // Retry-After, a download (sent without the key) for where it ended up and
@@ -453,19 +517,30 @@ impl<B: ProviderErrorBody> Transport<B> {
                     }
                 }
                 let body =
-                    read_capped(response, max_bytes)
+                    read_capped(response, limits)
                         .await
                         .map_err(|failure| match failure {
                             ReadFailure::TooLarge => {
                                 Error::BodyTooLarge(Box::new(BodyTooLargeError {
                                     context: context(),
                                     status: status.as_u16(),
-                                    limit: max_bytes,
+                                    limit: limits.max_bytes,
                                     request_id: request_id.clone(),
                                 }))
                             }
-                            ReadFailure::Connection(err) => self.connection_error(context(), err),
+                            ReadFailure::Stalled(stall) => stalled(stall),
+                            ReadFailure::Connection(err) => {
+                                self.connection_error(context(), err, limit)
+                            }
                         })?;
+                // Everything a server says on a call that carried the key — and any error a
+                // download gets — is text the key must not reach through. An image's bytes are
+                // left alone.
+                let body = if authorized || !status.is_success() {
+                    self.inner.redactor.redact(body)
+                } else {
+                    body
+                };
                 if let Some(started) = started {
                     let latency_ms = started.elapsed().as_millis() as u64;
                     tracing::Span::current().record("latency_ms", latency_ms);
@@ -537,7 +612,12 @@ impl<B: ProviderErrorBody> Transport<B> {
         }))
     }
 
-    fn connection_error(&self, context: Context, err: reqwest::Error) -> Error<B> {
+    fn connection_error(
+        &self,
+        context: Context,
+        err: reqwest::Error,
+        limit: TimeLimit,
+    ) -> Error<B> {
         // A failure while connecting (DNS, TCP, TLS) happens before the request is written:
         // the server cannot have seen it. Anything later may have reached it.
         let phase = if err.is_connect() {
@@ -548,12 +628,12 @@ impl<B: ProviderErrorBody> Transport<B> {
         if err.is_timeout() {
             // Only the overall limit is known per request; a caller's client may have its own
             // connect timeout.
-            let timeout = (phase == Phase::AfterSend).then_some(self.inner.timeout);
+            let limit = (phase == Phase::AfterSend).then_some(limit);
             Error::Timeout(Box::new(TimeoutError {
                 context,
                 phase,
-                timeout,
-                source: err,
+                limit,
+                source: Some(err),
             }))
         } else {
             Error::Transport(Box::new(TransportError {
@@ -593,6 +673,7 @@ static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 enum ReadFailure {
     TooLarge,
+    Stalled(Duration),
     Connection(reqwest::Error),
 }
 
@@ -603,13 +684,26 @@ enum ReadFailure {
 /// neither copied nor collected; only a second chunk starts a buffer. (Chunk by chunk rather
 /// than `Response::bytes`, whose future is several times the size of this loop's, and is
 /// carried by every call's future.)
-async fn read_capped(mut response: reqwest::Response, max: u64) -> Result<Bytes, ReadFailure> {
+async fn read_capped(
+    mut response: reqwest::Response,
+    limits: ReadLimits,
+) -> Result<Bytes, ReadFailure> {
+    let max = limits.max_bytes;
     if response.content_length().is_some_and(|length| length > max) {
         return Err(ReadFailure::TooLarge);
     }
     let mut single: Option<Bytes> = None;
     let mut joined = BytesMut::new();
-    while let Some(chunk) = response.chunk().await.map_err(ReadFailure::Connection)? {
+    loop {
+        let next = match limits.stall {
+            Some(stall) => tokio::time::timeout(stall, response.chunk())
+                .await
+                .map_err(|_| ReadFailure::Stalled(stall))?,
+            None => response.chunk().await,
+        };
+        let Some(chunk) = next.map_err(ReadFailure::Connection)? else {
+            break;
+        };
         let held = single.as_ref().map_or(joined.len(), Bytes::len);
         if (held + chunk.len()) as u64 > max {
             return Err(ReadFailure::TooLarge);
@@ -834,6 +928,216 @@ mod tests {
             .await;
             let error = get(&transport).await.unwrap_err();
             assert!(matches!(error, Error::BodyTooLarge(_)), "{error:?}");
+        }
+
+        /// A server that writes `head` and then one byte of `byte` every `interval`, for
+        /// ever; counts the connections it accepts.
+        async fn trickle(
+            head: &'static str,
+            interval: std::time::Duration,
+        ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+            use std::sync::atomic::{AtomicUsize, Ordering};
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+            let count = std::sync::Arc::clone(&accepted);
+            tokio::spawn(async move {
+                while let Ok((mut socket, _)) = listener.accept().await {
+                    count.fetch_add(1, Ordering::SeqCst);
+                    tokio::spawn(async move {
+                        let mut request = [0u8; 4096];
+                        let _ = socket.read(&mut request).await;
+                        let _ = socket.write_all(head.as_bytes()).await;
+                        loop {
+                            tokio::time::sleep(interval).await;
+                            if socket.write_all(b" ").await.is_err() {
+                                return;
+                            }
+                        }
+                    });
+                }
+            });
+            (url, accepted)
+        }
+
+        fn client(url: &str) -> Transport<imggen_types::gptimg::ErrorBody> {
+            ClientBuilder::<Probe>::new()
+                .api_key("sk-probe-secret")
+                .base_url(url)
+                .retry(RetryPolicy::disabled())
+                .build()
+                .unwrap()
+                .0
+        }
+
+        /// A failure guard, never a delay: the calls below end on their own well before it.
+        async fn guarded<T>(call: impl Future<Output = T>) -> T {
+            tokio::time::timeout(std::time::Duration::from_secs(30), call)
+                .await
+                .expect("the call ended by its deadline, not by the test's guard")
+        }
+
+        #[tokio::test]
+        async fn a_trickling_body_ends_at_the_callers_deadline_not_the_request_timeout() {
+            let (url, _) = trickle(
+                "HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n{",
+                std::time::Duration::from_millis(50),
+            )
+            .await;
+            let transport = client(&url);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_millis(300);
+            let error = guarded(crate::deadline::within(deadline, get(&transport)))
+                .await
+                .unwrap_err();
+            let Error::Timeout(timeout) = &error else {
+                panic!("{error:?}");
+            };
+            assert!(
+                matches!(timeout.limit, Some(crate::TimeLimit::Deadline(_))),
+                "{error}"
+            );
+            assert!(error.to_string().contains("before the deadline"), "{error}");
+
+            // A create cut off by the deadline may have been charged: never repeated blindly.
+            let error = guarded(crate::deadline::within(
+                std::time::Instant::now() + std::time::Duration::from_millis(200),
+                transport.post::<_, serde_json::Value>(
+                    Operation::create("create"),
+                    "/create",
+                    &serde_json::json!({}),
+                ),
+            ))
+            .await
+            .unwrap_err();
+            assert!(
+                error.may_have_been_charged() && !error.is_retryable(),
+                "{error}"
+            );
+        }
+
+        #[tokio::test]
+        async fn a_request_after_the_deadline_is_not_sent_at_all() {
+            let (url, accepted) = trickle(
+                "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}",
+                std::time::Duration::from_secs(1),
+            )
+            .await;
+            let transport = client(&url);
+            let passed = std::time::Instant::now();
+            let error = crate::deadline::within(
+                passed,
+                transport.post::<_, serde_json::Value>(
+                    Operation::create("create"),
+                    "/create",
+                    &serde_json::json!({}),
+                ),
+            )
+            .await
+            .unwrap_err();
+            assert!(!error.may_have_been_charged(), "{error}");
+            assert!(error.to_string().contains("nothing was sent"), "{error}");
+            assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 0);
+        }
+
+        #[tokio::test]
+        async fn a_download_that_stops_sending_ends_after_the_stall_interval() {
+            // Headers, then silence: no byte for longer than the stall interval.
+            let (url, _) = trickle(
+                "HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n",
+                std::time::Duration::from_secs(3600),
+            )
+            .await;
+            let transport = client(&url);
+            let mut options = transport.download_options();
+            options.stall_timeout = std::time::Duration::from_millis(200);
+            let error = guarded(transport.download(&format!("{url}/a.png"), options))
+                .await
+                .unwrap_err();
+            let Error::Timeout(timeout) = &error else {
+                panic!("{error:?}");
+            };
+            assert_eq!(
+                timeout.limit,
+                Some(crate::TimeLimit::Stall(std::time::Duration::from_millis(
+                    200
+                )))
+            );
+            assert!(error.is_retryable(), "a read may be tried again: {error}");
+
+            // A body that keeps coming, a byte at a time, never stalls: only the deadline
+            // ends it.
+            let (url, _) = trickle(
+                "HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n",
+                std::time::Duration::from_millis(20),
+            )
+            .await;
+            let deadline = std::time::Instant::now() + std::time::Duration::from_millis(400);
+            let error = guarded(crate::deadline::within(
+                deadline,
+                transport.download(&format!("{url}/a.png"), options),
+            ))
+            .await
+            .unwrap_err();
+            assert!(error.to_string().contains("before the deadline"), "{error}");
+        }
+
+        #[tokio::test]
+        async fn a_key_the_server_echoes_back_is_struck_from_the_error() {
+            let echo = "{\"error\":{\"code\":\"UNAUTHORIZED\",\"message\":\"bad {Authorization: Bearer sk-probe-secret}\",\"request_id\":\"sk-probe-secret\"}}";
+            let transport = client(
+                &serve_with_key_echo(format!(
+                    "HTTP/1.1 401 Unauthorized\r\nx-request-id: req sk-probe-secret\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{echo}",
+                    echo.len()
+                ))
+                .await,
+            );
+            let error = get(&transport).await.unwrap_err();
+            let everything = format!(
+                "{error} {error:?} {} {:?}",
+                String::from_utf8_lossy(error.raw_body().unwrap()),
+                error.request_id()
+            );
+            assert!(!everything.contains("sk-probe-secret"), "{everything}");
+            assert!(error.to_string().contains("Bearer [redacted]"), "{error}");
+        }
+
+        async fn serve_with_key_echo(answer: String) -> String {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            tokio::spawn(async move {
+                while let Ok((mut socket, _)) = listener.accept().await {
+                    let mut request = [0u8; 4096];
+                    let _ = socket.read(&mut request).await;
+                    let _ = socket.write_all(answer.as_bytes()).await;
+                }
+            });
+            url
+        }
+
+        #[tokio::test]
+        async fn control_characters_from_the_server_are_shown_escaped() {
+            let body =
+                "{\"error\":{\"code\":\"BAD\\u001b[2J\",\"message\":\"x\\u001b]0;title\\u0007y\"}}";
+            let transport = client(
+                &serve_with_key_echo(format!(
+                    "HTTP/1.1 400 Bad Request\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                ))
+                .await,
+            );
+            let error = get(&transport).await.unwrap_err();
+            let shown = error.to_string();
+            assert!(
+                !shown.chars().any(imggen_types::text::needs_escape),
+                "{shown:?}"
+            );
+            assert!(shown.contains(r"BAD\u{1b}[2J"), "{shown}");
+            // The parsed body keeps the provider's text as it is, for JSON output.
+            let message = match &error {
+                Error::Api(api) => api.message().unwrap(),
+                _ => unreachable!(),
+            };
+            assert_eq!(message, "x\u{1b}]0;title\u{7}y");
         }
 
         #[tokio::test]

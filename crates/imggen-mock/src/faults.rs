@@ -203,6 +203,10 @@ pub enum FaultKind {
     /// The request is handled (a create is charged), and the answer's status is sent with a
     /// body cut in half, so it is not JSON (for a download: not a whole PNG).
     MalformedJson,
+    /// The request is handled (a create is charged) and its answer declares its whole length
+    /// (`Content-Length`) but stops halfway, and the connection closes: a server that lies
+    /// about its length, or a transfer cut off.
+    CutShort,
     /// The request is handled and its answer sent a few bytes at a time.
     Trickle {
         /// Bytes per chunk (default 16).
@@ -232,6 +236,7 @@ impl FaultKind {
             FaultKind::Latency { .. } => "latency",
             FaultKind::DropConnection => "drop_connection",
             FaultKind::MalformedJson => "malformed_json",
+            FaultKind::CutShort => "cut_short",
             FaultKind::Trickle { .. } => "trickle",
         }
     }
@@ -441,6 +446,7 @@ impl FromStr for Fault {
             }
             "drop" | "drop_connection" => FaultKind::DropConnection,
             "malformed" | "malformed_json" => FaultKind::MalformedJson,
+            "cut_short" | "short" => FaultKind::CutShort,
             "trickle" => {
                 let mut parts = args.split(':').filter(|part| !part.trim().is_empty());
                 let chunk_bytes = match parts.next() {
@@ -467,7 +473,7 @@ impl FromStr for Fault {
             }
             other => {
                 return Err(bad(&format!(
-                    "{other:?} is not a fault kind; known: http, maintenance, task_failure, latency, drop, malformed, trickle"
+                    "{other:?} is not a fault kind; known: http, maintenance, task_failure, latency, drop, malformed, cut_short, trickle"
                 )));
             }
         };

@@ -477,6 +477,30 @@ async fn faults(State(shared): State<Arc<Shared>>, request: Request, next: Next)
             parts.headers.remove(header::CONTENT_LENGTH);
             Response::from_parts(parts, Body::from(cut))
         }
+        FaultKind::CutShort => {
+            let response = next.run(request).await;
+            let (mut parts, body) = response.into_parts();
+            let bytes = axum::body::to_bytes(body, usize::MAX)
+                .await
+                .unwrap_or_default();
+            parts.headers.insert(
+                header::CONTENT_LENGTH,
+                HeaderValue::from(bytes.len().max(2)),
+            );
+            let half = bytes.slice(..bytes.len() / 2);
+            // The first half, then — once it has had time to leave — an error: the server
+            // closes the connection short of the length it declared.
+            let stream = futures_util::stream::iter([Some(half), None]).then(|piece| async move {
+                match piece {
+                    Some(half) => Ok::<_, std::io::Error>(half),
+                    None => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Err(std::io::Error::other("cut short"))
+                    }
+                }
+            });
+            Response::from_parts(parts, Body::from_stream(stream))
+        }
         FaultKind::Trickle {
             chunk_bytes,
             interval_ms,

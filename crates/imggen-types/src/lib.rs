@@ -9,6 +9,7 @@
 //!   adds later parses as `Other`, and user input parses strictly (see [`open_enum`]).
 //! - [`ValidationError`]: every documented limit, checked before anything is sent.
 //! - [`media`]: image formats read from bytes, data URIs.
+//! - [`text`]: untrusted text (what a server says) made safe to print.
 //! - [`ProviderErrorBody`]: what each provider's error answers mean for money (was a failed
 //!   create charged? is a retry safe?).
 //!
@@ -36,6 +37,7 @@ mod id;
 pub mod media;
 pub mod money;
 pub mod open_enum;
+pub mod text;
 pub mod validation;
 
 pub mod gptimg;

@@ -126,6 +126,7 @@ impl Provider for RunbaseProvider {
                 max_bytes: limits.max_bytes,
                 max_redirects: limits.max_redirects,
                 allow_http: self.allows_http_downloads(),
+                stall_timeout: limits.stall_timeout,
             };
             self.client
                 .download_with(url, options)

@@ -53,7 +53,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
@@ -109,6 +109,11 @@ pub struct BatchOptions {
     /// [`default_deadline`](crate::wait::default_deadline)). A task still running then stays
     /// `submitted`, to be waited on by the next run.
     pub deadline: Option<Duration>,
+    /// The whole run's time limit, from when it starts: no create is sent after it, and every
+    /// request in flight then — a create, a status read, a download — ends by it (a create
+    /// cut off has an unknown outcome, never resubmitted). What is unfinished stays journaled
+    /// for the next run. `None`: no limit.
+    pub time_limit: Option<Duration>,
     /// A poll schedule instead of the configured one.
     pub schedule: Option<PollSchedule>,
     /// Stops the run: nothing new is sent, waits stop, and every request stays where the
@@ -140,6 +145,7 @@ impl fmt::Debug for BatchOptions {
             .field("out_dir", &self.out_dir)
             .field("journal", &self.journal)
             .field("concurrency", &self.concurrency)
+            .field("time_limit", &self.time_limit)
             .field("deadline", &self.deadline)
             .field("schedule", &self.schedule)
             .field("resubmit_unknown", &self.resubmit_unknown)
@@ -159,6 +165,7 @@ impl BatchOptions {
             journal: None,
             concurrency: DEFAULT_CONCURRENCY,
             deadline: None,
+            time_limit: None,
             schedule: None,
             cancel: None,
             events: None,
@@ -169,6 +176,12 @@ impl BatchOptions {
             max_image_bytes: crate::download::DEFAULT_MAX_DOWNLOAD_BYTES,
             on_event: None,
         }
+    }
+
+    /// Sets the whole run's time limit.
+    pub fn time_limit(mut self, limit: Duration) -> Self {
+        self.time_limit = Some(limit);
+        self
     }
 
     /// Sets the journal's path.
@@ -558,6 +571,7 @@ impl BatchRunner {
     /// that do not finish are not an error: the report says how each one stands.
     pub async fn run(&self, input: BatchInput) -> Result<BatchReport, BatchError> {
         let options = &self.options;
+        let until = self.imggen.deadline_from_now(options.time_limit);
         if options.concurrency == 0 {
             return Err(BatchError::Config(
                 "the concurrency must be at least 1".into(),
@@ -579,11 +593,14 @@ impl BatchRunner {
         }
 
         let out_dir = options.out_dir.clone();
-        tokio::fs::create_dir_all(&out_dir)
+        // Before anything is sent: the images and results.jsonl must have somewhere to go.
+        let probe_dir = out_dir.clone();
+        tokio::task::spawn_blocking(move || imggen_http::fs::check_writable_dir(&probe_dir))
             .await
-            .map_err(|source| BatchError::Io {
-                path: out_dir.clone(),
-                source,
+            .map_err(|join| BatchError::Config(format!("the folder check stopped: {join}")))?
+            .map_err(|error| BatchError::Io {
+                path: error.path,
+                source: error.cause,
             })?;
         let journal_path = options.journal_path();
         let journal = Arc::new(Journal::open_with_clock(
@@ -681,6 +698,7 @@ impl BatchRunner {
             previous_activity,
             adopted: Mutex::new(Vec::new()),
             resubmitted: Mutex::new(Vec::new()),
+            until,
         });
         run.emit(None, BatchEventKind::Started);
 
@@ -720,9 +738,9 @@ impl BatchRunner {
         let results_path =
             results::write(&out_dir, &results)
                 .await
-                .map_err(|source| BatchError::Io {
-                    path: out_dir.join(RESULTS_FILE),
-                    source,
+                .map_err(|error| BatchError::Io {
+                    path: error.path,
+                    source: error.cause,
                 })?;
         let unknown = entries
             .iter()
@@ -806,16 +824,7 @@ fn remove_partial_files(dir: &Path) {
     for entry in listing.flatten() {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        let Some(stem) = name
-            .strip_prefix('.')
-            .and_then(|rest| rest.strip_suffix(".part"))
-        else {
-            continue;
-        };
-        let is_ours = stem.rsplit_once('.').is_some_and(|(_, random)| {
-            random.len() == 16 && random.chars().all(|c| c.is_ascii_hexdigit())
-        });
-        if is_ours {
+        if imggen_http::fs::is_temporary_name(name) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
@@ -911,6 +920,8 @@ struct Run {
     previous_activity: SystemTime,
     adopted: Mutex<Vec<String>>,
     resubmitted: Mutex<Vec<String>>,
+    /// The end of [`BatchOptions::time_limit`], on the injected clock.
+    until: Option<Instant>,
 }
 
 /// Why collecting a task stopped short.
@@ -969,7 +980,7 @@ impl Run {
         let Ok(_slot) = self.slots.acquire().await else {
             return Ok(());
         };
-        if self.cancel.is_cancelled() {
+        if self.stopped() {
             self.settle(id)?;
             return Ok(());
         }
@@ -982,6 +993,17 @@ impl Run {
         // Account for the request even when the journal failed, so totals stay right.
         let settled = self.settle(id);
         outcome.and(settled)
+    }
+
+    /// Whether the run was cancelled or its time limit has passed: nothing new starts.
+    fn stopped(&self) -> bool {
+        self.cancel.is_cancelled() || self.time_left().is_some_and(|left| left.is_zero())
+    }
+
+    /// What is left of [`BatchOptions::time_limit`].
+    fn time_left(&self) -> Option<Duration> {
+        self.until
+            .map(|until| until.saturating_duration_since(self.imggen.inner.clock.now()))
     }
 
     /// Reads where the request ended, updates the totals and says so.
@@ -1015,6 +1037,8 @@ impl Run {
                     reason: entry.error.clone().unwrap_or_else(|| {
                         if self.cancel.is_cancelled() {
                             "the run was cancelled".to_owned()
+                        } else if self.stopped() {
+                            "the run's time limit passed".to_owned()
                         } else {
                             "not finished".to_owned()
                         }
@@ -1042,7 +1066,7 @@ impl Run {
             return self.journal.set_error(id, Some(ORPHAN_NOT_SENT));
         }
         for _round in 0..MAX_ROUNDS {
-            if self.cancel.is_cancelled() {
+            if self.stopped() {
                 return Ok(());
             }
             let entry = self.entry(id)?;
@@ -1069,7 +1093,7 @@ impl Run {
             );
             let journal = Arc::clone(&self.journal);
             let owner = id.to_owned();
-            let submit = SubmitOptions::fallback(route).on_handle(move |handle: &JobHandle| {
+            let mut submit = SubmitOptions::fallback(route).on_handle(move |handle: &JobHandle| {
                 if let Err(error) = journal.record_task(&owner, handle) {
                     tracing::error!(
                         request = %owner,
@@ -1079,6 +1103,7 @@ impl Run {
                     );
                 }
             });
+            submit.deadline = self.time_left();
             let result = {
                 let _creates = self.creates.read().await;
                 self.imggen.submit(&request, &submit).await
@@ -1198,6 +1223,7 @@ impl Run {
         );
         if !left.is_zero() {
             tracing::info!(request = %id, wait = ?left, "waiting before reading the provider's task list for a lost create");
+            let left = self.time_left().map_or(left, |time| time.min(left));
             tokio::select! {
                 () = self.cancel.cancelled() => {}
                 () = self.imggen.inner.sleeper.sleep(left) => {}
@@ -1240,7 +1266,7 @@ impl Run {
             return Ok(Reconciled::Unknown);
         }
         self.grace(id).await?;
-        if self.cancel.is_cancelled() {
+        if self.stopped() {
             return Ok(Reconciled::Unknown);
         }
         self.emit(Some(id), BatchEventKind::Reconciling);
@@ -1405,8 +1431,12 @@ impl Run {
         let handle = &task.handle;
         let run = Arc::clone(self);
         let owner = id.to_owned();
+        let deadline = match (self.options.deadline, self.time_left()) {
+            (Some(own), Some(left)) => Some(own.min(left)),
+            (own, left) => own.or(left),
+        };
         let wait = WaitOptions {
-            deadline: self.options.deadline,
+            deadline,
             cancel: Some(self.cancel.clone()),
             schedule: self.options.schedule,
             events: self.options.events.as_ref().map(WebhookHub::subscribe),
@@ -1443,7 +1473,7 @@ impl Run {
                     DownloadOptions::to_dir(&self.out_dir).max_bytes(self.options.max_image_bytes);
                 let images = self
                     .imggen
-                    .download(handle, &status, &download)
+                    .download_until(handle, &status, &download, self.until)
                     .await
                     .map_err(|error| Shortfall::Wait(error.to_string()))?;
                 let files: Vec<String> = images

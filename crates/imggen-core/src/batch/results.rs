@@ -169,8 +169,16 @@ pub fn read(path: &Path) -> std::io::Result<Vec<ResultLine>> {
 }
 
 /// Writes the file atomically: whole or not at all, even if the process dies meanwhile.
-pub(crate) async fn write(dir: &Path, lines: &[ResultLine]) -> std::io::Result<std::path::PathBuf> {
-    crate::download::write_atomically(dir, RESULTS_FILE, to_jsonl(lines).as_bytes()).await
+pub(crate) async fn write(
+    dir: &Path,
+    lines: &[ResultLine],
+) -> Result<std::path::PathBuf, imggen_http::fs::WriteError> {
+    imggen_http::fs::write_atomically_async(
+        dir.to_path_buf(),
+        RESULTS_FILE.to_owned(),
+        to_jsonl(lines),
+    )
+    .await
 }
 
 #[cfg(test)]

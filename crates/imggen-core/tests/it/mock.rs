@@ -645,6 +645,61 @@ async fn fifty_concurrent_runbase_jobs_on_one_key_get_no_429() {
     assert_eq!(charges(&server, MockProvider::Runbase), 50);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_storm_of_429s_the_budget_grows_back_and_the_run_finishes_without_new_ones() {
+    let server = mock(MockConfig::default().profile(Profile::Fixed(4 * S))).await;
+    // A storm: the next twelve runbase calls are answered 429 with no Retry-After, enough to
+    // tighten the key's budget to one request per window.
+    server
+        .add_fault(
+            Fault::new(FaultKind::Http {
+                status: 429,
+                body: None,
+                headers: BTreeMap::new(),
+            })
+            .provider(MockProvider::Runbase)
+            .times(12),
+        )
+        .unwrap();
+    let time = MockTime(server.clock().clone());
+    let (builder, counts) = imggen(&server, &time);
+    let imggen = builder.build().unwrap();
+    let start = time.now();
+
+    // 80 jobs need at least 160 requests: at one per window that is over 27 minutes, far past
+    // each wait's default 10-minute deadline. Grown back to 20 per 10 s, a few minutes.
+    let jobs: Vec<_> = (0..80)
+        .map(|i| {
+            let imggen = imggen.clone();
+            tokio::spawn(async move {
+                imggen
+                    .generate(
+                        &GenerationRequest::new(format!("lamp {i}")),
+                        &on(ProviderId::Runbase),
+                    )
+                    .await
+            })
+        })
+        .collect();
+    for job in jobs {
+        let generation = job.await.unwrap().unwrap();
+        assert_eq!(generation.images.len(), 1);
+    }
+
+    let runbase = &counts[&ProviderId::Runbase];
+    assert_eq!(
+        runbase.rate_limited(),
+        12,
+        "only the storm's 429s, none earned after it"
+    );
+    assert_eq!(charges(&server, MockProvider::Runbase), 80);
+    assert!(
+        time.now() - start < 10 * 60 * S,
+        "the run took {:?}",
+        time.now() - start
+    );
+}
+
 #[tokio::test]
 async fn a_dropped_create_is_reported_and_never_resubmitted() {
     let server = mock(MockConfig::default().profile(Profile::Fixed(5 * S))).await;

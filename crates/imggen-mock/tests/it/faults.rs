@@ -302,6 +302,33 @@ async fn malformed_json_keeps_the_status_and_breaks_the_body_and_a_create_is_sti
 }
 
 #[tokio::test]
+async fn cut_short_declares_the_whole_length_and_closes_halfway() {
+    let mock = start(config()).await;
+    mock.post("/api/v1/images/generate", KEY, json!({"prompt": "x"}))
+        .await;
+    mock.server.advance(TASK_TIME).await;
+    let task_id = mock.server.tasks()[0].id.clone();
+    let url = mock.url(&format!("/files/gptimg/{task_id}/0.png"));
+    let (_, _, whole) = mock.download(&url).await;
+    mock.server
+        .add_fault(Fault::new(FaultKind::CutShort).operation(Operation::Download))
+        .unwrap();
+    let response = mock
+        .http
+        .get(&url)
+        .send()
+        .await
+        .expect("the headers arrive");
+    assert_eq!(response.content_length(), Some(whole.len() as u64));
+    assert!(
+        response.bytes().await.is_err(),
+        "the body ends short of its declared length"
+    );
+    let (_, _, again) = mock.download(&url).await;
+    assert_eq!(again, whole, "the next download is whole");
+}
+
+#[tokio::test]
 async fn trickle_sends_the_whole_answer_slowly() {
     let mock = start(config()).await;
     let created = mock

@@ -1,0 +1,235 @@
+//! Files written whole or not at all, and checked.
+//!
+//! A paid image saved over a full disk must not become a truncated file under its final name
+//! reported as a success. [`write_atomically`] writes a temporary file in the same folder,
+//! flushes and syncs it, checks its length, and only then renames it over the final name;
+//! any failure is an error naming the path and the cause, and the temporary file is removed.
+//!
+//! The writes are plain blocking `std::fs` calls (run on tokio's blocking pool by
+//! [`write_atomically_async`]): a blocking `write` reports a full disk where it happens, whereas
+//! an async file's buffered write can report it only on a later call that is easy to skip
+//! (tokio-rs/tokio#6005: `sync_all` after `write_all` without `flush` loses the error).
+
+use std::fs::{self, File};
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+
+/// A file that could not be written. Nothing was left under its final name (an earlier
+/// file there, if any, is untouched).
+#[derive(Debug, thiserror::Error)]
+#[error("could not write {}: {cause}", path.display())]
+pub struct WriteError {
+    /// The file that was being written.
+    pub path: PathBuf,
+    /// Why (a full disk, a read-only folder, a path that is not a folder).
+    pub cause: io::Error,
+}
+
+/// Writes `bytes` to `dir/name` atomically: the folder is created if missing, the bytes go
+/// to a temporary `.<name>.<16 hex>.part` beside the target, which is flushed, synced,
+/// checked for its length and renamed over the target; then the folder is synced so the
+/// rename survives a crash.
+pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, WriteError> {
+    let target = dir.join(name);
+    let fail = |cause| WriteError {
+        path: target.clone(),
+        cause,
+    };
+    fs::create_dir_all(dir).map_err(fail)?;
+    let temporary = dir.join(temporary_name(name));
+    let written = write_whole(&temporary, bytes).and_then(|()| fs::rename(&temporary, &target));
+    if let Err(cause) = written {
+        let _ = fs::remove_file(&temporary);
+        return Err(fail(cause));
+    }
+    sync_dir(dir).map_err(fail)?;
+    Ok(target)
+}
+
+/// [`write_atomically`] on tokio's blocking pool.
+pub async fn write_atomically_async(
+    dir: PathBuf,
+    name: String,
+    bytes: impl AsRef<[u8]> + Send + 'static,
+) -> Result<PathBuf, WriteError> {
+    let target = dir.join(&name);
+    tokio::task::spawn_blocking(move || write_atomically(&dir, &name, bytes.as_ref()))
+        .await
+        .unwrap_or_else(|join| {
+            Err(WriteError {
+                path: target,
+                cause: io::Error::other(format!("the writing thread stopped: {join}")),
+            })
+        })
+}
+
+/// Whether `name` is one of [`write_atomically`]'s temporary files (left by a process that
+/// was killed mid-write): `.<name>.<16 hex digits>.part`.
+pub fn is_temporary_name(name: &str) -> bool {
+    let Some(stem) = name
+        .strip_prefix('.')
+        .and_then(|rest| rest.strip_suffix(".part"))
+    else {
+        return false;
+    };
+    let Some((base, suffix)) = stem.rsplit_once('.') else {
+        return false;
+    };
+    !base.is_empty() && suffix.len() == 16 && suffix.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Checks that `dir` can hold new files, and leaves no trace: the folders missing on its
+/// path are created, a small probe file is written, synced and removed, and the folders this
+/// created are removed again. Run before paying for what will be saved there.
+pub fn check_writable_dir(dir: &Path) -> Result<(), WriteError> {
+    let fail = |cause| WriteError {
+        path: dir.to_path_buf(),
+        cause,
+    };
+    if dir.exists() && !dir.is_dir() {
+        return Err(fail(io::Error::new(
+            io::ErrorKind::NotADirectory,
+            "it exists and is not a folder",
+        )));
+    }
+    // Deepest first, the folders that do not exist yet.
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|folder| !folder.as_os_str().is_empty() && !folder.exists())
+        .collect();
+    let checked = fs::create_dir_all(dir).and_then(|()| {
+        let probe = dir.join(temporary_name("imggen-probe"));
+        let written = write_whole(&probe, b"imggen");
+        let _ = fs::remove_file(&probe);
+        written
+    });
+    for folder in missing {
+        // Only empty folders go; one that another process filled meanwhile stays.
+        let _ = fs::remove_dir(folder);
+    }
+    checked.map_err(fail)
+}
+
+fn temporary_name(name: &str) -> String {
+    format!(".{name}.{:016x}.part", fastrand::u64(..))
+}
+
+/// Creates `path` (never over an existing file), writes all of `bytes`, flushes, syncs and
+/// checks the length on disk.
+fn write_whole(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let file = File::options().write(true).create_new(true).open(path)?;
+    fill(file, bytes)
+}
+
+/// Writes all of `bytes` to a new, empty `file`, flushes, syncs and checks the length on
+/// disk.
+fn fill(mut file: File, bytes: &[u8]) -> io::Result<()> {
+    file.write_all(bytes)?;
+    file.flush()?;
+    file.sync_all()?;
+    let length = file.metadata()?.len();
+    if length != bytes.len() as u64 {
+        return Err(io::Error::other(format!(
+            "{length} of {} bytes reached the disk",
+            bytes.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Syncs a folder so a rename in it is durable. Filesystems that cannot sync a folder say
+/// so with `EINVAL`; that is not a failed write.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        match File::open(dir).and_then(|folder| folder.sync_all()) {
+            Err(error) if error.kind() == io::ErrorKind::InvalidInput => Ok(()),
+            other => other,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_write_replaces_the_whole_file_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_atomically(dir.path(), "t-1.png", b"first").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"first");
+        write_atomically(dir.path(), "t-1.png", b"second").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"second");
+        assert_eq!(names(dir.path()), ["t-1.png"]);
+    }
+
+    #[test]
+    fn a_write_that_cannot_happen_names_the_path_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("file"), b"x").unwrap();
+        let blocked = dir.path().join("file").join("sub");
+        let error = write_atomically(&blocked, "x.png", b"x").unwrap_err();
+        assert!(
+            error.to_string().starts_with(&format!(
+                "could not write {}",
+                blocked.join("x.png").display()
+            )),
+            "{error}"
+        );
+        // A folder where the file should go: the rename fails, the temporary file is removed.
+        fs::create_dir(dir.path().join("taken.png")).unwrap();
+        fs::write(dir.path().join("taken.png").join("inside"), b"x").unwrap();
+        assert!(write_atomically(dir.path(), "taken.png", b"new").is_err());
+        assert_eq!(names(dir.path()), ["file", "taken.png"]);
+    }
+
+    #[test]
+    fn a_full_device_is_an_error_not_a_success() {
+        // /dev/full answers every write with ENOSPC: the same error a full disk gives, seen
+        // by the same calls.
+        let full = Path::new("/dev/full");
+        if !full.exists() {
+            return;
+        }
+        let file = File::options().write(true).open(full).unwrap();
+        let error = fill(file, &[7u8; 64 * 1024]).unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(28), "{error}");
+    }
+
+    #[test]
+    fn the_probe_leaves_no_trace_and_refuses_a_file_where_a_folder_should_be() {
+        let dir = tempfile::tempdir().unwrap();
+        check_writable_dir(&dir.path().join("new/deeper")).unwrap();
+        assert!(names(dir.path()).is_empty(), "the folders it made are gone");
+        fs::create_dir(dir.path().join("kept")).unwrap();
+        check_writable_dir(&dir.path().join("kept")).unwrap();
+        assert_eq!(names(dir.path()), ["kept"]);
+        assert!(names(&dir.path().join("kept")).is_empty());
+        fs::write(dir.path().join("a-file"), b"x").unwrap();
+        let error = check_writable_dir(&dir.path().join("a-file")).unwrap_err();
+        assert!(error.to_string().contains("not a folder"), "{error}");
+    }
+
+    #[test]
+    fn temporary_names_are_recognised_and_nothing_else() {
+        let name = temporary_name("run_1-1.png");
+        assert!(is_temporary_name(&name), "{name}");
+        assert!(!is_temporary_name("run_1-1.png"));
+        assert!(!is_temporary_name(".hidden.part"));
+        assert!(!is_temporary_name(".x.0123456789abcdeg.part"));
+    }
+}
