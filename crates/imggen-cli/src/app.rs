@@ -86,7 +86,7 @@ fn finish(mut report: Report, result: Result<(), Failure>, json: bool, ctx: &Ctx
         let text = serde_json::to_string(&report.output).unwrap_or_else(|err| {
             format!(r#"{{"error":{{"message":"could not write the output: {err}"}}}}"#)
         });
-        write_stdout(&[text]);
+        write_json_stdout(&text);
     } else {
         write_stdout(&report.stdout);
     }
@@ -97,6 +97,24 @@ fn finish(mut report: Report, result: Result<(), Failure>, json: bool, ctx: &Ctx
         }
         None => exit::SUCCESS,
     }
+}
+
+/// Writes one JSON document to stdout. serde escapes the C0 controls in strings; the rest a
+/// terminal acts on (C1 controls such as a one-byte CSI, DEL, bidirectional overrides) are
+/// escaped here as `\uXXXX`, which leaves the document equal to what was serialised.
+pub(crate) fn write_json_stdout(text: &str) {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if imggen_types::text::needs_escape(c) {
+            // Every such character outside the C0 range is in the Basic Multilingual Plane.
+            escaped.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            escaped.push(c);
+        }
+    }
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{escaped}");
+    let _ = stdout.flush();
 }
 
 /// Writes lines to stdout, their control characters but the tab (the column separator of
@@ -544,7 +562,7 @@ async fn submit(
             let label = provider_label(handle.provider, emulated);
             progress.task(&label, handle, "created");
             if print_handles {
-                write_stdout(&[handle.to_json()]);
+                write_json_stdout(&handle.to_json());
             }
             if plain {
                 progress.eprint(&[format!(

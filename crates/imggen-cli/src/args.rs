@@ -11,13 +11,16 @@ use imggen_types::AspectRatio;
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  success
-  1  anything else: a local I/O error, a download that failed (resume with `imggen wait`)
+  1  anything else: a local I/O error, a download or save that failed, a full disk (resume
+     with `imggen wait`, free)
   2  usage or validation error: nothing was sent
-  3  the provider refused the request and nothing was charged (bad key, no credits,
-     rate limited after retries, every --fallback provider refused)
+  3  the provider refused the request and nothing was charged, and no task is known to
+     exist (bad key, no credits, rate limited after retries, every --fallback provider
+     refused, a provider:task_id the provider does not know)
   4  the generation failed: the provider ran the task and it failed (providers refund it)
-  5  the wait stopped before the task finished (--timeout passed, or Ctrl-C): the task goes
-     on and is paid for; the handle printed resumes it with `imggen wait`
+  5  paid tasks were left uncollected (--timeout passed, Ctrl-C, or their status could not
+     be read): they go on and are paid for; the handles printed resume them with
+     `imggen wait`
   6  the outcome of a create is unknown: its answer was lost, so the task may have been
      created and charged; imggen never resubmits it and prints every known fact";
 
@@ -263,9 +266,10 @@ pub struct WaitingArgs {
     #[arg(short, long = "out", value_name = "DIR", default_value = "imggen-out")]
     pub out: PathBuf,
 
-    /// The overall deadline in seconds (decimals allowed). When it passes, the tasks go on
-    /// and imggen says how to resume them (the handle for `imggen wait`; for `batch`, the
-    /// same command again).
+    /// The overall deadline in seconds (decimals allowed): every request ends by it, a create
+    /// that never answers included (its outcome is then unknown, and it is never resent).
+    /// When it passes, the tasks go on and imggen says how to resume them (the handle for
+    /// `imggen wait`; for `batch`, the same command again).
     #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
     pub timeout: Option<Duration>,
 
@@ -581,7 +585,7 @@ mod tests {
             "2  usage",
             "3  the provider refused",
             "4  the generation failed",
-            "5  the wait stopped",
+            "5  paid tasks were left uncollected",
             "6  the outcome of a create is unknown",
         ] {
             assert!(help.contains(code), "{code} missing from:\n{help}");

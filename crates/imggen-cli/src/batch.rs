@@ -81,7 +81,7 @@ pub(crate) async fn command(args: BatchArgs, ctx: &Ctx) -> u8 {
         let text = serde_json::to_string(&output).unwrap_or_else(|err| {
             format!(r#"{{"error":{{"message":"could not write the output: {err}"}}}}"#)
         });
-        app::write_stdout(&[text]);
+        app::write_json_stdout(&text);
     } else if let Some(path) = &output.results {
         app::write_stdout(std::slice::from_ref(path));
     }

@@ -283,20 +283,17 @@ fn hint(error: &Error, handles: &[JobHandle], emulated: bool) -> Option<String> 
         Error::Plan(_) => None,
         // A failed task is refunded: only the others of its generation are left to collect.
         Error::TaskFailed(e) => join(advice, resume(&e.siblings)),
-        // The provider refused to show the task (unknown id, another key): resuming it would
-        // be refused again.
-        Error::Status(e)
-            if e.call
-                .status
-                .is_some_and(|status| (400..500).contains(&status)) =>
-        {
+        // The provider says there is no such task: resuming it would be refused again.
+        Error::Status(e) if Category::of(error) == Category::Refused => {
             join(e.call.advice.map(str::to_owned), resume(&e.siblings))
         }
+        // A paid task that could not be read: the provider's advice (a key to fix, say), and
+        // the command that picks it up again.
+        Error::Status(e) => join(e.call.advice.map(str::to_owned), resume(handles)),
         // A command that resumes them says more than "resume it from its handle".
-        Error::DeadlineExceeded(_)
-        | Error::Cancelled(_)
-        | Error::Status(_)
-        | Error::Download(_) => resume(handles).or(advice),
+        Error::DeadlineExceeded(_) | Error::Cancelled(_) | Error::Download(_) => {
+            resume(handles).or(advice)
+        }
         _ => join(advice, resume(handles)),
     }
 }

@@ -143,8 +143,7 @@ fn usage_error(error: &clap::Error, args: &[OsString]) -> ExitCode {
             })
         };
         if let Ok(text) = text {
-            use std::io::Write as _;
-            let _ = writeln!(std::io::stdout(), "{text}");
+            app::write_json_stdout(&text);
         }
     }
     ExitCode::from(exit::USAGE)

@@ -522,8 +522,9 @@ impl Imggen {
                 attempt,
                 status = tracing::field::Empty,
             );
-            let result = self
-                .bounded(Some(give_up_at), provider.status(&handle.task_id))
+            // Each attempt has its client's timeout; the retries stop at `give_up_at`.
+            let result = provider
+                .status(&handle.task_id)
                 .instrument(span.clone())
                 .await;
             span.record(

@@ -49,7 +49,7 @@ async fn help_documents_the_exit_codes_and_variables() {
         "--poll-interval <SECS>",
         "--fallback <P1,P2>",
         "6  the outcome of a create is unknown",
-        "5  the wait stopped",
+        "5  paid tasks were left uncollected",
     ] {
         assert!(help.contains(expected), "{expected} missing:\n{help}");
     }

@@ -6,6 +6,7 @@ mod batch;
 mod commands;
 mod exit_codes;
 mod generate;
+mod hostile;
 mod offline;
 mod resume;
 mod secrets;

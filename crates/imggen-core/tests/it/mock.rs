@@ -749,6 +749,84 @@ async fn a_dropped_create_is_reported_and_never_resubmitted() {
 }
 
 #[tokio::test]
+async fn the_deadline_ends_a_create_that_never_answers_as_an_unknown_outcome_sent_once() {
+    let server = mock(MockConfig::default().profile(Profile::Fixed(5 * S))).await;
+    server
+        .add_fault(
+            Fault::new(FaultKind::Latency { ms: 3_600_000 })
+                .provider(MockProvider::Runbase)
+                .operation(Operation::Create),
+        )
+        .unwrap();
+    let time = MockTime(server.clock().clone());
+    let (builder, counts) = imggen(&server, &time);
+    let imggen = builder.build().unwrap();
+
+    // A guard against a hang, not a measurement: the create ends by its 300 ms deadline.
+    let error = tokio::time::timeout(
+        30 * S,
+        imggen.generate(
+            &GenerationRequest::new("A lamp"),
+            &on(ProviderId::Runbase).deadline(Duration::from_millis(300)),
+        ),
+    )
+    .await
+    .expect("the deadline ended the create")
+    .unwrap_err();
+    let Error::CreateOutcomeUnknown(unknown) = &error else {
+        panic!("expected an unknown outcome, got {error:?}");
+    };
+    assert!(unknown.call.may_have_been_charged, "{error}");
+    assert!(error.to_string().contains("before the deadline"), "{error}");
+    assert_eq!(counts[&ProviderId::Runbase].creates(), 1, "never resent");
+    assert_eq!(charges(&server, MockProvider::Runbase), 1);
+}
+
+#[tokio::test]
+async fn the_deadline_ends_a_trickling_download_and_keeps_the_handle() {
+    let server = mock(MockConfig::default().profile(Profile::Fixed(5 * S))).await;
+    server
+        .add_fault(
+            Fault::new(FaultKind::Trickle {
+                chunk_bytes: 1,
+                interval_ms: 1_000,
+            })
+            .provider(MockProvider::Gptimg)
+            .operation(Operation::Download)
+            .always(),
+        )
+        .unwrap();
+    let time = MockTime(server.clock().clone());
+    let (builder, _) = imggen(&server, &time);
+    let imggen = builder.build().unwrap();
+    let submission = imggen
+        .submit(
+            &GenerationRequest::new("A lamp"),
+            &SubmitOptions::provider(ProviderId::Gptimg),
+        )
+        .await
+        .unwrap();
+    let handle = &submission.handles[0];
+    let status = imggen.wait(handle, WaitOptions::new()).await.unwrap();
+    let error = tokio::time::timeout(
+        30 * S,
+        imggen.download(
+            handle,
+            &status,
+            &DownloadOptions::memory().deadline(Duration::from_millis(500)),
+        ),
+    )
+    .await
+    .expect("the deadline ended the download")
+    .unwrap_err();
+    let Error::Download(download) = &error else {
+        panic!("expected a download error, got {error:?}");
+    };
+    assert_eq!(&download.handle, handle, "the paid task's handle is kept");
+    assert!(error.to_string().contains("before the deadline"), "{error}");
+}
+
+#[tokio::test]
 async fn a_refunded_gptimg_500_is_retried_to_success_with_one_charge() {
     let server = mock(MockConfig::default().profile(Profile::Fixed(45 * S))).await;
     server
