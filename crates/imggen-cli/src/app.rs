@@ -1,7 +1,6 @@
 //! The commands: argument handling and output around imggen-core's calls, nothing more.
 
 use std::collections::HashMap;
-use std::io::Write as _;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -20,6 +19,7 @@ use crate::handles::parse_handles;
 use crate::output::{CostOutput, GenerateOutput, ImageOutput, TaskOutput, WarningOutput};
 use crate::progress::Progress;
 use crate::providers;
+use crate::stdout;
 
 /// The key the in-process emulator accepts. Not a secret: the emulator is local and free.
 pub(crate) const EMULATOR_KEY: &str = "sk-imggen-local-emulator";
@@ -82,55 +82,44 @@ fn finish(mut report: Report, result: Result<(), Failure>, json: bool, ctx: &Ctx
     if let Some(failure) = &failure {
         report.output.error = Some(failure.to_output());
     }
-    if json {
+    let written = if json {
         let text = serde_json::to_string(&report.output).unwrap_or_else(|err| {
             format!(r#"{{"error":{{"message":"could not write the output: {err}"}}}}"#)
         });
-        write_json_stdout(&text);
+        stdout::write_json(&text)
     } else {
-        write_stdout(&report.stdout);
-    }
+        stdout::write_lines(&report.stdout)
+    };
+    let lost_output = stdout_lost(ctx, written, &report.output.tasks);
     match failure {
         Some(failure) => {
             ctx.progress.eprint(&failure.lines());
             failure.category.exit_code()
         }
+        None if lost_output => exit::OTHER,
         None => exit::SUCCESS,
     }
 }
 
-/// Writes one JSON document to stdout. serde escapes the C0 controls in strings; the rest a
-/// terminal acts on (C1 controls such as a one-byte CSI, DEL, bidirectional overrides) are
-/// escaped here as `\uXXXX`, which leaves the document equal to what was serialised.
-pub(crate) fn write_json_stdout(text: &str) {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        if imggen_types::text::needs_escape(c) {
-            // Every such character outside the C0 range is in the Basic Multilingual Plane.
-            escaped.push_str(&format!("\\u{:04x}", u32::from(c)));
-        } else {
-            escaped.push(c);
-        }
+/// When stdout could not be written (a redirect to a full disk), says so on stderr with the
+/// handle of every task — the receipts that were meant for stdout — and returns true.
+fn stdout_lost(ctx: &Ctx, written: std::io::Result<()>, tasks: &[TaskOutput]) -> bool {
+    let error = match written {
+        Err(error) => error.to_string(),
+        Ok(()) if stdout::failed() => "an earlier write failed".to_owned(),
+        Ok(()) => return false,
+    };
+    let mut lines = vec![format!(
+        "imggen: could not write to standard output: {error}"
+    )];
+    for task in tasks {
+        lines.push(format!(
+            "imggen: keep this handle of a paid task: {}",
+            task.handle
+        ));
     }
-    let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "{escaped}");
-    let _ = stdout.flush();
-}
-
-/// Writes lines to stdout, their control characters but the tab (the column separator of
-/// `imggen status`) shown escaped: a task's URL or failure is the provider's text. JSON has
-/// none left to escape.
-pub(crate) fn write_stdout(lines: &[String]) {
-    let mut stdout = std::io::stdout().lock();
-    for line in lines.iter().flat_map(|text| text.lines()) {
-        let columns: Vec<String> = line
-            .split('\t')
-            .map(|column| imggen_types::text::for_terminal(column).into_owned())
-            .collect();
-        // A closed stdout (`| head`) is not worth an error: the files are written.
-        let _ = writeln!(stdout, "{}", columns.join("\t"));
-    }
-    let _ = stdout.flush();
+    ctx.progress.eprint(&lines);
+    true
 }
 
 /// Lines on stderr, unless `-q`.
@@ -561,8 +550,12 @@ async fn submit(
                 .push(handle.clone());
             let label = provider_label(handle.provider, emulated);
             progress.task(&label, handle, "created");
-            if print_handles {
-                write_json_stdout(&handle.to_json());
+            if print_handles && let Err(error) = stdout::write_json(&handle.to_json()) {
+                // The receipt did not reach stdout: stderr keeps it.
+                progress.eprint(&[format!(
+                    "imggen: could not write the handle to standard output ({error}); keep it: {}",
+                    handle.to_json()
+                )]);
             }
             if plain {
                 progress.eprint(&[format!(
@@ -896,7 +889,7 @@ fn providers_command(args: &ProvidersArgs) -> u8 {
     } else {
         providers::table(key_set)
     };
-    write_stdout(&[text]);
+    let _ = stdout::write_lines(&[text]);
     exit::SUCCESS
 }
 

@@ -15,7 +15,7 @@ use imggen_core::batch::{
 use imggen_core::{Imggen, ProviderId};
 
 use crate::app::{
-    self, Ctx, Route, api_key_env, emulator_imggen, emulator_notice, key_set, notice, option_arg,
+    Ctx, Route, api_key_env, emulator_imggen, emulator_notice, key_set, notice, option_arg,
     real_imggen, reference_arg, start_emulator,
 };
 use crate::args::{BatchArgs, RequestSettings};
@@ -23,6 +23,7 @@ use crate::exit::{Category, Failure};
 use crate::output::{
     BatchCounts, BatchOutput, CostOutput, InvalidLineOutput, UnknownOutput, WarningOutput,
 };
+use crate::stdout;
 
 /// Lines of detail (invalid lines, failed requests) printed on stderr at most; every one is
 /// in `--json` or `results.jsonl`.
@@ -81,9 +82,9 @@ pub(crate) async fn command(args: BatchArgs, ctx: &Ctx) -> u8 {
         let text = serde_json::to_string(&output).unwrap_or_else(|err| {
             format!(r#"{{"error":{{"message":"could not write the output: {err}"}}}}"#)
         });
-        app::write_json_stdout(&text);
+        let _ = stdout::write_json(&text);
     } else if let Some(path) = &output.results {
-        app::write_stdout(std::slice::from_ref(path));
+        let _ = stdout::write_lines(std::slice::from_ref(path));
     }
     match outcome {
         Some(Outcome { failure, details }) => {

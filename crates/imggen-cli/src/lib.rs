@@ -22,6 +22,7 @@ mod handles;
 mod logging;
 mod progress;
 mod providers;
+mod stdout;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -143,7 +144,7 @@ fn usage_error(error: &clap::Error, args: &[OsString]) -> ExitCode {
             })
         };
         if let Ok(text) = text {
-            app::write_json_stdout(&text);
+            let _ = stdout::write_json(&text);
         }
     }
     ExitCode::from(exit::USAGE)

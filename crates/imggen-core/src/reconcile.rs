@@ -57,6 +57,9 @@ pub struct LostTaskSearch {
     pub older: HashSet<String>,
     /// Entries read at most.
     pub max_entries: usize,
+    /// Every page is read by this long after the search starts, or the search ends with an
+    /// error (`None`: each page has its client's timeout).
+    pub deadline: Option<std::time::Duration>,
 }
 
 impl LostTaskSearch {
@@ -69,6 +72,7 @@ impl LostTaskSearch {
             claimed: HashSet::new(),
             older: HashSet::new(),
             max_entries: DEFAULT_MAX_ENTRIES,
+            deadline: None,
         }
     }
 
@@ -87,6 +91,12 @@ impl LostTaskSearch {
     /// Sets the bound on entries read.
     pub fn max_entries(mut self, max_entries: usize) -> Self {
         self.max_entries = max_entries;
+        self
+    }
+
+    /// Sets the search's deadline.
+    pub fn deadline(mut self, deadline: std::time::Duration) -> Self {
+        self.deadline = Some(deadline);
         self
     }
 }
@@ -206,6 +216,11 @@ impl Imggen {
             .scheduler(&provider)
             .map_err(|error| config_error(id, error.to_string()))?;
         let clock = &self.inner.clock;
+        let until = self.deadline_from_now(search.deadline);
+        let out_of_time = || {
+            CallError::new(id, CallOperation::Status, CallErrorKind::Deadline)
+                .with_message("the deadline passed before the task list could be read")
+        };
         let mut scan = Scan::new(search);
         let mut offset = 0u32;
         loop {
@@ -216,15 +231,19 @@ impl Imggen {
             let mut attempt = 0u32;
             let page = loop {
                 attempt += 1;
-                let permit = match scheduler.register(Priority::First, not_before, None).await {
+                if until.is_some_and(|until| not_before >= until) {
+                    return Err(out_of_time());
+                }
+                let permit = match scheduler.register(Priority::First, not_before, until).await {
                     Grant::Go(permit) => permit,
-                    Grant::Deadline | Grant::Closed => {
+                    Grant::Deadline => return Err(out_of_time()),
+                    Grant::Closed => {
                         return Err(config_error(id, "the request scheduler stopped".into()));
                     }
                 };
                 let span = tracing::info_span!("imggen.list", provider = %id, offset, attempt);
-                let result = provider
-                    .recent_tasks(offset, PAGE_SIZE)
+                let result = self
+                    .bounded(until, provider.recent_tasks(offset, PAGE_SIZE))
                     .instrument(span)
                     .await;
                 permit.finish(crate::wait::outcome_of(&result));

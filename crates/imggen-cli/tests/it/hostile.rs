@@ -753,3 +753,154 @@ async fn a_malformed_or_cut_create_answer_is_an_unknown_outcome_paid_once() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_receipt_that_cannot_reach_a_full_stdout_is_kept_on_stderr_and_the_exit_says_so() {
+    let full = Path::new("/dev/full");
+    assert!(
+        full.exists(),
+        "Linux's /dev/full: every write fails with ENOSPC"
+    );
+    let env = Env::start(instant()).await;
+    for args in [
+        &["submit", "a fox", "--provider", "runbase"][..],
+        &[
+            "generate",
+            "a fox",
+            "--provider",
+            "runbase",
+            "--poll-interval",
+            "0.05",
+            "--json",
+        ][..],
+    ] {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_imggen"));
+        cmd.args(args)
+            .current_dir(env.dir.path())
+            .stdout(std::fs::File::options().write(true).open(full).unwrap())
+            .stderr(std::process::Stdio::piped());
+        for (name, value) in env.server.env() {
+            cmd.env(name, value);
+        }
+        cmd.env("RUNBASE_API_KEY", KEY).env_remove("RUST_LOG");
+        let output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap();
+        assert_code(&output, 1);
+        let stderr = stderr(&output);
+        assert!(stderr.contains("No space left on device"), "{stderr}");
+        let task = env.server.tasks().last().unwrap().id.clone();
+        assert!(
+            stderr.contains(&format!("\"task_id\":\"{task}\"")),
+            "{args:?}: the paid task's handle is on stderr: {stderr}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_result_url_that_is_not_https_or_is_full_of_controls_is_refused_and_the_task_kept() {
+    let env = Env::start(instant()).await;
+    for url in [
+        "file:///etc/passwd".to_owned(),
+        format!("javascript:alert(1)//{HOSTILE}"),
+    ] {
+        env.server
+            .add_fault(
+                fault(
+                    http(
+                        200,
+                        json!({"task_uuid": "0b5e1c2e-6f0e-4c55-9d8e-2b7f3f0b9a11",
+                               "status": "completed", "prompt": "a fox",
+                               "result_image_url": url, "message": null}),
+                        &[],
+                    ),
+                    Provider::Runblob,
+                    Operation::Status,
+                )
+                .always(),
+            )
+            .unwrap();
+        let output = env
+            .run(&[
+                "generate",
+                "a fox",
+                "--provider",
+                "runblob",
+                "--poll-interval",
+                "0.05",
+            ])
+            .await;
+        env.server.clear_faults();
+        assert_code(&output, 1);
+        assert_no_control_characters(&output);
+        let stderr = stderr(&output);
+        assert!(stderr.contains("only https:// is downloaded"), "{stderr}");
+        assert!(stderr.contains("imggen wait runblob:"), "{stderr}");
+    }
+    assert_eq!(downloads(&env), 0, "nothing was fetched");
+    assert!(names_in(&env.out_dir()).is_empty());
+}
+
+#[tokio::test]
+async fn a_status_answer_larger_than_the_cap_leaves_the_paid_task_to_resume() {
+    let env = Env::start(instant()).await;
+    env.server
+        .add_fault(
+            fault(
+                http(200, Value::String("x".repeat(5 * 1024 * 1024)), &[]),
+                Provider::Gptimg,
+                Operation::Status,
+            )
+            .always(),
+        )
+        .unwrap();
+    let output = env
+        .run(&[
+            "generate",
+            "a fox",
+            "--provider",
+            "gptimg",
+            "--poll-interval",
+            "0.05",
+            "--timeout",
+            "3",
+        ])
+        .await;
+    assert_code(&output, 5);
+    let stderr = stderr(&output);
+    assert!(stderr.contains("imggen wait gptimg:"), "{stderr}");
+    assert_eq!(charges(&env), 1);
+}
+
+#[tokio::test]
+async fn a_damaged_journal_stops_the_batch_before_anything_is_sent() {
+    let env = Env::start(instant()).await;
+    std::fs::write(
+        env.dir.path().join("prompts.jsonl"),
+        "{\"prompt\": \"a fox\", \"provider\": \"runbase\"}\n",
+    )
+    .unwrap();
+    let renders = env.dir.path().join("renders");
+    std::fs::create_dir(&renders).unwrap();
+    std::fs::write(
+        renders.join("imggen-journal.sqlite"),
+        b"this is not a database, whatever its name says",
+    )
+    .unwrap();
+    let output = env
+        .run(&["batch", "prompts.jsonl", "--out", "renders"])
+        .await;
+    // Like a journal of another batch: refused before anything is sent.
+    assert_code(&output, 2);
+    assert_eq!(env.requests(), 0, "nothing was sent");
+    let stderr = stderr(&output);
+    assert!(
+        stderr.contains("imggen-journal.sqlite"),
+        "the journal is named: {stderr}"
+    );
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with("imggen:")).count(),
+        1,
+        "{stderr}"
+    );
+}

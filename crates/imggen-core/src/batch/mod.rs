@@ -1297,10 +1297,12 @@ impl Run {
                 .filter(|(_, recorded)| *recorded < sent_at)
                 .map(|(task, _)| task.clone())
                 .collect::<Vec<_>>();
-            let search = LostTaskSearch::new(*provider, request.prompt.clone(), plan.tasks.len())
-                .claimed(known.into_iter().map(|(task, _)| task))
-                .older(older)
-                .max_entries(self.options.max_list_entries);
+            let mut search =
+                LostTaskSearch::new(*provider, request.prompt.clone(), plan.tasks.len())
+                    .claimed(known.into_iter().map(|(task, _)| task))
+                    .older(older)
+                    .max_entries(self.options.max_list_entries);
+            search.deadline = self.time_left();
             match self.imggen.find_lost_tasks(&search).await {
                 Ok(Some(lost)) => {
                     let summary = RequestSummary::of(&entry.request);

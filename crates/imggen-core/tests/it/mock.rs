@@ -827,6 +827,52 @@ async fn the_deadline_ends_a_trickling_download_and_keeps_the_handle() {
 }
 
 #[tokio::test]
+async fn download_retries_stop_when_their_time_is_spent_however_many_attempts_are_left() {
+    let server = mock(MockConfig::default().profile(Profile::Fixed(5 * S))).await;
+    server
+        .add_fault(
+            Fault::new(FaultKind::CutShort)
+                .provider(MockProvider::Runbase)
+                .operation(Operation::Download)
+                .always(),
+        )
+        .unwrap();
+    let time = MockTime(server.clock().clone());
+    let (builder, _) = imggen(&server, &time);
+    let mut retry = imggen_core::RetryConfig::standard();
+    retry.read_attempts = 1_000;
+    retry.read_retry_time = 20 * S;
+    let imggen = builder.retry(retry).build().unwrap();
+    let submission = imggen
+        .submit(
+            &GenerationRequest::new("A lamp"),
+            &SubmitOptions::provider(ProviderId::Runbase),
+        )
+        .await
+        .unwrap();
+    let handle = &submission.handles[0];
+    let status = imggen.wait(handle, WaitOptions::new()).await.unwrap();
+    let started = time.now();
+    let error = imggen
+        .download(handle, &status, &DownloadOptions::memory())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::Download(_)), "{error:?}");
+    assert!(time.now() - started <= 20 * S, "{:?}", time.now() - started);
+    let attempts = server
+        .requests()
+        .recent
+        .iter()
+        .filter(|record| record.path.starts_with("/files/"))
+        .count();
+    // 1 s, 2 s, 4 s, 8 s of backoff fit in 20 s; the next (16 s) does not.
+    assert_eq!(
+        attempts, 5,
+        "bounded by time, not by the 1,000 attempts allowed"
+    );
+}
+
+#[tokio::test]
 async fn a_refunded_gptimg_500_is_retried_to_success_with_one_charge() {
     let server = mock(MockConfig::default().profile(Profile::Fixed(45 * S))).await;
     server
