@@ -151,10 +151,15 @@ pub fn write(root: &Path) -> std::io::Result<Vec<PathBuf>> {
         let path = file.relative_path();
         if drift.stale.contains(&path) {
             let full = root.join(&path);
-            if let Some(parent) = full.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            std::fs::write(full, file.contents())?;
+            let (Some(parent), Some(name)) = (full.parent(), full.file_name()) else {
+                continue;
+            };
+            imggen_http::fs::write_atomically(
+                parent,
+                &name.to_string_lossy(),
+                file.contents().as_bytes(),
+            )
+            .map_err(|error| std::io::Error::new(error.cause.kind(), error.to_string()))?;
         }
     }
     for path in &drift.orphaned {

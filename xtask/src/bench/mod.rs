@@ -160,7 +160,11 @@ pub fn main(root: &Path, args: &[&str]) -> Result<(), String> {
             .map_err(|err| format!("could not create {}: {err}", dir.display()))?;
         dir.join("BENCHMARKS.partial.md")
     };
-    std::fs::write(&path, text).map_err(|err| format!("writing {}: {err}", path.display()))?;
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(format!("{} is not a file path", path.display()));
+    };
+    imggen_http::fs::write_atomically(dir, &name.to_string_lossy(), text.as_bytes())
+        .map_err(|error| error.to_string())?;
     eprintln!("wrote {}", path.display());
     if failures.is_empty() {
         Ok(())
