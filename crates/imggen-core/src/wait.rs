@@ -400,7 +400,9 @@ impl Imggen {
             let permit = match grant {
                 Grant::Go(permit) => permit,
                 Grant::Deadline => return Err(exceeded(last_state)),
-                Grant::Closed => return Err(Error::config("the request scheduler stopped")),
+                // The runtime is shutting down: the wait stops like a cancelled one, with the
+                // paid task's handle — not as a configuration error that says nothing was sent.
+                Grant::Closed => return Err(cancelled_error()),
             };
             polls += 1;
             let span = tracing::info_span!(

@@ -904,3 +904,24 @@ async fn a_damaged_journal_stops_the_batch_before_anything_is_sent() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn a_batch_line_whose_reference_file_cannot_be_read_is_listed_before_anything_is_sent() {
+    let env = Env::start(instant()).await;
+    std::fs::write(
+        env.dir.path().join("prompts.jsonl"),
+        "{\"prompt\": \"a fox\", \"provider\": \"runblob\"}\n\
+         {\"prompt\": \"a fox like this\", \"provider\": \"runblob\", \"refs\": [\"missing.png\"]}\n",
+    )
+    .unwrap();
+    let output = env
+        .run(&["batch", "prompts.jsonl", "--out", "renders"])
+        .await;
+    assert_code(&output, 2);
+    assert_eq!(env.requests(), 0, "not even the valid line was sent");
+    let stderr = stderr(&output);
+    assert!(
+        stderr.contains("line 2") && stderr.contains("missing.png"),
+        "{stderr}"
+    );
+}

@@ -514,36 +514,59 @@ impl BatchRunner {
     }
 
     /// The requests no provider of their route can serve as asked (a ratio it does not make,
-    /// a provider not configured), as invalid lines. Pure: nothing is sent.
+    /// a provider not configured) or whose reference files cannot be read, as invalid lines.
+    /// Nothing is sent.
     pub fn check(&self, input: &BatchInput) -> Vec<LineError> {
         input
             .requests
             .iter()
             .filter_map(|request| {
-                let route = self.route(&request.providers);
-                if route.is_empty() {
-                    return Some(LineError::new(
+                let invalid = |problem: String| {
+                    Some(LineError::new(
                         request.line,
                         Some(request.id.clone()),
-                        "no provider is configured",
-                    ));
+                        problem,
+                    ))
+                };
+                let route = self.route(&request.providers);
+                if route.is_empty() {
+                    return invalid("no provider is configured".to_owned());
                 }
                 let mut problems = Vec::new();
-                for provider in &route {
+                let servable = route.iter().any(|provider| {
                     if let Err(error) = self.imggen.provider(*provider) {
                         problems.push(error.to_string());
-                        continue;
+                        return false;
                     }
                     match plan::plan(&request.request, *provider, self.plan_options()) {
-                        Ok(_) => return None,
-                        Err(error) => problems.push(error.to_string()),
+                        Ok(_) => true,
+                        Err(error) => {
+                            problems.push(error.to_string());
+                            false
+                        }
                     }
+                });
+                if !servable {
+                    return invalid(problems.join("; "));
                 }
-                Some(LineError::new(
-                    request.line,
-                    Some(request.id.clone()),
-                    problems.join("; "),
-                ))
+                // A reference file that cannot be read would fail its line only once earlier
+                // lines were paid for: every one is opened now.
+                let unreadable: Vec<String> = request
+                    .request
+                    .references
+                    .iter()
+                    .filter_map(|reference| match reference {
+                        crate::Reference::File(path) => std::fs::File::open(path)
+                            .err()
+                            .map(|error| format!("reference file {}: {error}", path.display())),
+                        _ => None,
+                    })
+                    .collect();
+                if unreadable.is_empty() {
+                    None
+                } else {
+                    invalid(unreadable.join("; "))
+                }
             })
             .collect()
     }

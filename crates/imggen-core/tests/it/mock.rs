@@ -648,8 +648,10 @@ async fn fifty_concurrent_runbase_jobs_on_one_key_get_no_429() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_storm_of_429s_the_budget_grows_back_and_the_run_finishes_without_new_ones() {
     let server = mock(MockConfig::default().profile(Profile::Fixed(4 * S))).await;
-    // A storm: the next twelve runbase calls are answered 429 with no Retry-After, enough to
-    // tighten the key's budget to one request per window.
+    // A storm: the next twelve runbase status calls are answered 429 with no Retry-After,
+    // enough to tighten the key's budget to one request per window. (Status calls only: a
+    // create answered 429 four times is refused — rightly — and which create the storm hits
+    // depends on the order the jobs run in.)
     server
         .add_fault(
             Fault::new(FaultKind::Http {
@@ -658,6 +660,7 @@ async fn after_a_storm_of_429s_the_budget_grows_back_and_the_run_finishes_withou
                 headers: BTreeMap::new(),
             })
             .provider(MockProvider::Runbase)
+            .operation(Operation::Status)
             .times(12),
         )
         .unwrap();
