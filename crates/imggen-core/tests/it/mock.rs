@@ -648,16 +648,17 @@ async fn fifty_concurrent_runbase_jobs_on_one_key_get_no_429() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_storm_of_429s_the_budget_grows_back_and_the_run_finishes_without_new_ones() {
     let server = mock(MockConfig::default().profile(Profile::Fixed(4 * S))).await;
-    // A storm: the next twelve runbase status calls are answered 429 with no Retry-After,
-    // enough to tighten the key's budget to one request per window. (Status calls only: a
-    // create answered 429 four times is refused — rightly — and which create the storm hits
-    // depends on the order the jobs run in.)
+    // A storm: the next twelve runbase status calls are answered 429, enough to tighten the
+    // key's budget to one request per window. Each asks for a 1 s pause, so how the 429s fall
+    // (together or one by one) changes the budget, not how long the key is paused. (Status
+    // calls only: a create answered 429 four times is refused — rightly — and which create
+    // the storm hits depends on the order the jobs run in.)
     server
         .add_fault(
             Fault::new(FaultKind::Http {
                 status: 429,
                 body: None,
-                headers: BTreeMap::new(),
+                headers: BTreeMap::from([("Retry-After".to_owned(), "1".to_owned())]),
             })
             .provider(MockProvider::Runbase)
             .operation(Operation::Status)
