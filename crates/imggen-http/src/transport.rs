@@ -848,7 +848,8 @@ mod tests {
 
         use super::{Probe, Transport};
 
-        async fn serve(pieces: Vec<String>) -> Transport<imggen_types::gptimg::ErrorBody> {
+        /// A server that answers every connection with `pieces`; its base URL.
+        async fn listen(pieces: Vec<String>) -> String {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let url = format!("http://{}", listener.local_addr().unwrap());
             tokio::spawn(async move {
@@ -861,6 +862,11 @@ mod tests {
                     }
                 }
             });
+            url
+        }
+
+        async fn serve(pieces: Vec<String>) -> Transport<imggen_types::gptimg::ErrorBody> {
+            let url = listen(pieces).await;
             ClientBuilder::<Probe>::new()
                 .api_key("sk-probe")
                 .base_url(url)
@@ -1085,10 +1091,10 @@ mod tests {
         async fn a_key_the_server_echoes_back_is_struck_from_the_error() {
             let echo = "{\"error\":{\"code\":\"UNAUTHORIZED\",\"message\":\"bad {Authorization: Bearer sk-probe-secret}\",\"request_id\":\"sk-probe-secret\"}}";
             let transport = client(
-                &serve_with_key_echo(format!(
+                &listen(vec![format!(
                     "HTTP/1.1 401 Unauthorized\r\nx-request-id: req sk-probe-secret\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{echo}",
                     echo.len()
-                ))
+                )])
                 .await,
             );
             let error = get(&transport).await.unwrap_err();
@@ -1101,28 +1107,15 @@ mod tests {
             assert!(error.to_string().contains("Bearer [redacted]"), "{error}");
         }
 
-        async fn serve_with_key_echo(answer: String) -> String {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let url = format!("http://{}", listener.local_addr().unwrap());
-            tokio::spawn(async move {
-                while let Ok((mut socket, _)) = listener.accept().await {
-                    let mut request = [0u8; 4096];
-                    let _ = socket.read(&mut request).await;
-                    let _ = socket.write_all(answer.as_bytes()).await;
-                }
-            });
-            url
-        }
-
         #[tokio::test]
         async fn control_characters_from_the_server_are_shown_escaped() {
             let body =
                 "{\"error\":{\"code\":\"BAD\\u001b[2J\",\"message\":\"x\\u001b]0;title\\u0007y\"}}";
             let transport = client(
-                &serve_with_key_echo(format!(
+                &listen(vec![format!(
                     "HTTP/1.1 400 Bad Request\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                     body.len()
-                ))
+                )])
                 .await,
             );
             let error = get(&transport).await.unwrap_err();

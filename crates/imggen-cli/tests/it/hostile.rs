@@ -45,6 +45,21 @@ fn http(status: u16, body: Value, headers: &[(&str, &str)]) -> FaultKind {
     }
 }
 
+/// `generate "a fox" --provider PROVIDER --poll-interval 0.05 EXTRA…`: the emulator's tasks
+/// are done at once, so polls come quickly.
+fn generate<'a>(provider: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "generate",
+        "a fox",
+        "--provider",
+        provider,
+        "--poll-interval",
+        "0.05",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
 /// Runs `args` and measures how long it took.
 async fn timed(env: &Env, args: &[&str]) -> (Output, Duration) {
     let started = Instant::now();
@@ -146,20 +161,7 @@ async fn big_images() -> Env {
 #[tokio::test]
 async fn a_full_disk_is_an_error_with_the_handle_never_a_truncated_image_reported_saved() {
     let env = big_images().await;
-    let output = run_with_file_size_limit(
-        &env,
-        512,
-        &[
-            "generate",
-            "a fox",
-            "--provider",
-            "gptimg",
-            "--poll-interval",
-            "0.05",
-            "--json",
-        ],
-    )
-    .await;
+    let output = run_with_file_size_limit(&env, 512, &generate("gptimg", &["--json"])).await;
     assert_code(&output, 1);
     let json = json_output(&output);
     let error = &json["error"];
@@ -270,18 +272,7 @@ async fn a_key_echoed_by_any_provider_on_create_or_status_never_reaches_any_outp
                         operation,
                     ))
                     .unwrap();
-                let output = env
-                    .run(&[
-                        verbosity,
-                        "generate",
-                        "a fox",
-                        "--provider",
-                        name,
-                        "--poll-interval",
-                        "0.05",
-                        "--json",
-                    ])
-                    .await;
+                let output = env.run(&generate(name, &[verbosity, "--json"])).await;
                 let expected = if operation == Operation::Create { 6 } else { 5 };
                 assert_code(&output, expected);
                 assert_no_key(&output);
@@ -332,21 +323,8 @@ async fn a_status_that_trickles_or_never_answers_ends_at_the_timeout_with_the_ha
         env.server
             .add_fault(fault(kind, Provider::Gptimg, Operation::Status).always())
             .unwrap();
-        let (output, elapsed) = timed(
-            &env,
-            &[
-                "generate",
-                "a fox",
-                "--provider",
-                "gptimg",
-                "--poll-interval",
-                "0.05",
-                "--timeout",
-                "2",
-                "--json",
-            ],
-        )
-        .await;
+        let (output, elapsed) =
+            timed(&env, &generate("gptimg", &["--timeout", "2", "--json"])).await;
         env.server.clear_faults();
         assert_code(&output, 5);
         assert_ended_promptly(elapsed, &output);
@@ -407,20 +385,7 @@ async fn a_download_at_a_byte_a_second_ends_at_the_timeout_after_one_attempt() {
             .always(),
         )
         .unwrap();
-    let (output, elapsed) = timed(
-        &env,
-        &[
-            "generate",
-            "a fox",
-            "--provider",
-            "gptimg",
-            "--poll-interval",
-            "0.05",
-            "--timeout",
-            "3",
-        ],
-    )
-    .await;
+    let (output, elapsed) = timed(&env, &generate("gptimg", &["--timeout", "3"])).await;
     assert_code(&output, 1);
     assert_ended_promptly(elapsed, &output);
     assert_eq!(downloads(&env), 1, "a slow body is not downloaded twice");
@@ -438,20 +403,7 @@ async fn a_body_shorter_than_its_length_is_retried_within_the_timeout_and_never_
     env.server
         .add_fault(fault(FaultKind::CutShort, Provider::Runbase, Operation::Download).always())
         .unwrap();
-    let (output, elapsed) = timed(
-        &env,
-        &[
-            "generate",
-            "a fox",
-            "--provider",
-            "runbase",
-            "--poll-interval",
-            "0.05",
-            "--timeout",
-            "4",
-        ],
-    )
-    .await;
+    let (output, elapsed) = timed(&env, &generate("runbase", &["--timeout", "4"])).await;
     assert_code(&output, 1);
     assert_ended_promptly(elapsed, &output);
     let attempts = downloads(&env);
@@ -467,16 +419,7 @@ async fn a_body_shorter_than_its_length_is_retried_within_the_timeout_and_never_
             Operation::Download,
         ))
         .unwrap();
-    let output = env
-        .run(&[
-            "generate",
-            "a fox",
-            "--provider",
-            "runbase",
-            "--poll-interval",
-            "0.05",
-        ])
-        .await;
+    let output = env.run(&generate("runbase", &[])).await;
     assert_code(&output, 0);
     png_size(&printed_paths(&output, env.dir.path())[0]);
 }
@@ -496,17 +439,7 @@ async fn a_failure_message_full_of_escape_sequences_is_shown_escaped_for_every_p
                 Operation::Create,
             ))
             .unwrap();
-        let output = env
-            .run(&[
-                "-vv",
-                "generate",
-                "a fox",
-                "--provider",
-                name,
-                "--poll-interval",
-                "0.05",
-            ])
-            .await;
+        let output = env.run(&generate(name, &["-vv"])).await;
         assert_code(&output, 4);
         assert_no_control_characters(&output);
         assert!(
@@ -525,17 +458,7 @@ async fn a_failure_message_full_of_escape_sequences_is_shown_escaped_for_every_p
                 Operation::Create,
             ))
             .unwrap();
-        let output = env
-            .run(&[
-                "generate",
-                "a fox",
-                "--provider",
-                name,
-                "--poll-interval",
-                "0.05",
-                "--json",
-            ])
-            .await;
+        let output = env.run(&generate(name, &["--json"])).await;
         let json = json_output(&output);
         let error = &json["error"];
         let words = format!("{} {}", error["code"], error["provider_message"]);
@@ -558,16 +481,7 @@ async fn a_task_id_full_of_escape_sequences_is_shown_escaped_and_its_handle_kept
             Operation::Create,
         ))
         .unwrap();
-    let output = env
-        .run(&[
-            "generate",
-            "a fox",
-            "--provider",
-            "runblob",
-            "--poll-interval",
-            "0.05",
-        ])
-        .await;
+    let output = env.run(&generate("runblob", &[])).await;
     // The provider then says it has no such task: a task it accepted, so not a refusal.
     assert_code(&output, 5);
     assert_no_control_characters(&output);
@@ -684,19 +598,7 @@ async fn a_rate_limit_that_asks_for_a_day_on_a_paid_task_is_exit_5_not_nothing_c
                 Operation::Status,
             ))
             .unwrap();
-        let (output, elapsed) = timed(
-            &env,
-            &[
-                "generate",
-                "a fox",
-                "--provider",
-                name,
-                "--poll-interval",
-                "0.05",
-                "--json",
-            ],
-        )
-        .await;
+        let (output, elapsed) = timed(&env, &generate(name, &["--json"])).await;
         assert_code(&output, 5);
         assert_ended_promptly(elapsed, &output);
         let json = json_output(&output);
@@ -719,16 +621,7 @@ async fn a_status_answer_that_is_not_json_leaves_the_paid_task_to_resume_with_ex
             Operation::Status,
         ))
         .unwrap();
-    let output = env
-        .run(&[
-            "generate",
-            "a fox",
-            "--provider",
-            "runbase",
-            "--poll-interval",
-            "0.05",
-        ])
-        .await;
+    let output = env.run(&generate("runbase", &[])).await;
     assert_code(&output, 5);
     assert!(
         stderr(&output).contains("imggen wait runbase:"),
@@ -764,15 +657,7 @@ async fn a_receipt_that_cannot_reach_a_full_stdout_is_kept_on_stderr_and_the_exi
     let env = Env::start(instant()).await;
     for args in [
         &["submit", "a fox", "--provider", "runbase"][..],
-        &[
-            "generate",
-            "a fox",
-            "--provider",
-            "runbase",
-            "--poll-interval",
-            "0.05",
-            "--json",
-        ][..],
+        &generate("runbase", &["--json"])[..],
     ] {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_imggen"));
         cmd.args(args)
@@ -820,16 +705,7 @@ async fn a_result_url_that_is_not_https_or_is_full_of_controls_is_refused_and_th
                 .always(),
             )
             .unwrap();
-        let output = env
-            .run(&[
-                "generate",
-                "a fox",
-                "--provider",
-                "runblob",
-                "--poll-interval",
-                "0.05",
-            ])
-            .await;
+        let output = env.run(&generate("runblob", &[])).await;
         env.server.clear_faults();
         assert_code(&output, 1);
         assert_no_control_characters(&output);
@@ -854,18 +730,7 @@ async fn a_status_answer_larger_than_the_cap_leaves_the_paid_task_to_resume() {
             .always(),
         )
         .unwrap();
-    let output = env
-        .run(&[
-            "generate",
-            "a fox",
-            "--provider",
-            "gptimg",
-            "--poll-interval",
-            "0.05",
-            "--timeout",
-            "3",
-        ])
-        .await;
+    let output = env.run(&generate("gptimg", &["--timeout", "3"])).await;
     assert_code(&output, 5);
     let stderr = stderr(&output);
     assert!(stderr.contains("imggen wait gptimg:"), "{stderr}");
