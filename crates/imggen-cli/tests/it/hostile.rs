@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use imggen_mock::{EntryKind, Fault, FaultKind, ImageSize, Operation, Provider};
 use serde_json::{Value, json};
 
+use crate::secrets::assert_no_key;
 use crate::{
     Env, KEY, assert_code, files_in, instant, json_output, png_size, printed_paths, stderr, stdout,
 };
@@ -86,19 +87,6 @@ fn assert_no_control_characters(output: &Output) {
             .filter(|c| *c != '\n' && imggen_types::text::needs_escape(*c))
             .collect();
         assert!(raw.is_empty(), "{name} has {raw:?}:\n{text}");
-    }
-}
-
-/// The key, or the part of it that is secret, appears nowhere a person or a script reads.
-#[track_caller]
-fn assert_no_key(output: &Output) {
-    let secret = KEY.trim_start_matches("sk-cli-");
-    for (name, text) in [("stdout", stdout(output)), ("stderr", stderr(output))] {
-        assert!(!text.contains(KEY), "the key is in {name}:\n{text}");
-        assert!(
-            !text.contains(secret),
-            "part of the key is in {name}:\n{text}"
-        );
     }
 }
 

@@ -9,8 +9,9 @@ use crate::{Env, KEY, assert_code, instant, stderr, stdout};
 /// characters, and so may logs.
 const SECRET_PART: &str = "test-key-0123456789";
 
+/// The key, or the part of it that is secret, appears on neither stream.
 #[track_caller]
-fn assert_no_key(output: &std::process::Output) {
+pub fn assert_no_key(output: &std::process::Output) {
     for (name, text) in [("stdout", stdout(output)), ("stderr", stderr(output))] {
         assert!(!text.contains(KEY), "the key is in {name}");
         assert!(!text.contains(SECRET_PART), "part of the key is in {name}");
