@@ -2,11 +2,11 @@
 //! no level shows one; and every field is written with its control characters escaped
 //! ([`EscapedFields`]), since log lines quote what servers say (task ids, statuses, errors).
 
+use std::fmt;
 use std::io::IsTerminal as _;
 use std::sync::Arc;
 
 use imggen_types::text::Untrusted;
-use std::fmt;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::FormatFields;

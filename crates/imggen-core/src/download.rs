@@ -2,12 +2,12 @@
 //! unless the API itself is http, bounded redirects, a size cap), its type read from its
 //! bytes, and written atomically under a name made from the task id.
 
-use imggen_types::text::Untrusted;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use imggen_types::media;
+use imggen_types::text::Untrusted;
 use serde::{Serialize, Serializer};
 use tracing::Instrument as _;
 

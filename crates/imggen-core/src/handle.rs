@@ -1,11 +1,11 @@
 //! The receipt of a paid task: everything needed to find it again, from another process,
 //! later.
 
-use imggen_types::text::Untrusted;
 use std::fmt;
 use std::str::FromStr;
 use std::time::SystemTime;
 
+use imggen_types::text::Untrusted;
 use imggen_types::{ValidationError, gptimg, runbase, runblob};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;

@@ -2,13 +2,13 @@
 //! charged), hand each receipt over the moment it exists, and fall back only when a provider
 //! provably did not accept the task.
 
-use imggen_types::text::Untrusted;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
+use imggen_types::text::Untrusted;
 use tracing::Instrument as _;
 
 use crate::budget::{Grant, Priority, Scheduler};

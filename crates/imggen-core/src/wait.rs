@@ -1,11 +1,11 @@
 //! Waiting for a task: when to poll, for how long, and how a webhook shortens the wait.
 
-use imggen_types::text::Untrusted;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
+use imggen_types::text::Untrusted;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 

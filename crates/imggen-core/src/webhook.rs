@@ -6,13 +6,13 @@
 //! delivery up to 5 times) are ignored, by task id and status. When no event comes, the wait
 //! polls on its normal schedule, as it would without webhooks.
 
-use imggen_types::text::Untrusted;
 use std::collections::{HashSet, VecDeque};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures_util::Stream;
 use imggen_types::runblob;
+use imggen_types::text::Untrusted;
 use tokio::sync::broadcast;
 
 use crate::provider::ProviderId;
