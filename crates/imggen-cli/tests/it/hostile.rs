@@ -300,14 +300,19 @@ async fn a_key_echoed_by_any_provider_on_create_or_status_never_reaches_any_outp
 // --- 3. --timeout bounds every request ------------------------------------------------------
 
 #[tokio::test]
-async fn a_status_that_trickles_or_never_answers_ends_at_the_timeout_with_the_handle() {
+async fn a_status_that_trickles_stalls_or_never_answers_ends_at_the_timeout_with_the_handle() {
     let env = Env::start(instant()).await;
     let never = FaultKind::Latency { ms: 3_600_000 };
     let trickle = FaultKind::Trickle {
         chunk_bytes: 1,
         interval_ms: 1_000,
     };
-    for kind in [trickle, never] {
+    // Headers and the first 16 bytes, then nothing for an hour.
+    let stalled = FaultKind::Trickle {
+        chunk_bytes: 16,
+        interval_ms: 3_600_000,
+    };
+    for kind in [trickle, stalled, never] {
         env.server
             .add_fault(fault(kind, Provider::Gptimg, Operation::Status).always())
             .unwrap();
@@ -777,4 +782,31 @@ async fn a_batch_line_whose_reference_file_cannot_be_read_is_listed_before_anyth
         stderr.contains("line 2") && stderr.contains("missing.png"),
         "{stderr}"
     );
+}
+
+#[tokio::test]
+async fn a_create_answer_larger_than_the_cap_is_an_unknown_outcome_never_resent() {
+    let env = Env::start(instant()).await;
+    let creates = |env: &Env| {
+        env.server
+            .requests()
+            .recent
+            .iter()
+            .filter(|record| record.method == "POST")
+            .count()
+    };
+    for (provider, name) in PROVIDERS {
+        env.server
+            .add_fault(fault(
+                http(200, Value::String("x".repeat(5 * 1024 * 1024)), &[]),
+                provider,
+                Operation::Create,
+            ))
+            .unwrap();
+        let before = creates(&env);
+        let output = env.run(&["generate", "a fox", "--provider", name]).await;
+        // A success status whose body cannot be held: the task may well exist.
+        assert_code(&output, 6);
+        assert_eq!(creates(&env) - before, 1, "{name}: sent once");
+    }
 }
