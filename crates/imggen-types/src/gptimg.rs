@@ -134,15 +134,32 @@ impl ErrorCode {
 #[non_exhaustive]
 pub struct GenerateRequest {
     /// What to draw.
+    #[cfg_attr(
+        feature = "json-schema",
+        schemars(length(min = 1), pattern(crate::schema::NOT_BLANK))
+    )]
     pub prompt: String,
     /// One of the 13 [`ASPECT_RATIOS`]; the provider's default is `1:1`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "json-schema",
+        schemars(schema_with = "crate::schema::gptimg_aspect_ratio")
+    )]
     pub aspect_ratio: Option<AspectRatio>,
     /// Images to make, 1–4 (default 1). Credits scale linearly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "json-schema", schemars(range(min = 1, max = MAX_N)))]
     pub n: Option<u8>,
-    /// Up to 4 `https://` URLs; non-empty makes the task image-to-image.
+    /// Up to 4 `https://` URLs (http, data URIs and base64 are refused); non-empty makes the
+    /// task image-to-image.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(
+        feature = "json-schema",
+        schemars(
+            length(max = MAX_REFERENCE_IMAGES),
+            inner(pattern(crate::schema::HTTPS_URL))
+        )
+    )]
     pub reference_images: Vec<String>,
 }
 

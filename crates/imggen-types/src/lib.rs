@@ -37,6 +37,8 @@ mod id;
 pub mod media;
 pub mod money;
 pub mod open_enum;
+#[cfg(feature = "json-schema")]
+mod schema;
 pub mod text;
 pub mod validation;
 

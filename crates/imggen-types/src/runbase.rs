@@ -347,12 +347,18 @@ pub trait ModelInput: Serialize {
 #[non_exhaustive]
 pub struct GptImage1Input {
     /// What to draw, 1–4000 characters.
+    #[cfg_attr(feature = "json-schema", schemars(length(min = 1, max = PROMPT_MAX_CHARS), pattern(crate::schema::NOT_BLANK)))]
     pub prompt: String,
     /// 1:1 (default), 3:2 or 2:3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "json-schema",
+        schemars(schema_with = "crate::schema::gpt_image_1_aspect_ratio")
+    )]
     pub aspect_ratio: Option<AspectRatio>,
     /// Up to 5 reference image URLs, 4 MB each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "json-schema", schemars(length(max = GPT_IMAGE_1.max_reference_images), inner(pattern(crate::schema::HTTP_URL))))]
     pub image_urls: Vec<String>,
 }
 
@@ -362,15 +368,25 @@ pub struct GptImage1Input {
 #[non_exhaustive]
 pub struct GptImage15Input {
     /// What to draw, 1–4000 characters.
+    #[cfg_attr(feature = "json-schema", schemars(length(min = 1, max = PROMPT_MAX_CHARS), pattern(crate::schema::NOT_BLANK)))]
     pub prompt: String,
     /// 1:1 (default), 3:2 or 2:3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "json-schema",
+        schemars(schema_with = "crate::schema::gpt_image_1_5_aspect_ratio")
+    )]
     pub aspect_ratio: Option<AspectRatio>,
     /// `medium` or `high`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "json-schema",
+        schemars(schema_with = "crate::schema::gpt_image_1_5_quality")
+    )]
     pub quality: Option<Quality>,
     /// Up to 4 reference image URLs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "json-schema", schemars(length(max = GPT_IMAGE_1_5.max_reference_images), inner(pattern(crate::schema::HTTP_URL))))]
     pub image_urls: Vec<String>,
 }
 
@@ -380,15 +396,25 @@ pub struct GptImage15Input {
 #[non_exhaustive]
 pub struct GptImage2Input {
     /// What to draw, 1–4000 characters.
+    #[cfg_attr(feature = "json-schema", schemars(length(min = 1, max = PROMPT_MAX_CHARS), pattern(crate::schema::NOT_BLANK)))]
     pub prompt: String,
     /// One of ten ratios; 1:1 by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "json-schema",
+        schemars(schema_with = "crate::schema::gpt_image_2_aspect_ratio")
+    )]
     pub aspect_ratio: Option<AspectRatio>,
     /// `1K` (default), `2K` or `4K`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "json-schema",
+        schemars(schema_with = "crate::schema::gpt_image_2_resolution")
+    )]
     pub resolution: Option<Resolution>,
     /// Up to 4 reference image URLs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "json-schema", schemars(length(max = GPT_IMAGE_2.max_reference_images), inner(pattern(crate::schema::HTTP_URL))))]
     pub image_urls: Vec<String>,
 }
 
@@ -516,11 +542,17 @@ impl ModelInput for GptImage2Input {
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
+#[cfg_attr(
+    feature = "json-schema",
+    schemars(transform = crate::schema::runbase_inputs_by_model)
+)]
 #[non_exhaustive]
 pub struct CreateRunRequest {
     /// The model id, e.g. `openai/gpt-image-1`.
     pub model: Model,
-    /// The model's input.
+    /// The model's input: a JSON object, checked against the model's documented schema for
+    /// the models imggen knows.
+    #[cfg_attr(feature = "json-schema", schemars(extend("type" = "object")))]
     pub input: serde_json::Value,
 }
 

@@ -181,16 +181,34 @@ impl ErrorCode {
 #[non_exhaustive]
 pub struct GenerateRequest {
     /// What to draw, 1–4000 characters.
+    #[cfg_attr(
+        feature = "json-schema",
+        schemars(length(min = 1, max = PROMPT_MAX_CHARS), pattern(crate::schema::NOT_BLANK))
+    )]
     pub prompt: String,
-    /// 1:1, 4:3 or 3:4; omitted, the model picks the best ratio for the prompt.
+    /// 1:1, 4:3 or 3:4 (and the ratios later API versions document); omitted, the model picks
+    /// the best ratio for the prompt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "json-schema",
+        schemars(schema_with = "crate::schema::runblob_aspect_ratio")
+    )]
     pub aspect_ratio: Option<AspectRatio>,
     /// Up to 4 reference images, each an http(s) URL, a `data:image/...;base64,` URI or bare
     /// base64 (read as JPEG).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(
+        feature = "json-schema",
+        schemars(length(max = MAX_IMAGES), inner(pattern(crate::schema::RUNBLOB_IMAGE)))
+    )]
     pub images: Vec<String>,
-    /// Receives a POST with the status object when the task completes or fails.
+    /// Receives a POST with the status object when the task completes or fails; https (http
+    /// only to this machine, for a local emulator's receiver).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "json-schema",
+        schemars(pattern(crate::schema::CALLBACK_URL))
+    )]
     pub callback_url: Option<String>,
     /// A model of later API versions; omitted unless set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
