@@ -8,9 +8,9 @@
 //! let client = Client::from_env()?; // GPTIMG_API_KEY, optional GPTIMG_BASE_URL
 //! let request = GenerateRequest::new("A lighthouse on a cliff at dusk")
 //!     .aspect_ratio(AspectRatio::Landscape16x9);
-//! let created = client.generate(&request).await?; // charged now: keep created.task_id
+//! let created = client.create(&request).await?; // charged now: keep created.task_id
 //! let task = loop {
-//!     let task = client.task(&created.task_id).await?;
+//!     let task = client.status(&created.task_id).await?;
 //!     if task.status.is_terminal() { break task; }
 //!     tokio::time::sleep(Duration::from_secs(5)).await;
 //! };
@@ -92,8 +92,8 @@ impl Client {
     ///
     /// Validated first; nothing is sent if a documented limit is broken. Sent once and never
     /// retried: the task is charged (2 credits per image) when it is accepted. Poll
-    /// [`CreatedTask::task_id`] with [`task`](Self::task).
-    pub async fn generate(&self, request: &GenerateRequest) -> Result<CreatedTask, Error> {
+    /// [`CreatedTask::task_id`] with [`status`](Self::status).
+    pub async fn create(&self, request: &GenerateRequest) -> Result<CreatedTask, Error> {
         request
             .validate()
             .map_err(|error| self.transport.invalid(GENERATE, GENERATE_PATH, error))?;
@@ -106,7 +106,7 @@ impl Client {
 
     /// Reads a task: `GET /api/v1/images/task/{task_id}`. `images` is `None` while it is
     /// processing. Retried on 429 and gateway errors.
-    pub async fn task(&self, task_id: &TaskId) -> Result<Task, Error> {
+    pub async fn status(&self, task_id: &TaskId) -> Result<Task, Error> {
         let path = format!("/api/v1/images/task/{task_id}");
         task_id.validate().map_err(|error| {
             self.transport

@@ -15,7 +15,7 @@
 //! use std::time::{Duration, Instant};
 //!
 //! # async fn demo<T>(status_call: impl Future<Output = T>) -> T {
-//! // `status_call` is any client call, e.g. `gptimg.task(&task_id)`.
+//! // `status_call` is any client call, e.g. `gptimg.status(&task_id)`.
 //! let deadline = Instant::now() + Duration::from_secs(20);
 //! imggen_http::deadline::within(deadline, status_call).await
 //! # }

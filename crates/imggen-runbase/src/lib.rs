@@ -13,7 +13,7 @@
 //!     .resolution(Resolution::TwoK);
 //! let created = client.create(&input).await?; // charged now: keep created.id
 //! let run = loop {
-//!     let run = client.run(&created.id).await?;
+//!     let run = client.status(&created.id).await?;
 //!     if run.status.is_terminal() { break run; }
 //!     tokio::time::sleep(Duration::from_secs(2)).await; // creates and polls share 20 req / 10 s
 //! };
@@ -29,9 +29,10 @@
 //!
 //! ```no_run
 //! # async fn run(client: imggen_runbase::Client) -> Result<(), imggen_runbase::Error> {
-//! use imggen_runbase::Model;
+//! use imggen_runbase::{CreateRunRequest, Model};
 //! let input = serde_json::json!({"prompt": "A cozy bookshop, watercolor", "aspect_ratio": "1:1"});
-//! let created = client.create_run(Model::from_wire("google/nano-banana-2"), input).await?;
+//! let request = CreateRunRequest::new(Model::from_wire("google/nano-banana-2"), input);
+//! let created = client.create_raw(&request).await?;
 //! # Ok(()) }
 //! ```
 //!
@@ -134,7 +135,7 @@ impl Client {
     ///
     /// Validated against that model's own limits first; nothing is sent if one is broken. Sent
     /// once and never retried: the run is charged ([`ModelInput::price`]) when it is created.
-    /// Poll [`Run::id`] with [`run`](Self::run).
+    /// Poll [`Run::id`] with [`status`](Self::status).
     pub async fn create<I: ModelInput>(&self, input: &I) -> Result<Run, Error> {
         input
             .validate()
@@ -143,19 +144,13 @@ impl Client {
     }
 
     /// Creates a run of any model from raw JSON input: `POST /api/v1/runs` with
-    /// `{"model", "input"}`.
+    /// `{"model", "input"}` (`CreateRunRequest::new(model, json!({...}))`).
     ///
     /// `input` must be a JSON object. For a model imggen knows it is also checked against that
     /// model's documented schema (prompt, ratios, quality/resolution, reference count; a field
     /// the schema does not name is sent as given); any other model's input is sent unchecked.
     /// Sent once and never retried.
-    pub async fn create_run(&self, model: Model, input: serde_json::Value) -> Result<Run, Error> {
-        self.create_request(&CreateRunRequest::new(model, input))
-            .await
-    }
-
-    /// Sends a prepared [`CreateRunRequest`], validated as in [`create_run`](Self::create_run).
-    pub async fn create_request(&self, request: &CreateRunRequest) -> Result<Run, Error> {
+    pub async fn create_raw(&self, request: &CreateRunRequest) -> Result<Run, Error> {
         request
             .validate()
             .map_err(|error| self.transport.invalid(CREATE, RUNS_PATH, error))?;
@@ -174,7 +169,7 @@ impl Client {
     /// Reads a run: `GET /api/v1/runs/{id}`. `output.urls` holds the results once it has
     /// succeeded. Retried on `429 RATE_LIMITED` and gateway errors per the client's
     /// [`RetryPolicy`]; every attempt counts against [`RATE_LIMIT`].
-    pub async fn run(&self, id: &RunId) -> Result<Run, Error> {
+    pub async fn status(&self, id: &RunId) -> Result<Run, Error> {
         id.validate()
             .map_err(|error| self.transport.invalid(STATUS, "/api/v1/runs/{id}", error))?;
         let path = format!("{RUNS_PATH}/{id}");

@@ -8,9 +8,9 @@
 //! # async fn run() -> Result<(), imggen_runblob::Error> {
 //! let client = Client::from_env()?; // RUNBLOB_API_KEY, optional RUNBLOB_BASE_URL
 //! let request = GenerateRequest::new("A futuristic city with flying cars, neon lights");
-//! let created = client.generate(&request).await?; // charged now: keep created.task_uuid
+//! let created = client.create(&request).await?; // charged now: keep created.task_uuid
 //! let generation = loop {
-//!     let generation = client.generation(&created.task_uuid).await?;
+//!     let generation = client.status(&created.task_uuid).await?;
 //!     if generation.status.is_terminal() { break generation; }
 //!     tokio::time::sleep(Duration::from_secs(10)).await;
 //! };
@@ -107,9 +107,9 @@ impl Client {
     /// Validated first; nothing is sent if a documented limit is broken. Sent once and never
     /// retried: the task is charged ([`GenerateResponse::price`]) when it is accepted. If the
     /// answer is lost the error says the task may have been charged; look for it with
-    /// [`list_generations`](Self::list_generations) before submitting again. Poll
-    /// [`GenerateResponse::task_uuid`] with [`generation`](Self::generation).
-    pub async fn generate(&self, request: &GenerateRequest) -> Result<GenerateResponse, Error> {
+    /// [`list`](Self::list) before submitting again. Poll
+    /// [`GenerateResponse::task_uuid`] with [`status`](Self::status).
+    pub async fn create(&self, request: &GenerateRequest) -> Result<GenerateResponse, Error> {
         request
             .validate()
             .map_err(|error| self.transport.invalid(GENERATE, GENERATE_PATH, error))?;
@@ -144,7 +144,7 @@ impl Client {
     ///         ImageSource::url("https://example.com/style.jpg"),
     ///     ])
     ///     .await?;
-    /// let created = client.generate(&request).await?;
+    /// let created = client.create(&request).await?;
     /// # Ok(()) }
     /// ```
     pub async fn resolve_images(
@@ -160,7 +160,7 @@ impl Client {
     /// set once `completed`; on `failed`, `message` holds a code
     /// ([`Generation::failure_code`]) and the charge is refunded. Retried on 429 and gateway
     /// errors.
-    pub async fn generation(&self, task_uuid: &TaskUuid) -> Result<Generation, Error> {
+    pub async fn status(&self, task_uuid: &TaskUuid) -> Result<Generation, Error> {
         task_uuid.validate().map_err(|error| {
             self.transport
                 .invalid(STATUS, "/v1/chatgpt-images/generations/{task_uuid}", error)
@@ -173,10 +173,7 @@ impl Client {
     /// Lists this key's tasks: `GET /v1/chatgpt-images/generations?limit=&offset=`, a bare
     /// array (documented by runblob's SDK, not its API pages). The way to learn whether a
     /// create whose answer was lost made a task. Retried like a status call.
-    pub async fn list_generations(
-        &self,
-        query: ListGenerationsQuery,
-    ) -> Result<Vec<Generation>, Error> {
+    pub async fn list(&self, query: ListGenerationsQuery) -> Result<Vec<Generation>, Error> {
         let path = list_path(query);
         let response = self.transport.get::<Vec<Generation>>(LIST, &path).await?;
         Ok(response.value)

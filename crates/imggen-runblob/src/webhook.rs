@@ -5,11 +5,11 @@ use std::fmt;
 use imggen_types::runblob::WebhookBody;
 
 /// Reads the body of a webhook runblob POSTed to your `callback_url`: the same status object
-/// [`Client::generation`](crate::Client::generation) returns.
+/// [`Client::status`](crate::Client::status) returns.
 ///
 /// **Treat it as a hint.** runblob documents no signature, so anyone who learns the URL can
 /// POST to it. Before acting on an event (marking a task done, downloading, crediting a user),
-/// confirm it with one `client.generation(&event.task_uuid)` and believe that answer.
+/// confirm it with one `client.status(&event.task_uuid)` and believe that answer.
 ///
 /// **Deduplicate by `task_uuid`.** runblob tries a delivery up to 5 times, 30 s apart, with a
 /// 30 s timeout, so the same event can arrive more than once, and late. Answer 2xx quickly
@@ -23,7 +23,7 @@ use imggen_types::runblob::WebhookBody;
 ///     "prompt":"A lighthouse","result_image_url":"https://cdn.example/a.png","message":null}"#;
 /// let event = parse_webhook(body)?;
 /// assert_eq!(event.status, GenerationStatus::Completed);
-/// // Then: client.generation(&event.task_uuid).await? before trusting it.
+/// // Then: client.status(&event.task_uuid).await? before trusting it.
 /// # Ok::<(), imggen_runblob::WebhookError>(())
 /// ```
 pub fn parse_webhook(body: &[u8]) -> Result<WebhookBody, WebhookError> {

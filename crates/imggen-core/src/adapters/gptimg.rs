@@ -92,7 +92,7 @@ impl Provider for GptimgProvider {
             })?;
             let created = self
                 .client
-                .generate(&request)
+                .create(&request)
                 .await
                 .map_err(|err| error(CallOperation::Create, err))?;
             Ok(Created::new(
@@ -107,7 +107,7 @@ impl Provider for GptimgProvider {
         Box::pin(async move {
             let task = self
                 .client
-                .task(&TaskId::new(task_id))
+                .status(&TaskId::new(task_id))
                 .await
                 .map_err(|err| error(CallOperation::Status, err))?;
             Ok(JobStatus::from_gptimg(task))

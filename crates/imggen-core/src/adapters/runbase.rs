@@ -89,7 +89,7 @@ impl Provider for RunbaseProvider {
             let request = wire(task);
             let run = self
                 .client
-                .create_request(&request)
+                .create_raw(&request)
                 .await
                 .map_err(|err| error(CallOperation::Create, err))?;
             // What the run says it cost; the documented price when the answer has none.
@@ -109,7 +109,7 @@ impl Provider for RunbaseProvider {
         Box::pin(async move {
             let run = self
                 .client
-                .run(&RunId::new(task_id))
+                .status(&RunId::new(task_id))
                 .await
                 .map_err(|err| error(CallOperation::Status, err))?;
             Ok(JobStatus::from_runbase(run))

@@ -111,7 +111,7 @@ impl Provider for RunblobProvider {
             let images = self.resolve(&task.references).await?;
             let created = self
                 .client
-                .generate(&wire(task, images))
+                .create(&wire(task, images))
                 .await
                 .map_err(|err| error(CallOperation::Create, err))?;
             Ok(Created::new(
@@ -126,7 +126,7 @@ impl Provider for RunblobProvider {
         Box::pin(async move {
             let generation = self
                 .client
-                .generation(&TaskUuid::new(task_id))
+                .status(&TaskUuid::new(task_id))
                 .await
                 .map_err(|err| error(CallOperation::Status, err))?;
             Ok(JobStatus::from_runblob(generation))
@@ -169,7 +169,7 @@ impl Provider for RunblobProvider {
             };
             let generations = self
                 .client
-                .list_generations(query)
+                .list(query)
                 .await
                 .map_err(|err| error(CallOperation::Status, err))?;
             Ok(generations

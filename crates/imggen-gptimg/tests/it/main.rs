@@ -59,7 +59,7 @@ async fn generate_sends_exactly_the_documented_request() {
         .aspect_ratio(AspectRatio::Portrait3x4)
         .n(2)
         .reference_image("https://example.com/portrait.jpg");
-    let created = client(&server, &time).generate(&request).await.unwrap();
+    let created = client(&server, &time).create(&request).await.unwrap();
 
     mock.assert_async().await;
     insta::assert_json_snapshot!("generate_request_body", bodies.only());
@@ -81,7 +81,7 @@ async fn a_minimal_request_sends_only_the_prompt() {
         .await;
     let time = ManualTime::new();
     client(&server, &time)
-        .generate(&GenerateRequest::new(
+        .create(&GenerateRequest::new(
             "A minimalist product shot of a ceramic coffee cup",
         ))
         .await
@@ -112,7 +112,7 @@ async fn task_polls_with_task_id_and_reads_every_state() {
             .expect(1)
             .create_async()
             .await;
-        let task = client.task(&id).await.unwrap();
+        let task = client.status(&id).await.unwrap();
         mock.assert_async().await;
         mock.remove_async().await;
         assert_eq!(task.status, status, "{fixture_name}");
@@ -169,7 +169,7 @@ async fn every_documented_error_becomes_a_typed_api_error() {
             .await;
         let time = ManualTime::new();
         let error = client(&server, &time)
-            .generate(&GenerateRequest::new("x"))
+            .create(&GenerateRequest::new("x"))
             .await
             .unwrap_err();
         mock.assert_async().await;
@@ -196,7 +196,7 @@ async fn insufficient_credits_says_how_many_are_missing() {
         .await;
     let time = ManualTime::new();
     let error = client(&server, &time)
-        .generate(&GenerateRequest::new("x").n(2))
+        .create(&GenerateRequest::new("x").n(2))
         .await
         .unwrap_err();
     assert_eq!(
@@ -237,7 +237,7 @@ async fn unknown_values_and_fields_from_a_newer_api_still_parse() {
         .await;
     let time = ManualTime::new();
     let task = client(&server, &time)
-        .task(&TaskId::new(TASK))
+        .status(&TaskId::new(TASK))
         .await
         .unwrap();
     assert_eq!(task.status, TaskStatus::Other("queued".into()));
@@ -256,7 +256,7 @@ async fn a_malformed_success_body_is_a_decode_error_that_keeps_the_body() {
         .await;
     let time = ManualTime::new();
     let error = client(&server, &time)
-        .generate(&GenerateRequest::new("x"))
+        .create(&GenerateRequest::new("x"))
         .await
         .unwrap_err();
     assert!(matches!(error, Error::Decode(_)), "{error:?}");
@@ -286,7 +286,7 @@ async fn a_rate_limited_status_call_is_retried_after_the_delay_asked() {
         .await;
     let time = ManualTime::new();
     let task = client(&server, &time)
-        .task(&TaskId::new(TASK))
+        .status(&TaskId::new(TASK))
         .await
         .unwrap();
     limited.assert_async().await;
@@ -308,7 +308,7 @@ async fn a_rate_limited_create_is_not_retried_by_the_client() {
         .await;
     let time = ManualTime::new();
     let error = client(&server, &time)
-        .generate(&GenerateRequest::new("x"))
+        .create(&GenerateRequest::new("x"))
         .await
         .unwrap_err();
     limited.assert_async().await;
@@ -341,7 +341,7 @@ async fn retries_stop_after_the_policy_allows() {
         })
         .build()
         .unwrap();
-    let error = client.task(&TaskId::new(TASK)).await.unwrap_err();
+    let error = client.status(&TaskId::new(TASK)).await.unwrap_err();
     unavailable.assert_async().await;
     assert_eq!(time.sleeps().len(), 2);
     assert_eq!(error.status(), Some(503));
@@ -364,10 +364,7 @@ async fn a_create_whose_answer_is_lost_is_sent_once_and_reported_as_maybe_charge
         .sleeper(Arc::new(time.clone()))
         .build()
         .unwrap();
-    let error = client
-        .generate(&GenerateRequest::new("x"))
-        .await
-        .unwrap_err();
+    let error = client.create(&GenerateRequest::new("x")).await.unwrap_err();
     assert_eq!(server.requests(), 1);
     assert!(error.may_have_been_charged(), "{error:?}");
     assert!(!error.is_retryable());
@@ -404,7 +401,7 @@ async fn an_answer_over_the_size_cap_is_refused() {
         .max_response_bytes(16 * 1024)
         .build()
         .unwrap();
-    let error = client.task(&TaskId::new(TASK)).await.unwrap_err();
+    let error = client.status(&TaskId::new(TASK)).await.unwrap_err();
     assert!(matches!(error, Error::BodyTooLarge(_)), "{error:?}");
     assert!(error.to_string().contains("16384-byte cap"), "{error}");
 }
@@ -440,7 +437,7 @@ async fn invalid_requests_never_reach_the_server() {
         ),
     ];
     for (request, message) in cases {
-        let error = client.generate(&request).await.unwrap_err();
+        let error = client.create(&request).await.unwrap_err();
         assert!(matches!(error, Error::InvalidRequest(_)), "{error:?}");
         assert_eq!(
             error.to_string(),
@@ -448,7 +445,10 @@ async fn invalid_requests_never_reach_the_server() {
         );
         assert!(!error.may_have_been_charged());
     }
-    let error = client.task(&TaskId::new("../../admin")).await.unwrap_err();
+    let error = client
+        .status(&TaskId::new("../../admin"))
+        .await
+        .unwrap_err();
     assert!(matches!(error, Error::InvalidRequest(_)), "{error:?}");
     never.assert_async().await;
 }
@@ -464,10 +464,7 @@ async fn the_api_key_never_appears_in_debug_or_errors() {
         .await;
     let time = ManualTime::new();
     let client = client(&server, &time);
-    let error = client
-        .generate(&GenerateRequest::new("x"))
-        .await
-        .unwrap_err();
+    let error = client.create(&GenerateRequest::new("x")).await.unwrap_err();
     for text in [
         format!("{client:?}"),
         format!("{error}"),

@@ -83,17 +83,17 @@ async fn the_gptimg_client_creates_polls_and_downloads() {
     let request = GenerateRequest::new("A lighthouse on a cliff at dusk")
         .aspect_ratio(AspectRatio::Portrait9x16)
         .n(2);
-    let created = client.generate(&request).await.unwrap();
+    let created = client.create(&request).await.unwrap();
     assert_eq!(created.status, TaskStatus::Processing);
     assert_eq!(created.kind, Some(TaskType::TextToImage));
     assert_eq!(created.images, Some(vec![]));
     assert_eq!(
-        client.task(&created.task_id).await.unwrap().status,
+        client.status(&created.task_id).await.unwrap().status,
         TaskStatus::Processing
     );
 
     mock.server.advance(TASK_TIME).await;
-    let task = client.task(&created.task_id).await.unwrap();
+    let task = client.status(&created.task_id).await.unwrap();
     assert_eq!(task.status, TaskStatus::Completed);
     let urls = task.image_urls();
     assert_eq!(urls.len(), 2);
@@ -111,7 +111,7 @@ async fn the_runblob_client_creates_polls_lists_and_downloads() {
     let mock = start(config()).await;
     let client = runblob(&mock);
     let created = client
-        .generate(
+        .create(
             &GenerateRequest::new("A futuristic city with flying cars")
                 .aspect_ratio(AspectRatio::Landscape4x3),
         )
@@ -120,22 +120,19 @@ async fn the_runblob_client_creates_polls_lists_and_downloads() {
     assert_eq!(created.status, GenerationStatus::Pending);
     assert_eq!(created.price.to_plain_string(), "0.0123");
     assert_eq!(
-        client.generation(&created.task_uuid).await.unwrap().status,
+        client.status(&created.task_uuid).await.unwrap().status,
         GenerationStatus::Pending
     );
 
     mock.server.advance(TASK_TIME).await;
-    let generation = client.generation(&created.task_uuid).await.unwrap();
+    let generation = client.status(&created.task_uuid).await.unwrap();
     assert_eq!(generation.status, GenerationStatus::Completed);
     let file = client
         .download(generation.result_image_url.as_deref().unwrap())
         .await
         .unwrap();
     assert_png(&file.bytes, (256, 192));
-    let listed = client
-        .list_generations(ListGenerationsQuery::default())
-        .await
-        .unwrap();
+    let listed = client.list(ListGenerationsQuery::default()).await.unwrap();
     assert_eq!(listed, vec![generation]);
 }
 
@@ -155,7 +152,7 @@ async fn the_runbase_client_creates_polls_and_downloads() {
     assert_eq!(created.cost_usd.unwrap().to_usd().to_plain_string(), "0.16");
 
     mock.server.advance(TASK_TIME).await;
-    let run = client.run(&created.id).await.unwrap();
+    let run = client.status(&created.id).await.unwrap();
     assert_eq!(run.status, RunStatus::Succeeded);
     assert!(run.completed_at.is_some());
     let file = client.download(&run.output_urls()[0]).await.unwrap();
@@ -173,11 +170,11 @@ async fn a_dropped_create_is_reported_as_maybe_charged_and_never_resubmitted() {
         )
         .unwrap();
     let gptimg_error = gptimg(&mock)
-        .generate(&imggen_gptimg::GenerateRequest::new("lost"))
+        .create(&imggen_gptimg::GenerateRequest::new("lost"))
         .await
         .unwrap_err();
     let runblob_error = runblob(&mock)
-        .generate(&imggen_runblob::GenerateRequest::new("lost"))
+        .create(&imggen_runblob::GenerateRequest::new("lost"))
         .await
         .unwrap_err();
     let runbase_error = runbase(&mock)
@@ -199,10 +196,7 @@ async fn a_dropped_create_is_reported_as_maybe_charged_and_never_resubmitted() {
         [Provider::Gptimg, Provider::Runblob, Provider::Runbase]
     );
     // The paid-for runblob task can be found again.
-    let listed = runblob(&mock)
-        .list_generations(Default::default())
-        .await
-        .unwrap();
+    let listed = runblob(&mock).list(Default::default()).await.unwrap();
     assert_eq!(listed[0].task_uuid.as_str(), ledger[1].task_id);
 }
 
@@ -217,7 +211,7 @@ async fn maintenance_and_a_short_balance_are_errors_that_say_nothing_was_charged
         )
         .unwrap();
     let maintenance = runblob(&mock)
-        .generate(&imggen_runblob::GenerateRequest::new("x"))
+        .create(&imggen_runblob::GenerateRequest::new("x"))
         .await
         .unwrap_err();
     assert_eq!(maintenance.status(), Some(503));
@@ -226,7 +220,7 @@ async fn maintenance_and_a_short_balance_are_errors_that_say_nothing_was_charged
 
     mock.server.set_balance(KEY, Balance::Gptimg(Credits(1)));
     let short = gptimg(&mock)
-        .generate(&imggen_gptimg::GenerateRequest::new("x").n(2))
+        .create(&imggen_gptimg::GenerateRequest::new("x").n(2))
         .await
         .unwrap_err();
     assert_eq!(short.status(), Some(402));
@@ -250,13 +244,13 @@ async fn a_client_obeying_retry_after_moves_the_shared_clock_instead_of_waiting(
     let mock = start(config().rate_limit(Provider::Gptimg, Some(limit))).await;
     let client = gptimg(&mock);
     let created = client
-        .generate(&imggen_gptimg::GenerateRequest::new("x"))
+        .create(&imggen_gptimg::GenerateRequest::new("x"))
         .await
         .unwrap();
     let before = mock.server.clock().elapsed();
     // 429 with Retry-After: 10 → the client sleeps 10 s of mock time → the retry is admitted,
     // and the 2 s task is done by then.
-    let task = client.task(&created.task_id).await.unwrap();
+    let task = client.status(&created.task_id).await.unwrap();
     assert_eq!(
         mock.server.clock().elapsed() - before,
         Duration::from_secs(10)
@@ -276,11 +270,11 @@ async fn a_failed_task_reads_as_failed_with_its_code_in_every_client() {
         )
         .unwrap();
     let blob = runblob(&mock)
-        .generate(&imggen_runblob::GenerateRequest::new("x"))
+        .create(&imggen_runblob::GenerateRequest::new("x"))
         .await
         .unwrap();
     let img = gptimg(&mock)
-        .generate(&imggen_gptimg::GenerateRequest::new("x"))
+        .create(&imggen_gptimg::GenerateRequest::new("x"))
         .await
         .unwrap();
     let base = runbase(&mock)
@@ -288,18 +282,18 @@ async fn a_failed_task_reads_as_failed_with_its_code_in_every_client() {
         .await
         .unwrap();
     mock.server.advance(TASK_TIME).await;
-    let blob = runblob(&mock).generation(&blob.task_uuid).await.unwrap();
+    let blob = runblob(&mock).status(&blob.task_uuid).await.unwrap();
     assert_eq!(
         blob.failure_code(),
         Some(imggen_runblob::FailureCode::ModerationFailed)
     );
-    let img = gptimg(&mock).task(&img.task_id).await.unwrap();
+    let img = gptimg(&mock).status(&img.task_id).await.unwrap();
     assert_eq!(img.status, imggen_gptimg::TaskStatus::Failed);
     assert_eq!(
         img.error_message().as_deref(),
         Some("MODERATION_FAILED: The prompt or a reference image failed moderation")
     );
-    let base = runbase(&mock).run(&base.id).await.unwrap();
+    let base = runbase(&mock).status(&base.id).await.unwrap();
     assert_eq!(base.status, imggen_runbase::RunStatus::Failed);
     assert_eq!(base.error_message().as_deref(), Some("MODERATION_FAILED"));
     let refunds = mock

@@ -116,7 +116,10 @@ async fn raw_json_reaches_any_model_as_given() {
     });
     let (body, run) = sent_create(|client| async move {
         client
-            .create_run(Model::from_wire("google/nano-banana-2"), input)
+            .create_raw(&CreateRunRequest::new(
+                Model::from_wire("google/nano-banana-2"),
+                input,
+            ))
             .await
     })
     .await;
@@ -160,7 +163,7 @@ async fn request_fixtures_parse_validate_and_are_sent_unchanged() {
     ] {
         let request: CreateRunRequest = serde_json::from_str(&fixture(name)).unwrap();
         let (body, _) =
-            sent_create(|client| async move { client.create_request(&request).await }).await;
+            sent_create(|client| async move { client.create_raw(&request).await }).await;
         assert_eq!(body, fixture_json(name), "{name}");
     }
 }
@@ -215,7 +218,7 @@ async fn run_reads_every_state() {
             .expect(1)
             .create_async()
             .await;
-        let run = client.run(&RunId::new(id)).await.unwrap();
+        let run = client.status(&RunId::new(id)).await.unwrap();
         mock.assert_async().await;
         mock.remove_async().await;
         assert_eq!(run.id.as_str(), id, "{fixture_name}");
@@ -372,7 +375,7 @@ async fn every_documented_error_becomes_a_typed_api_error() {
         let error = if case.create {
             client.create(&GptImage1Input::new("x")).await.unwrap_err()
         } else {
-            client.run(&RunId::new(RUN)).await.unwrap_err()
+            client.status(&RunId::new(RUN)).await.unwrap_err()
         };
         mock.assert_async().await;
         assert!(time.sleeps().is_empty(), "{name}: not retried");
@@ -452,7 +455,10 @@ async fn unknown_values_and_fields_from_a_newer_api_still_parse() {
         .create_async()
         .await;
     let time = ManualTime::new();
-    let run = client(&server, &time).run(&RunId::new(RUN)).await.unwrap();
+    let run = client(&server, &time)
+        .status(&RunId::new(RUN))
+        .await
+        .unwrap();
     mock.assert_async().await;
     assert_eq!(run.model, Model::Other("bytedance/seedance-2".into()));
     assert_eq!(run.status, RunStatus::Other("queued".into()));
@@ -506,7 +512,7 @@ async fn a_malformed_success_body_is_a_decode_error_that_keeps_the_body() {
         .await;
     let time = ManualTime::new();
     let error = client(&server, &time)
-        .run(&RunId::new(RUN))
+        .status(&RunId::new(RUN))
         .await
         .unwrap_err();
     mock.assert_async().await;
@@ -540,7 +546,10 @@ async fn a_rate_limited_status_call_is_retried_after_the_delay_asked() {
         .create_async()
         .await;
     let time = ManualTime::new();
-    let run = client(&server, &time).run(&RunId::new(RUN)).await.unwrap();
+    let run = client(&server, &time)
+        .status(&RunId::new(RUN))
+        .await
+        .unwrap();
     limited.assert_async().await;
     ok.assert_async().await;
     assert_eq!(run.status, RunStatus::Succeeded);
@@ -566,7 +575,10 @@ async fn a_rate_limited_status_call_without_retry_after_backs_off() {
         .create_async()
         .await;
     let time = ManualTime::new();
-    let run = client(&server, &time).run(&RunId::new(RUN)).await.unwrap();
+    let run = client(&server, &time)
+        .status(&RunId::new(RUN))
+        .await
+        .unwrap();
     limited.assert_async().await;
     ok.assert_async().await;
     assert_eq!(run.status, RunStatus::Processing);
@@ -594,7 +606,7 @@ async fn an_exhausted_quota_is_not_retried() {
         .await;
     let time = ManualTime::new();
     let error = client(&server, &time)
-        .run(&RunId::new(RUN))
+        .status(&RunId::new(RUN))
         .await
         .unwrap_err();
     exhausted.assert_async().await;
@@ -679,7 +691,7 @@ async fn an_answer_over_the_size_cap_is_refused() {
         .build()
         .unwrap();
 
-    let error = client.run(&RunId::new(RUN)).await.unwrap_err();
+    let error = client.status(&RunId::new(RUN)).await.unwrap_err();
     assert!(matches!(error, Error::BodyTooLarge(_)), "{error:?}");
     assert_eq!(
         error.to_string(),
@@ -783,58 +795,73 @@ async fn invalid_requests_never_reach_the_server() {
     let raw: Vec<(Result<Run, Error>, &str)> = vec![
         (
             client
-                .create_run(Model::GptImage1, json!("A ceramic lamp"))
+                .create_raw(&CreateRunRequest::new(
+                    Model::GptImage1,
+                    json!("A ceramic lamp"),
+                ))
                 .await,
             "input: must be a JSON object, e.g. {\"prompt\": \"...\"}",
         ),
         (
             client
-                .create_run(
+                .create_raw(&CreateRunRequest::new(
                     Model::from_wire("google/nano-banana-2"),
                     json!(["A ceramic lamp"]),
-                )
+                ))
                 .await,
             "input: must be a JSON object, e.g. {\"prompt\": \"...\"}",
         ),
         (
             client
-                .create_run(
+                .create_raw(&CreateRunRequest::new(
                     Model::GptImage1,
                     json!({"prompt": "x", "aspect_ratio": "16:9"}),
-                )
+                ))
                 .await,
             "input.aspect_ratio: \"16:9\" is not accepted by openai/gpt-image-1; allowed: 1:1, 3:2, 2:3",
         ),
         (
             client
-                .create_run(
+                .create_raw(&CreateRunRequest::new(
                     Model::GptImage1,
                     json!({"prompt": "x", "image_urls": urls(6)}),
-                )
+                ))
                 .await,
             "input.image_urls: has 6 URLs; the maximum is 5",
         ),
         (
             client
-                .create_run(Model::GptImage2, json!({"aspect_ratio": "16:9"}))
+                .create_raw(&CreateRunRequest::new(
+                    Model::GptImage2,
+                    json!({"aspect_ratio": "16:9"}),
+                ))
                 .await,
             "input: missing field `prompt`",
         ),
         (
             client
-                .create_run(Model::GptImage2, json!({"prompt": "x", "resolution": 8}))
+                .create_raw(&CreateRunRequest::new(
+                    Model::GptImage2,
+                    json!({"prompt": "x", "resolution": 8}),
+                ))
                 .await,
             "input: invalid type: integer `8`, expected a string",
         ),
         (
             client
-                .create_run(Model::GptImage2, json!({"prompt": "x", "resolution": "8K"}))
+                .create_raw(&CreateRunRequest::new(
+                    Model::GptImage2,
+                    json!({"prompt": "x", "resolution": "8K"}),
+                ))
                 .await,
             "input.resolution: \"8K\" is not a documented value; to send it on purpose, use the typed input with `Other`",
         ),
         (
             client
-                .create_run(Model::Other(" ".into()), json!({"prompt": "x"}))
+                .create_raw(&CreateRunRequest::new(
+                    Model::Other(" ".into()),
+                    json!({"prompt": "x"}),
+                ))
                 .await,
             "model: must not be empty",
         ),
@@ -850,7 +877,7 @@ async fn invalid_requests_never_reach_the_server() {
         assert!(!error.is_retryable());
     }
 
-    let error = client.run(&RunId::new("../admin")).await.unwrap_err();
+    let error = client.status(&RunId::new("../admin")).await.unwrap_err();
     assert!(matches!(error, Error::InvalidRequest(_)), "{error:?}");
     assert_eq!(
         error.to_string(),
@@ -888,8 +915,12 @@ async fn other_values_are_sent_deliberately_and_unchecked() {
     // is sent, and runbase's own check (400 invalid_input, not charged) answers it.
     let raw = json!({"prompt": "x", "quality": "high", "resolution": "2K"});
     let sent = raw.clone();
-    let (body, _) =
-        sent_create(|client| async move { client.create_run(Model::GptImage2, sent).await }).await;
+    let (body, _) = sent_create(|client| async move {
+        client
+            .create_raw(&CreateRunRequest::new(Model::GptImage2, sent))
+            .await
+    })
+    .await;
     assert_eq!(body, json!({"model": "openai/gpt-image-2", "input": raw}));
 }
 
@@ -906,7 +937,7 @@ async fn a_base_url_with_a_path_prefix_is_kept() {
     let client = builder(&format!("{}/proxy/runbase/", server.url()), &time)
         .build()
         .unwrap();
-    let run = client.run(&RunId::new(RUN)).await.unwrap();
+    let run = client.status(&RunId::new(RUN)).await.unwrap();
     mock.assert_async().await;
     assert_eq!(run.status, RunStatus::Processing);
 }

@@ -78,7 +78,7 @@ async fn generate_sends_only_the_prompt_when_nothing_else_is_set() {
     let time = ManualTime::new();
 
     let created = client(&server, &time)
-        .generate(&GenerateRequest::new(
+        .create(&GenerateRequest::new(
             "A futuristic city with flying cars, neon lights, cyberpunk style",
         ))
         .await
@@ -103,7 +103,7 @@ async fn generate_sends_the_ratio_and_callback_url() {
     let request = GenerateRequest::new("A beautiful portrait in studio lighting")
         .aspect_ratio(AspectRatio::Portrait3x4)
         .callback_url("https://your-app.com/webhooks/chatgpt-images");
-    client(&server, &time).generate(&request).await.unwrap();
+    client(&server, &time).create(&request).await.unwrap();
 
     mock.assert_async().await;
     insta::assert_json_snapshot!("generate_request_ratio_callback", bodies.only());
@@ -130,7 +130,7 @@ async fn generate_sends_wire_references_as_given() {
         ])
         .await
         .unwrap();
-    client.generate(&request).await.unwrap();
+    client.create(&request).await.unwrap();
 
     mock.assert_async().await;
     insta::assert_json_snapshot!("generate_request_wire_images", bodies.only());
@@ -159,7 +159,7 @@ async fn generate_sends_bytes_and_files_as_data_uris_of_their_sniffed_type() {
         ])
         .await
         .unwrap();
-    client.generate(&request).await.unwrap();
+    client.create(&request).await.unwrap();
 
     mock.assert_async().await;
     let body = bodies.only();
@@ -193,7 +193,7 @@ async fn the_documented_request_examples_are_sent_as_documented() {
             .validate()
             .unwrap_or_else(|err| panic!("{name}: {err}"));
 
-        client(&server, &time).generate(&request).await.unwrap();
+        client(&server, &time).create(&request).await.unwrap();
 
         mock.assert_async().await;
         assert_eq!(bodies.only(), expected, "{name}");
@@ -229,7 +229,7 @@ async fn generation_reads_every_state() {
             .expect(1)
             .create_async()
             .await;
-        let generation = client.generation(&id).await.unwrap();
+        let generation = client.status(&id).await.unwrap();
         mock.assert_async().await;
         mock.remove_async().await;
         assert_eq!(generation.status, status, "{fixture_name}");
@@ -289,16 +289,13 @@ async fn list_generations_sends_the_query_and_reads_a_bare_array() {
     let client = client(&server, &time);
 
     let list = client
-        .list_generations(ListGenerationsQuery {
+        .list(ListGenerationsQuery {
             limit: Some(50),
             offset: Some(100),
         })
         .await
         .unwrap();
-    let empty = client
-        .list_generations(ListGenerationsQuery::default())
-        .await
-        .unwrap();
+    let empty = client.list(ListGenerationsQuery::default()).await.unwrap();
 
     mock.assert_async().await;
     bare.assert_async().await;
@@ -337,7 +334,7 @@ async fn a_webhook_is_confirmed_with_one_status_call() {
     let time = ManualTime::new();
     let event = parse_webhook(fixture("Generation.webhook.json").as_bytes()).unwrap();
     let confirmed = client(&server, &time)
-        .generation(&event.task_uuid)
+        .status(&event.task_uuid)
         .await
         .unwrap();
     mock.assert_async().await;
@@ -452,12 +449,9 @@ async fn every_documented_error_becomes_a_typed_api_error() {
         let time = ManualTime::new();
         let client = client(&server, &time);
         let error = if case.create {
-            client
-                .generate(&GenerateRequest::new("x"))
-                .await
-                .unwrap_err()
+            client.create(&GenerateRequest::new("x")).await.unwrap_err()
         } else {
-            client.generation(&TaskUuid::new(TASK)).await.unwrap_err()
+            client.status(&TaskUuid::new(TASK)).await.unwrap_err()
         };
         mock.assert_async().await;
         let name = case.fixture;
@@ -504,7 +498,7 @@ async fn unknown_values_and_fields_from_a_newer_api_still_parse() {
         .await;
     let time = ManualTime::new();
     let generation = client(&server, &time)
-        .generation(&TaskUuid::new(TASK))
+        .status(&TaskUuid::new(TASK))
         .await
         .unwrap();
     mock.assert_async().await;
@@ -538,7 +532,7 @@ async fn a_malformed_success_body_is_a_decode_error_that_keeps_the_body() {
         .await;
     let time = ManualTime::new();
     let error = client(&server, &time)
-        .generate(&GenerateRequest::new("x"))
+        .create(&GenerateRequest::new("x"))
         .await
         .unwrap_err();
     mock.assert_async().await;
@@ -572,7 +566,7 @@ async fn a_rate_limited_status_call_is_retried_after_the_delay_asked() {
         .await;
     let time = ManualTime::new();
     let generation = client(&server, &time)
-        .generation(&TaskUuid::new(TASK))
+        .status(&TaskUuid::new(TASK))
         .await
         .unwrap();
     limited.assert_async().await;
@@ -594,7 +588,7 @@ async fn a_rate_limited_create_is_not_retried_by_the_client() {
         .await;
     let time = ManualTime::new();
     let error = client(&server, &time)
-        .generate(&GenerateRequest::new("x"))
+        .create(&GenerateRequest::new("x"))
         .await
         .unwrap_err();
     limited.assert_async().await;
@@ -621,7 +615,7 @@ async fn a_maintenance_create_is_sent_once_and_says_nothing_was_charged() {
         .await;
     let time = ManualTime::new();
     let error = client(&server, &time)
-        .generate(&GenerateRequest::new("x"))
+        .create(&GenerateRequest::new("x"))
         .await
         .unwrap_err();
     maintenance.assert_async().await;
@@ -644,7 +638,7 @@ async fn an_undocumented_503_on_a_create_may_have_been_charged() {
         .await;
     let time = ManualTime::new();
     let error = client(&server, &time)
-        .generate(&GenerateRequest::new("x"))
+        .create(&GenerateRequest::new("x"))
         .await
         .unwrap_err();
     gateway.assert_async().await;
@@ -678,7 +672,7 @@ async fn status_calls_stop_retrying_when_the_policy_says() {
         })
         .build()
         .unwrap();
-    let error = client.generation(&TaskUuid::new(TASK)).await.unwrap_err();
+    let error = client.status(&TaskUuid::new(TASK)).await.unwrap_err();
     maintenance.assert_async().await;
     assert_eq!(time.sleeps().len(), 2);
     assert_eq!(error.to_string(), "runblob status: 503 Maintenance");
@@ -697,10 +691,7 @@ async fn a_create_whose_answer_is_lost_is_sent_once_and_reported_as_maybe_charge
         .sleeper(Arc::new(time.clone()))
         .build()
         .unwrap();
-    let error = client
-        .generate(&GenerateRequest::new("x"))
-        .await
-        .unwrap_err();
+    let error = client.create(&GenerateRequest::new("x")).await.unwrap_err();
     assert_eq!(server.requests(), 1);
     assert!(error.may_have_been_charged(), "{error:?}");
     assert!(!error.is_retryable());
@@ -734,7 +725,7 @@ async fn an_answer_over_the_size_cap_is_refused() {
         .max_response_bytes(16 * 1024)
         .build()
         .unwrap();
-    let error = client.generation(&TaskUuid::new(TASK)).await.unwrap_err();
+    let error = client.status(&TaskUuid::new(TASK)).await.unwrap_err();
     mock.assert_async().await;
     assert!(matches!(error, Error::BodyTooLarge(_)), "{error:?}");
     assert_eq!(
@@ -783,7 +774,7 @@ async fn invalid_requests_never_reach_the_server() {
         ),
     ];
     for (request, message) in cases {
-        let error = client.generate(&request).await.unwrap_err();
+        let error = client.create(&request).await.unwrap_err();
         assert!(matches!(error, Error::InvalidRequest(_)), "{error:?}");
         assert_eq!(
             error.to_string(),
@@ -827,7 +818,7 @@ async fn invalid_requests_never_reach_the_server() {
     }
 
     let error = client
-        .generation(&TaskUuid::new("../../admin"))
+        .status(&TaskUuid::new("../../admin"))
         .await
         .unwrap_err();
     assert!(matches!(error, Error::InvalidRequest(_)), "{error:?}");
@@ -843,7 +834,7 @@ async fn a_loopback_callback_is_allowed_for_a_local_receiver() {
     let mock = create_mock(&mut server, &bodies).await;
     let time = ManualTime::new();
     client(&server, &time)
-        .generate(&GenerateRequest::new("x").callback_url("http://127.0.0.1:9000/hook"))
+        .create(&GenerateRequest::new("x").callback_url("http://127.0.0.1:9000/hook"))
         .await
         .unwrap();
     mock.assert_async().await;
@@ -862,15 +853,9 @@ async fn the_api_key_never_appears_in_debug_or_errors() {
         .await;
     let time = ManualTime::new();
     let client = client(&server, &time);
-    let error = client
-        .generate(&GenerateRequest::new("x"))
-        .await
-        .unwrap_err();
+    let error = client.create(&GenerateRequest::new("x")).await.unwrap_err();
     mock.assert_async().await;
-    let invalid = client
-        .generate(&GenerateRequest::new(""))
-        .await
-        .unwrap_err();
+    let invalid = client.create(&GenerateRequest::new("")).await.unwrap_err();
     let config = Client::builder()
         .api_key(KEY)
         .base_url("not a url")
