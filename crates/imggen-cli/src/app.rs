@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use imggen_core::{
     CancellationToken, DownloadOptions, Error, GenerateOptions, GenerationRequest, Imggen,
-    JobHandle, JobState, PollSchedule, ProviderId, Reference, Submission, SubmitOptions,
+    JobHandle, JobState, ProviderId, Reference, Submission, SubmitOptions,
 };
 use imggen_mock::{MockConfig, MockServer, Profile};
 
@@ -401,7 +401,7 @@ pub(crate) fn emulator_imggen(
         }
         .poll_schedule(
             provider,
-            PollSchedule::default_for(provider).every(interval),
+            imggen_core::wait::default_schedule(provider).every(interval),
         );
     }
     builder
@@ -463,7 +463,7 @@ pub(crate) fn real_imggen(
         if let Some(interval) = poll_interval {
             builder = builder.poll_schedule(
                 provider,
-                PollSchedule::default_for(provider).every(interval),
+                imggen_core::wait::default_schedule(provider).every(interval),
             );
         }
     }

@@ -291,7 +291,7 @@ impl ImggenBuilder {
         self
     }
 
-    /// A provider's poll schedule (default: [`PollSchedule::default_for`]).
+    /// A provider's poll schedule (default: [`wait::default_schedule`]).
     pub fn poll_schedule(mut self, provider: ProviderId, schedule: PollSchedule) -> Self {
         self.schedules.insert(provider, schedule);
         self
@@ -472,7 +472,7 @@ impl Imggen {
             .schedules
             .get(&provider)
             .copied()
-            .unwrap_or(PollSchedule::default_for(provider))
+            .unwrap_or(wait::default_schedule(provider))
     }
 
     /// The scheduler of a provider's key, started on first use.

@@ -20,185 +20,25 @@ use crate::provider::ProviderId;
 use crate::status::{JobState, JobStatus};
 use crate::webhook::EventStream;
 
-/// When to poll a task.
-///
-/// No poll before the task could plausibly be done (`first_poll_after`), then every
-/// `interval`; once the task has run `slow_after`, far beyond its typical time, the interval
-/// grows toward `max_interval` (a task that late is stuck or queued, and polling it fast only
-/// spends the key's budget). Every delay is jittered by ±`jitter` (a fraction) so jobs
-/// submitted together spread out.
-///
-/// A task that will call a webhook the wait listens to is polled every `webhook_interval`
-/// instead: the callback brings the news, and the polls only catch a callback that was lost.
-#[derive(Clone, Copy, Debug, PartialEq)]
-#[non_exhaustive]
-pub struct PollSchedule {
-    /// The delay from creation to the first poll.
-    pub first_poll_after: Duration,
-    /// The delay between polls.
-    pub interval: Duration,
-    /// How long a task runs before polling slows down.
-    pub slow_after: Duration,
-    /// The longest delay between polls.
-    pub max_interval: Duration,
-    /// The jitter, as a fraction of each delay (0.1 = ±10%).
-    pub jitter: f64,
-    /// The delay between polls while a webhook is expected (the task was created with a
-    /// webhook URL and the wait takes [`WaitOptions::events`]); never shorter than `interval`.
-    pub webhook_interval: Duration,
-}
+pub use imggen_http::PollSchedule;
 
-impl PollSchedule {
-    /// runblob: "typically takes 1-3 minutes", so the first poll comes at 60 s; then every
-    /// 9 s: runblob's own examples poll every 10 s, and a tenth less keeps the mean detection
-    /// lag clearly under theirs (the ±10% jitter that spreads jobs out lengthens it a little)
-    /// while the minute without polls still saves nearly half their requests; slower after
-    /// 5 minutes. With a callback
-    /// expected, every 30 s: runblob retries an unacknowledged callback every 30 s, so a poll
-    /// that often finds a lost one no later than runblob's next attempt would.
-    pub const fn runblob() -> Self {
-        PollSchedule {
-            first_poll_after: Duration::from_secs(60),
-            interval: Duration::from_secs(9),
-            slow_after: Duration::from_secs(300),
-            max_interval: Duration::from_secs(60),
-            jitter: 0.1,
-            webhook_interval: Duration::from_secs(30),
-        }
-    }
-
-    /// gptimg: a "45-second round trip", ~45–60 s, so the first poll comes at 35 s (jitter
-    /// included, before the fastest finish); then every 5 s; slower after 3 minutes.
-    pub const fn gptimg() -> Self {
-        PollSchedule {
-            first_poll_after: Duration::from_secs(35),
-            interval: Duration::from_secs(5),
-            slow_after: Duration::from_secs(180),
-            max_interval: Duration::from_secs(30),
-            jitter: 0.1,
-            // gptimg calls no webhooks.
-            webhook_interval: Duration::from_secs(5),
-        }
-    }
-
-    /// runbase: the docs advise polling every 1–2 s; imggen takes 2 s (creates and polls share
-    /// 20 requests per 10 s) after a first poll at 3 s; slower after 2 minutes.
-    pub const fn runbase() -> Self {
-        PollSchedule {
-            first_poll_after: Duration::from_secs(3),
-            interval: Duration::from_secs(2),
-            slow_after: Duration::from_secs(120),
-            max_interval: Duration::from_secs(15),
-            jitter: 0.1,
-            // runbase calls no webhooks.
-            webhook_interval: Duration::from_secs(2),
-        }
-    }
-
-    /// The default schedule of a provider.
-    pub const fn default_for(provider: ProviderId) -> Self {
-        match provider {
-            ProviderId::Runblob => PollSchedule::runblob(),
-            ProviderId::Gptimg => PollSchedule::gptimg(),
-            ProviderId::Runbase => PollSchedule::runbase(),
-        }
-    }
-
-    /// A fixed interval, first poll included (the CLI's `--poll-interval`), webhook or not;
-    /// still slowing toward `max_interval` when a task runs far too long.
-    pub fn every(self, interval: Duration) -> Self {
-        PollSchedule {
-            first_poll_after: interval,
-            interval,
-            max_interval: self.max_interval.max(interval),
-            webhook_interval: interval,
-            ..self
-        }
-    }
-
-    /// The schedule of a wait that expects a webhook: polling every `webhook_interval` (never
-    /// faster than `interval`), only to catch a callback that was lost.
-    pub fn expecting_webhook(self) -> Self {
-        let interval = self.webhook_interval.max(self.interval);
-        PollSchedule {
-            interval,
-            max_interval: self.max_interval.max(interval),
-            ..self
-        }
-    }
-
-    /// Every delay multiplied by `factor` (jitter unchanged): the same schedule on another
-    /// time base, for benchmarks and emulators whose tasks run `factor` times as long.
-    /// A factor that is not finite and positive leaves the schedule as it is.
-    pub fn scaled(self, factor: f64) -> Self {
-        if !(factor.is_finite() && factor > 0.0) {
-            return self;
-        }
-        let scale = |duration: Duration| duration.mul_f64(factor);
-        PollSchedule {
-            first_poll_after: scale(self.first_poll_after),
-            interval: scale(self.interval),
-            slow_after: scale(self.slow_after),
-            max_interval: scale(self.max_interval),
-            jitter: self.jitter,
-            webhook_interval: scale(self.webhook_interval),
-        }
-    }
-
-    /// Sets the jitter fraction (0 for none).
-    pub fn with_jitter(mut self, jitter: f64) -> Self {
-        self.jitter = jitter.clamp(0.0, 0.5);
-        self
-    }
-
-    /// The delay before the first poll of a wait on a task created `elapsed` ago: until the
-    /// task could plausibly be done, or none at all for a task older than that (a resumed
-    /// wait looks at once). `sample` in `[0, 1]` places it within the jitter.
-    pub fn delay(&self, elapsed: Duration, sample: f64) -> Duration {
-        let base = self.first_poll_after.saturating_sub(elapsed);
-        self.jittered(base, sample)
-    }
-
-    /// The delay after a poll that found the task still running: at least one interval (a
-    /// jittered first poll may come a little early), and no sooner than the first poll was
-    /// due (an early poll, confirming a webhook, does not speed the schedule up).
-    pub fn delay_after_poll(&self, elapsed: Duration, sample: f64) -> Duration {
-        let base = if elapsed < self.first_poll_after {
-            (self.first_poll_after - elapsed).max(self.interval)
-        } else {
-            self.interval_at(elapsed)
-        };
-        self.jittered(base, sample)
-    }
-
-    /// The interval for a task running `elapsed`: slower once it runs far beyond its time.
-    fn interval_at(&self, elapsed: Duration) -> Duration {
-        if elapsed < self.slow_after {
-            return self.interval;
-        }
-        // Grows by one interval per `slow_after` of overtime, up to the cap.
-        let overtime = (elapsed - self.slow_after).as_secs_f64();
-        let factor = 1.0 + overtime / self.slow_after.as_secs_f64().max(1.0);
-        self.interval.mul_f64(factor).min(self.max_interval)
-    }
-
-    fn jittered(&self, base: Duration, sample: f64) -> Duration {
-        let spread = self.jitter.clamp(0.0, 0.5) * (2.0 * sample.clamp(0.0, 1.0) - 1.0);
-        base.mul_f64(1.0 + spread)
-    }
-
-    /// How long a task is expected to take, for ordering polls when the budget is short.
-    pub(crate) fn expected(&self) -> Duration {
-        self.first_poll_after.max(self.interval)
+/// A provider's poll schedule: its client crate's `POLL_SCHEDULE` (see each for why).
+pub const fn default_schedule(provider: ProviderId) -> PollSchedule {
+    match provider {
+        ProviderId::Runblob => imggen_runblob::POLL_SCHEDULE,
+        ProviderId::Gptimg => imggen_gptimg::POLL_SCHEDULE,
+        ProviderId::Runbase => imggen_runbase::POLL_SCHEDULE,
     }
 }
 
-/// The longest a wait lasts when [`WaitOptions::deadline`] is not set: five times runblob's
-/// longest typical time, ten times gptimg's; runbase documents none, so gptimg's is used.
+/// The longest a wait lasts when [`WaitOptions::deadline`] is not set: its client crate's
+/// `DEFAULT_DEADLINE` (runblob 15 minutes, five times its longest typical time; gptimg ten
+/// times its round trip; runbase documents none, so gptimg's is used).
 pub const fn default_deadline(provider: ProviderId) -> Duration {
     match provider {
-        ProviderId::Runblob => Duration::from_secs(15 * 60),
-        ProviderId::Gptimg | ProviderId::Runbase => Duration::from_secs(10 * 60),
+        ProviderId::Runblob => imggen_runblob::DEFAULT_DEADLINE,
+        ProviderId::Gptimg => imggen_gptimg::DEFAULT_DEADLINE,
+        ProviderId::Runbase => imggen_runbase::DEFAULT_DEADLINE,
     }
 }
 
@@ -573,85 +413,23 @@ mod tests {
     const S: Duration = Duration::from_secs(1);
 
     #[test]
-    fn a_scaled_schedule_keeps_its_shape_on_another_time_base() {
-        let scaled = PollSchedule::runblob().scaled(0.01);
-        assert_eq!(scaled.first_poll_after, Duration::from_millis(600));
-        assert_eq!(scaled.interval, Duration::from_millis(90));
-        assert_eq!(scaled.max_interval, Duration::from_millis(600));
-        assert_eq!(scaled.webhook_interval, Duration::from_millis(300));
-        assert_eq!(scaled.jitter, PollSchedule::runblob().jitter);
-        assert_eq!(
-            PollSchedule::runblob().scaled(-1.0),
-            PollSchedule::runblob()
-        );
-    }
-
-    #[test]
-    fn no_poll_before_the_task_could_be_done_then_tighter_then_slower() {
-        let runblob = PollSchedule::runblob().with_jitter(0.0);
+    fn each_provider_waits_on_its_own_clients_schedule_and_deadline() {
+        let runblob = default_schedule(ProviderId::Runblob).with_jitter(0.0);
         assert_eq!(runblob.delay(Duration::ZERO, 0.5), 60 * S);
-        assert_eq!(runblob.delay(45 * S, 0.5), 15 * S);
-        // A wait resumed on an older task looks at once.
-        assert_eq!(runblob.delay(90 * S, 0.5), Duration::ZERO);
         assert_eq!(runblob.delay_after_poll(90 * S, 0.5), 9 * S);
-        // 5 minutes of overtime past slow_after doubles the interval; the cap holds it.
-        assert_eq!(runblob.delay_after_poll(600 * S, 0.5), 18 * S);
-        assert_eq!(runblob.delay_after_poll(100_000 * S, 0.5), 60 * S);
-
-        let runbase = PollSchedule::runbase().with_jitter(0.0);
+        assert_eq!(
+            runblob.expecting_webhook().delay_after_poll(90 * S, 0.5),
+            30 * S
+        );
+        let runbase = default_schedule(ProviderId::Runbase).with_jitter(0.0);
         assert_eq!(runbase.delay(Duration::ZERO, 0.0), 3 * S);
         assert_eq!(runbase.delay_after_poll(10 * S, 0.0), 2 * S);
-        // A first poll jittered early is followed by a whole interval, not the remainder…
-        assert_eq!(
-            runbase.delay_after_poll(Duration::from_millis(2_700), 0.5),
-            2 * S
-        );
-        // …and an early poll (a webhook's confirmation) by the normal first poll.
-        assert_eq!(runblob.delay_after_poll(Duration::ZERO, 0.5), 60 * S);
-        assert_eq!(runblob.delay_after_poll(55 * S, 0.5), 9 * S);
-    }
-
-    #[test]
-    fn jitter_spreads_ten_percent_either_way() {
-        let gptimg = PollSchedule::gptimg();
-        assert_eq!(
-            gptimg.delay(Duration::ZERO, 0.0),
-            Duration::from_millis(31_500)
-        );
-        assert_eq!(gptimg.delay(Duration::ZERO, 0.5), 35 * S);
-        assert_eq!(
-            gptimg.delay(Duration::ZERO, 1.0),
-            Duration::from_millis(38_500)
-        );
-    }
-
-    #[test]
-    fn a_fixed_interval_sets_the_first_poll_too() {
-        let every = PollSchedule::runblob().with_jitter(0.0).every(5 * S);
-        assert_eq!(every.delay(Duration::ZERO, 0.5), 5 * S);
-        assert_eq!(every.delay_after_poll(30 * S, 0.5), 5 * S);
-        // Asked for, a fixed interval holds with a webhook too.
-        assert_eq!(
-            every.expecting_webhook().delay_after_poll(30 * S, 0.5),
-            5 * S
-        );
-        assert_eq!(default_deadline(ProviderId::Runblob), 900 * S);
-    }
-
-    #[test]
-    fn with_a_webhook_expected_polls_only_catch_a_lost_callback() {
-        // runblob retries a callback every 30 s: polling faster than that buys nothing.
-        let runblob = PollSchedule::runblob().with_jitter(0.0).expecting_webhook();
-        assert_eq!(runblob.delay(Duration::ZERO, 0.5), 60 * S);
-        assert_eq!(runblob.delay_after_poll(90 * S, 0.5), 30 * S);
-        assert_eq!(runblob.delay_after_poll(100_000 * S, 0.5), 60 * S);
         // Providers without webhooks keep their interval.
-        for schedule in [PollSchedule::gptimg(), PollSchedule::runbase()] {
+        for provider in [ProviderId::Gptimg, ProviderId::Runbase] {
+            let schedule = default_schedule(provider);
             assert_eq!(schedule.expecting_webhook(), schedule);
         }
-        // Never faster than the plain interval, whatever a caller sets.
-        let mut odd = PollSchedule::runblob();
-        odd.webhook_interval = S;
-        assert_eq!(odd.expecting_webhook().interval, 9 * S);
+        assert_eq!(default_deadline(ProviderId::Runblob), 900 * S);
+        assert_eq!(default_deadline(ProviderId::Gptimg), 600 * S);
     }
 }

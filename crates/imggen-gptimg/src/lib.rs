@@ -1,39 +1,39 @@
 //! A faithful async client for the [gptimg.co](https://gptimg.co) gpt-image-2 API.
 //!
 //! ```no_run
-//! use std::time::Duration;
-//! use imggen_gptimg::{AspectRatio, Client, GenerateRequest, TaskStatus};
+//! use imggen_gptimg::{AspectRatio, Client, GenerateRequest, TaskStatus, WaitOptions};
 //!
-//! # async fn run() -> Result<(), imggen_gptimg::Error> {
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let client = Client::from_env()?; // GPTIMG_API_KEY, optional GPTIMG_BASE_URL
 //! let request = GenerateRequest::new("A lighthouse on a cliff at dusk")
 //!     .aspect_ratio(AspectRatio::Landscape16x9);
-//! let created = client.create(&request).await?; // charged now: keep created.task_id
-//! let task = loop {
-//!     let task = client.status(&created.task_id).await?;
-//!     if task.status.is_terminal() { break task; }
-//!     tokio::time::sleep(Duration::from_secs(5)).await;
-//! };
+//! // Charged at the create; polled on gptimg's schedule until done, for 10 minutes at most.
+//! let task = client.create_and_wait(&request, &WaitOptions::new()).await?;
 //! if task.status == TaskStatus::Completed {
 //!     for url in task.image_urls() { println!("{url}"); }
 //! }
 //! # Ok(()) }
 //! ```
 //!
-//! - [`Client::generate`] checks every documented limit before sending (prompt, one of the 13
+//! - [`Client::create`] checks every documented limit before sending (prompt, one of the 13
 //!   ratios, `n` 1–4, at most 4 `https://` reference URLs) and sends the create **once**: a
 //!   create is charged when it is accepted, so a lost answer is reported
 //!   ([`Error::may_have_been_charged`](imggen_http::Error::may_have_been_charged)), never
 //!   resubmitted.
-//! - [`Client::task`] polls with `data.task_id` (the typed [`TaskId`] keeps `data.id` out) and
+//! - [`Client::status`] polls with `data.task_id` (the typed [`TaskId`] keeps `data.id` out) and
 //!   retries 429s and gateway errors, obeying `Retry-After`.
+//! - [`Client::wait`] polls on gptimg's [`POLL_SCHEDULE`] until the task ends, within a
+//!   deadline ([`DEFAULT_DEADLINE`]), cancellable; [`Client::create_and_wait`] does both. A
+//!   wait that stops returns the task id: the task goes on, and is paid for.
 //! - Unknown statuses, codes and fields from a newer API version parse, as `Other(..)`.
+
+use std::time::Duration;
 
 use imggen_http::{
     ApiClient, ClientBuilder, DownloadOptions, Downloaded, Operation, ProviderInfo, Transport,
 };
 
-pub use imggen_http::{RetryPolicy, reqwest};
+pub use imggen_http::{CancellationToken, PollSchedule, RetryPolicy, WaitOptions, reqwest};
 pub use imggen_types::AspectRatio;
 pub use imggen_types::gptimg::{
     ASPECT_RATIOS, CREDITS_PER_IMAGE, CreatedTask, ErrorBody, ErrorCode, GenerateRequest, Image,
@@ -43,6 +43,23 @@ pub use imggen_types::money::Credits;
 
 /// Everything that can go wrong in a call to gptimg.
 pub type Error = imggen_http::Error<ErrorBody>;
+/// Why a [`Client::wait`] stopped before the task ended (the task id is in it).
+pub type WaitError = imggen_http::WaitError<ErrorBody>;
+/// Why a [`Client::create_and_wait`] stopped.
+pub type CreateAndWaitError = imggen_http::CreateAndWaitError<ErrorBody>;
+
+/// When to poll a gptimg task: a "45-second round trip", about 45–60 s, so the first poll
+/// comes at 35 s (jitter included, before the fastest finish); then every 5 s; slower after
+/// 3 minutes, up to every 30 s. gptimg calls no webhooks.
+pub const POLL_SCHEDULE: PollSchedule = PollSchedule::new(
+    Duration::from_secs(35),
+    Duration::from_secs(5),
+    Duration::from_secs(180),
+    Duration::from_secs(30),
+);
+
+/// How long a wait lasts unless told otherwise: ten times the typical round trip.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10 * 60);
 
 /// The production base URL.
 pub const DEFAULT_BASE_URL: &str = "https://gptimg.co";
@@ -68,6 +85,7 @@ impl ApiClient for Client {
         api_key_env: API_KEY_ENV,
         base_url_env: BASE_URL_ENV,
         default_base_url: DEFAULT_BASE_URL,
+        rate_limit: None,
         client_name: env!("CARGO_PKG_NAME"),
         client_version: env!("CARGO_PKG_VERSION"),
     };
@@ -117,6 +135,44 @@ impl Client {
             .get::<imggen_types::gptimg::TaskResponse>(STATUS, &path)
             .await?;
         Ok(response.value.data)
+    }
+
+    /// Waits until the task ends — `completed` or `failed` — polling on [`POLL_SCHEDULE`]
+    /// (or `options.schedule`) within `options.deadline` (default [`DEFAULT_DEADLINE`]); every
+    /// status call ends by the deadline too. A task of unknown age (no
+    /// `options.created_at`) is polled at once. A wait that stops first returns the task id in
+    /// its [`WaitError`]: the task goes on, and is paid for.
+    pub async fn wait(&self, task_id: &TaskId, options: &WaitOptions) -> Result<Task, WaitError> {
+        self.transport
+            .wait(
+                task_id.as_str(),
+                POLL_SCHEDULE,
+                DEFAULT_DEADLINE,
+                options,
+                || self.status(task_id),
+                |task: &Task| (!task.status.is_terminal()).then(|| task.status.to_string()),
+            )
+            .await
+    }
+
+    /// [`create`](Self::create), then [`wait`](Self::wait) from the moment the task was
+    /// created. A create whose answer was lost is [`CreateAndWaitError::Create`] and may have
+    /// been charged (never resent); once created, an error carries the task id. Drop this
+    /// future only if losing the id is acceptable: to persist it first, call the two apart.
+    pub async fn create_and_wait(
+        &self,
+        request: &GenerateRequest,
+        options: &WaitOptions,
+    ) -> Result<Task, CreateAndWaitError> {
+        let created = self
+            .create(request)
+            .await
+            .map_err(CreateAndWaitError::Create)?;
+        let mut options = options.clone();
+        options.created_at = options.created_at.or(Some(self.transport.clock().wall()));
+        self.wait(&created.task_id, &options)
+            .await
+            .map_err(CreateAndWaitError::Wait)
     }
 
     /// Downloads a result image (no API key is sent to the CDN), capped at 64 MiB, https only

@@ -10,6 +10,7 @@ use reqwest::header::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
+use crate::budget::RequestBudget;
 use crate::error::Error;
 use crate::redact::Redactor;
 use crate::retry::RetryPolicy;
@@ -27,6 +28,10 @@ pub struct ProviderInfo {
     pub base_url_env: &'static str,
     /// The provider's production base URL.
     pub default_base_url: &'static str,
+    /// The documented request budget per key — `requests` in any `window`, creates and polls
+    /// together — that every request of a client (and its clones) waits for; `None` where the
+    /// provider documents none.
+    pub rate_limit: Option<(u32, Duration)>,
     /// The client crate, for the user agent: `imggen-gptimg`.
     pub client_name: &'static str,
     /// The client crate's version.
@@ -207,6 +212,11 @@ impl<C: ApiClient> ClientBuilder<C> {
             base_url,
             authorization,
             redactor,
+            budget: info
+                .rate_limit
+                .map_or_else(RequestBudget::unlimited, |(requests, window)| {
+                    RequestBudget::new(requests, window)
+                }),
             user_agent,
             timeout: self.timeout,
             retry: self.retry,

@@ -21,10 +21,12 @@
 //! Provider clients implement [`ApiClient`] and get [`ClientBuilder`] for free; users of a
 //! client never need this crate directly.
 
+mod budget;
 mod builder;
 pub mod deadline;
 mod error;
 pub mod fs;
+pub mod poll;
 mod redact;
 pub mod retry;
 #[cfg(feature = "testing")]
@@ -32,6 +34,7 @@ pub mod testing;
 pub mod time;
 mod transport;
 
+pub use budget::RequestBudget;
 pub use builder::{
     ApiClient, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT,
     ProviderInfo,
@@ -40,8 +43,11 @@ pub use error::{
     ApiError, BodyTooLargeError, ConfigError, Context, DecodeError, Error, InvalidRequestError,
     Operation, OperationKind, Phase, TimeLimit, TimeoutError, TransportError,
 };
+pub use poll::{CreateAndWaitError, PollSchedule, WaitError, WaitOptions};
 pub use redact::REDACTED;
 pub use retry::RetryPolicy;
+/// Re-exported for [`WaitOptions::cancel`].
+pub use tokio_util::sync::CancellationToken;
 pub use transport::{
     DEFAULT_DOWNLOAD_STALL_TIMEOUT, DEFAULT_MAX_DOWNLOAD_BYTES, DownloadOptions, Downloaded,
     Response, Transport, retry_after,

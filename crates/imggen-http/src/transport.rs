@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 use tracing::Instrument as _;
 use url::Url;
 
+use crate::budget::RequestBudget;
 use crate::error::{
     ApiError, BodyTooLargeError, Context, DecodeError, Error, Operation, Phase, TimeLimit,
     TimeoutError, TransportError,
@@ -50,6 +51,8 @@ pub(crate) struct Inner {
     pub(crate) authorization: HeaderValue,
     /// Strikes the key from everything a server sends back.
     pub(crate) redactor: Arc<Redactor>,
+    /// What every request that carries the key waits for (shared by clones).
+    pub(crate) budget: RequestBudget,
     pub(crate) user_agent: HeaderValue,
     pub(crate) timeout: Duration,
     pub(crate) retry: RetryPolicy,
@@ -130,20 +133,40 @@ impl<B: ProviderErrorBody> Transport<B> {
     /// a caller with its own retry loop (imggen-core) uses [`RetryPolicy::disabled`] so that
     /// no layer retries what another already retries.
     pub fn with_retry(&self, retry: RetryPolicy) -> Self {
+        self.with(|inner| inner.retry = retry)
+    }
+
+    /// The same transport spending `budget` instead of its own: a clone of another client's
+    /// [`budget`](Self::budget) to share it, or [`RequestBudget::unlimited`] when something
+    /// else schedules every request of the key (imggen-core does).
+    pub fn with_budget(&self, budget: RequestBudget) -> Self {
+        self.with(|inner| inner.budget = budget)
+    }
+
+    /// The budget every request carrying the key waits for.
+    pub fn budget(&self) -> &RequestBudget {
+        &self.inner.budget
+    }
+
+    /// A copy of this transport's settings (sharing its connection pool), changed by `change`.
+    fn with(&self, change: impl FnOnce(&mut Inner)) -> Self {
         let inner = &self.inner;
-        Transport::from_inner(Inner {
+        let mut copy = Inner {
             provider: inner.provider,
             http: inner.http.clone(),
             base_url: inner.base_url.clone(),
             authorization: inner.authorization.clone(),
             redactor: Arc::clone(&inner.redactor),
+            budget: inner.budget.clone(),
             user_agent: inner.user_agent.clone(),
             timeout: inner.timeout,
-            retry,
+            retry: inner.retry,
             max_response_bytes: inner.max_response_bytes,
             sleeper: Arc::clone(&inner.sleeper),
             clock: Arc::clone(&inner.clock),
-        })
+        };
+        change(&mut copy);
+        Transport::from_inner(copy)
     }
 
     /// The retry policy of status calls.
@@ -471,6 +494,13 @@ impl<B: ProviderErrorBody> Transport<B> {
         Box::pin(
             async move {
                 let context = || self.context(operation, path);
+                if authorized {
+                    let inner = &self.inner;
+                    inner
+                        .budget
+                        .acquire(inner.clock.as_ref(), inner.sleeper.as_ref())
+                        .await;
+                }
                 if timeout.is_zero() {
                     // The deadline passed before this request could start: it is not sent.
                     return Err(Error::Timeout(Box::new(TimeoutError {
@@ -780,6 +810,7 @@ mod tests {
             api_key_env: "IMGGEN_PROBE_API_KEY",
             base_url_env: "IMGGEN_PROBE_BASE_URL",
             default_base_url: "https://probe.invalid",
+            rate_limit: None,
             client_name: "probe",
             client_version: "0",
         };

@@ -3,20 +3,16 @@
 //! JSON.
 //!
 //! ```no_run
-//! use std::time::Duration;
-//! use imggen_runbase::{AspectRatio, Client, GptImage2Input, Resolution, RunStatus};
+//! use imggen_runbase::{AspectRatio, Client, GptImage2Input, Resolution, RunStatus, WaitOptions};
 //!
-//! # async fn run() -> Result<(), imggen_runbase::Error> {
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let client = Client::from_env()?; // RUNBASE_API_KEY, optional RUNBASE_BASE_URL
 //! let input = GptImage2Input::new("A cinematic product photo of a ceramic lamp")
 //!     .aspect_ratio(AspectRatio::Landscape16x9)
 //!     .resolution(Resolution::TwoK);
-//! let created = client.create(&input).await?; // charged now: keep created.id
-//! let run = loop {
-//!     let run = client.status(&created.id).await?;
-//!     if run.status.is_terminal() { break run; }
-//!     tokio::time::sleep(Duration::from_secs(2)).await; // creates and polls share 20 req / 10 s
-//! };
+//! // Charged at the create; polled on runbase's schedule, inside the key's 20 requests per
+//! // 10 s, until done, for 10 minutes at most.
+//! let run = client.create_and_wait(&input, &WaitOptions::new()).await?;
 //! match run.status {
 //!     RunStatus::Succeeded => run.output_urls().iter().for_each(|url| println!("{url}")),
 //!     _ => println!("failed: {:?}", run.error_message()),
@@ -37,25 +33,32 @@
 //! ```
 //!
 //! - **Rate limit: [`RATE_LIMIT`] — 20 requests per 10 seconds per API key, creates and polls
-//!   together**, with no `Retry-After` documented. This client does not schedule: a program
-//!   that polls many runs at once must share that budget itself (imggen-core does), or it earns
+//!   together**, with no `Retry-After` documented. Every request of a client waits for that
+//!   budget ([`RequestBudget`]), shared by all its clones, so many runs polled at once earn no
 //!   `429 RATE_LIMITED`. The docs advise polling every 1–2 seconds.
-//! - [`Client::create`] (typed) and [`Client::create_run`] (raw JSON) check the model's
+//! - [`Client::create`] (typed) and [`Client::create_raw`] (raw JSON) check the model's
 //!   documented limits before sending — prompt length, that model's own ratios,
 //!   `quality`/`resolution` and reference image count — and send the create **once**: runbase
 //!   charges when the run is created, so a lost answer is reported
 //!   ([`Error::may_have_been_charged`](imggen_http::Error::may_have_been_charged)), never
 //!   resubmitted. A value written as `Other(..)` is sent deliberately, unchecked.
-//! - [`Client::run`] reads a run and retries `429 RATE_LIMITED` and gateway errors, obeying
+//! - [`Client::status`] reads a run and retries `429 RATE_LIMITED` and gateway errors, obeying
 //!   `Retry-After` when one comes; `429 USAGE_EXCEEDED` (an exhausted quota) is not retried.
+//! - [`Client::wait`] polls on runbase's [`POLL_SCHEDULE`] until the run ends, within a
+//!   deadline ([`DEFAULT_DEADLINE`]), cancellable; [`Client::create_and_wait`] does both. A
+//!   wait that stops returns the run id: the run goes on, and is paid for.
 //! - `costUsd` is integer micro-USD ([`MicroUsd`]): `40000` is exactly `$0.04`.
 //! - Unknown statuses, models, codes and fields from a newer API version parse, as `Other(..)`.
+
+use std::time::Duration;
 
 use imggen_http::{
     ApiClient, ClientBuilder, DownloadOptions, Downloaded, Operation, ProviderInfo, Transport,
 };
 
-pub use imggen_http::{RetryPolicy, reqwest};
+pub use imggen_http::{
+    CancellationToken, PollSchedule, RequestBudget, RetryPolicy, WaitOptions, reqwest,
+};
 pub use imggen_types::AspectRatio;
 pub use imggen_types::money::{MicroUsd, Usd};
 pub use imggen_types::runbase::{
@@ -69,6 +72,24 @@ pub use serde_json;
 
 /// Everything that can go wrong in a call to runbase.
 pub type Error = imggen_http::Error<ErrorBody>;
+/// Why a [`Client::wait`] stopped before the run ended (the run id is in it).
+pub type WaitError = imggen_http::WaitError<ErrorBody>;
+/// Why a [`Client::create_and_wait`] stopped.
+pub type CreateAndWaitError = imggen_http::CreateAndWaitError<ErrorBody>;
+
+/// When to poll a run: the docs advise every 1–2 s; imggen takes 2 s (creates and polls share
+/// 20 requests per 10 s) after a first poll at 3 s; slower after 2 minutes, up to every 15 s.
+/// runbase calls no webhooks.
+pub const POLL_SCHEDULE: PollSchedule = PollSchedule::new(
+    Duration::from_secs(3),
+    Duration::from_secs(2),
+    Duration::from_secs(120),
+    Duration::from_secs(15),
+);
+
+/// How long a wait lasts unless told otherwise (runbase documents no typical time; gptimg's
+/// ten minutes are used).
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10 * 60);
 
 /// The production base URL. Paths under `/api/v1` are appended to it.
 pub const DEFAULT_BASE_URL: &str = "https://runbase.net";
@@ -97,7 +118,9 @@ pub fn advice(code: &ErrorCode) -> Option<&'static str> {
 
 /// A runbase client. Cheap to clone (clones share one connection pool); `Send + Sync`.
 ///
-/// Every clone spends the same per-key budget of [`RATE_LIMIT`].
+/// Every request waits for the key's [`RATE_LIMIT`] budget, which every clone shares: many
+/// tasks polled through clones of one client earn no 429 ([`Client::with_budget`] to share
+/// it with a client built separately, or to turn it off).
 #[derive(Clone, Debug)]
 pub struct Client {
     transport: Transport<ErrorBody>,
@@ -110,6 +133,7 @@ impl ApiClient for Client {
         api_key_env: API_KEY_ENV,
         base_url_env: BASE_URL_ENV,
         default_base_url: DEFAULT_BASE_URL,
+        rate_limit: Some(RATE_LIMIT),
         client_name: env!("CARGO_PKG_NAME"),
         client_version: env!("CARGO_PKG_VERSION"),
     };
@@ -175,6 +199,59 @@ impl Client {
         let path = format!("{RUNS_PATH}/{id}");
         let response = self.transport.get::<Run>(STATUS, &path).await?;
         Ok(response.value)
+    }
+
+    /// Waits until the run ends — `succeeded` or `failed` — polling on [`POLL_SCHEDULE`] (or
+    /// `options.schedule`) inside the key's budget, within `options.deadline` (default
+    /// [`DEFAULT_DEADLINE`]); every status call ends by the deadline too. A run of unknown
+    /// age (no `options.created_at`) is polled at once. A wait that stops first returns the
+    /// run id in its [`WaitError`]: the run goes on, and is paid for.
+    pub async fn wait(&self, id: &RunId, options: &WaitOptions) -> Result<Run, WaitError> {
+        self.transport
+            .wait(
+                id.as_str(),
+                POLL_SCHEDULE,
+                DEFAULT_DEADLINE,
+                options,
+                || self.status(id),
+                |run: &Run| (!run.status.is_terminal()).then(|| run.status.to_string()),
+            )
+            .await
+    }
+
+    /// [`create`](Self::create), then [`wait`](Self::wait) from the moment the run was
+    /// created. A create whose answer was lost is [`CreateAndWaitError::Create`] and may have
+    /// been charged (never resent); once created, an error carries the run id. Drop this
+    /// future only if losing the id is acceptable: to persist it first, call the two apart.
+    pub async fn create_and_wait<I: ModelInput>(
+        &self,
+        input: &I,
+        options: &WaitOptions,
+    ) -> Result<Run, CreateAndWaitError> {
+        let created = self
+            .create(input)
+            .await
+            .map_err(CreateAndWaitError::Create)?;
+        let mut options = options.clone();
+        options.created_at = options.created_at.or(Some(self.transport.clock().wall()));
+        self.wait(&created.id, &options)
+            .await
+            .map_err(CreateAndWaitError::Wait)
+    }
+
+    /// The same client (same connection pool and key) spending `budget` instead of its own:
+    /// pass a clone of another client's [`budget`](Self::budget) to share it with a client
+    /// built separately, or [`RequestBudget::unlimited`] when something else schedules every
+    /// request of the key (imggen-core does).
+    pub fn with_budget(&self, budget: RequestBudget) -> Self {
+        Client {
+            transport: self.transport.with_budget(budget),
+        }
+    }
+
+    /// The budget this client's requests wait for (every clone shares it).
+    pub fn budget(&self) -> &RequestBudget {
+        self.transport.budget()
     }
 
     /// Downloads a result file (no API key is sent to the CDN), capped at 64 MiB, https only

@@ -2,18 +2,13 @@
 //! API.
 //!
 //! ```no_run
-//! use std::time::Duration;
-//! use imggen_runblob::{Client, GenerateRequest, GenerationStatus};
+//! use imggen_runblob::{Client, GenerateRequest, GenerationStatus, WaitOptions};
 //!
-//! # async fn run() -> Result<(), imggen_runblob::Error> {
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let client = Client::from_env()?; // RUNBLOB_API_KEY, optional RUNBLOB_BASE_URL
 //! let request = GenerateRequest::new("A futuristic city with flying cars, neon lights");
-//! let created = client.create(&request).await?; // charged now: keep created.task_uuid
-//! let generation = loop {
-//!     let generation = client.status(&created.task_uuid).await?;
-//!     if generation.status.is_terminal() { break generation; }
-//!     tokio::time::sleep(Duration::from_secs(10)).await;
-//! };
+//! // Charged at the create; polled on runblob's schedule until done, for 15 minutes at most.
+//! let generation = client.create_and_wait(&request, &WaitOptions::new()).await?;
 //! match (generation.status, generation.result_image_url) {
 //!     (GenerationStatus::Completed, Some(url)) => println!("{url}"),
 //!     (status, _) => eprintln!("{status}: {:?}", generation.message),
@@ -21,29 +16,36 @@
 //! # Ok(()) }
 //! ```
 //!
-//! - [`Client::generate`] checks every documented limit before sending (a 1–4000 character
+//! - [`Client::create`] checks every documented limit before sending (a 1–4000 character
 //!   prompt, 1:1, 4:3, 3:4 or no ratio, at most 4 reference images that are what they claim to
 //!   be, an https `callback_url`) and sends the create **once**: runblob charges when it
 //!   accepts a task (`price`, exact [`Usd`]), so a lost answer is reported
 //!   ([`Error::may_have_been_charged`](imggen_http::Error::may_have_been_charged)), never
-//!   resubmitted. [`Client::list_generations`] shows whether such a create made a task.
+//!   resubmitted. [`Client::list`] shows whether such a create made a task.
 //! - Reference images come as URLs, data URIs, bare base64, bytes or local files
 //!   ([`ImageSource`], [`Client::resolve_images`]); bytes and files are sent as data URIs of
 //!   the format their bytes are.
-//! - [`Client::generation`] reads a task and retries 429s and gateway errors, obeying
+//! - [`Client::status`] reads a task and retries 429s and gateway errors, obeying
 //!   `Retry-After`.
+//! - [`Client::wait`] polls on runblob's [`POLL_SCHEDULE`] until the task ends, within a
+//!   deadline ([`DEFAULT_DEADLINE`]), cancellable; [`Client::create_and_wait`] does both. A
+//!   wait that stops returns the task id: the task goes on, and is paid for.
 //! - [`parse_webhook`] reads a `callback_url` POST. runblob signs nothing: confirm an event
-//!   with [`Client::generation`] before believing it.
+//!   with [`Client::status`] before believing it.
 //! - Statuses, failure codes and error codes a newer API adds parse, as `Other(..)`; unknown
 //!   fields are ignored.
 
 mod image;
 mod webhook;
 
+use std::time::Duration;
+
 use imggen_http::{ApiClient, ClientBuilder, Operation, ProviderInfo, Transport};
 
 pub use image::ImageSource;
-pub use imggen_http::{DownloadOptions, Downloaded, RetryPolicy, reqwest};
+pub use imggen_http::{
+    CancellationToken, DownloadOptions, Downloaded, PollSchedule, RetryPolicy, WaitOptions, reqwest,
+};
 pub use imggen_types::runblob::{
     ASPECT_RATIOS, ErrorBody, ErrorCode, ErrorDetail, FailureCode, GenerateRequest,
     GenerateResponse, Generation, GenerationStatus, IMAGE_FORMATS, ListGenerationsQuery,
@@ -55,6 +57,27 @@ pub use webhook::{WebhookError, parse_webhook};
 
 /// Everything that can go wrong in a call to runblob.
 pub type Error = imggen_http::Error<ErrorBody>;
+/// Why a [`Client::wait`] stopped before the task ended (the task id is in it).
+pub type WaitError = imggen_http::WaitError<ErrorBody>;
+/// Why a [`Client::create_and_wait`] stopped.
+pub type CreateAndWaitError = imggen_http::CreateAndWaitError<ErrorBody>;
+
+/// When to poll a runblob task: it "typically takes 1-3 minutes", so the first poll comes at
+/// 60 s; then every 9 s — runblob's own examples poll every 10 s, and a tenth less keeps the
+/// mean detection lag under theirs while the minute without polls still saves nearly half
+/// their requests; slower after 5 minutes, up to every 60 s. With a callback expected, every
+/// 30 s: runblob retries an unacknowledged callback every 30 s, so a poll that often finds a
+/// lost one no later than runblob's next attempt would.
+pub const POLL_SCHEDULE: PollSchedule = PollSchedule::new(
+    Duration::from_secs(60),
+    Duration::from_secs(9),
+    Duration::from_secs(300),
+    Duration::from_secs(60),
+)
+.with_webhook_interval(Duration::from_secs(30));
+
+/// How long a wait lasts unless told otherwise: five times runblob's longest typical time.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(15 * 60);
 
 /// The production base URL.
 pub const DEFAULT_BASE_URL: &str = "https://platform.runblob.io";
@@ -82,6 +105,7 @@ impl ApiClient for Client {
         api_key_env: API_KEY_ENV,
         base_url_env: BASE_URL_ENV,
         default_base_url: DEFAULT_BASE_URL,
+        rate_limit: None,
         client_name: env!("CARGO_PKG_NAME"),
         client_version: env!("CARGO_PKG_VERSION"),
     };
@@ -177,6 +201,51 @@ impl Client {
         let path = list_path(query);
         let response = self.transport.get::<Vec<Generation>>(LIST, &path).await?;
         Ok(response.value)
+    }
+
+    /// Waits until the task ends — `completed` or `failed` — polling on [`POLL_SCHEDULE`]
+    /// (or `options.schedule`) within `options.deadline` (default [`DEFAULT_DEADLINE`]); every
+    /// status call ends by the deadline too. A task of unknown age (no
+    /// `options.created_at`) is polled at once. A wait that stops first returns the task id in
+    /// its [`WaitError`]: the task goes on, and is paid for.
+    pub async fn wait(
+        &self,
+        task_uuid: &TaskUuid,
+        options: &WaitOptions,
+    ) -> Result<Generation, WaitError> {
+        self.transport
+            .wait(
+                task_uuid.as_str(),
+                POLL_SCHEDULE,
+                DEFAULT_DEADLINE,
+                options,
+                || self.status(task_uuid),
+                |generation: &Generation| {
+                    (!generation.status.is_terminal()).then(|| generation.status.to_string())
+                },
+            )
+            .await
+    }
+
+    /// [`create`](Self::create), then [`wait`](Self::wait) from the moment the task was
+    /// created. A create whose answer was lost is [`CreateAndWaitError::Create`] and may have
+    /// been charged (never resent; [`list`](Self::list) shows whether it made a task); once
+    /// created, an error carries the task id. Drop this future only if losing the id is
+    /// acceptable: to persist it first, call the two apart.
+    pub async fn create_and_wait(
+        &self,
+        request: &GenerateRequest,
+        options: &WaitOptions,
+    ) -> Result<Generation, CreateAndWaitError> {
+        let created = self
+            .create(request)
+            .await
+            .map_err(CreateAndWaitError::Create)?;
+        let mut options = options.clone();
+        options.created_at = options.created_at.or(Some(self.transport.clock().wall()));
+        self.wait(&created.task_uuid, &options)
+            .await
+            .map_err(CreateAndWaitError::Wait)
     }
 
     /// Downloads a result image (no API key is sent to the CDN), capped at 64 MiB, https only

@@ -44,12 +44,16 @@ fn strategies() -> [Strategy; 4] {
     [
         Strategy {
             name: "imggen-core, runblob's default schedule (first poll at 60 s, then every 9 s ±10%)",
-            poller: Poller::Schedule(PollSchedule::runblob().scaled(1.0 / SPEEDUP)),
+            poller: Poller::Schedule(
+                imggen_core::imggen_runblob::POLL_SCHEDULE.scaled(1.0 / SPEEDUP),
+            ),
         },
         Strategy {
             name: "imggen-core with runblob webhooks, the same default schedule (a callback \
                    expected: first poll at 60 s, then every 30 s ±10%)",
-            poller: Poller::Webhooks(PollSchedule::runblob().scaled(1.0 / SPEEDUP)),
+            poller: Poller::Webhooks(
+                imggen_core::imggen_runblob::POLL_SCHEDULE.scaled(1.0 / SPEEDUP),
+            ),
         },
         Strategy {
             name: "fixed, every 10 s (the seed docs' recipe)",

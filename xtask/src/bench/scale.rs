@@ -7,9 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use imggen_core::{
-    GenerationRequest, Imggen, PollSchedule, ProviderId, SubmitOptions, WaitOptions,
-};
+use imggen_core::{GenerationRequest, Imggen, ProviderId, SubmitOptions, WaitOptions};
 use imggen_mock::{EntryKind, MockConfig, Profile};
 use serde::{Deserialize, Serialize};
 
@@ -278,7 +276,7 @@ async fn run_worker(options: WorkerOptions) -> Result<WorkerReport, String> {
         .gptimg(client)
         .poll_schedule(
             ProviderId::Gptimg,
-            PollSchedule::gptimg().scaled(options.schedule_scale),
+            imggen_core::imggen_gptimg::POLL_SCHEDULE.scaled(options.schedule_scale),
         )
         .build()
         .map_err(|err| err.to_string())?;

@@ -23,7 +23,12 @@ impl RunbaseProvider {
     /// Wraps a client, on the same connection pool, with its own retries disabled (core
     /// retries, inside the key's budget).
     pub fn new(client: Client) -> Self {
-        let transport = client.transport().with_retry(RetryPolicy::disabled());
+        // Core retries, and schedules every request of the key inside its budget: the
+        // client does neither.
+        let transport = client
+            .transport()
+            .with_retry(RetryPolicy::disabled())
+            .with_budget(imggen_http::RequestBudget::unlimited());
         RunbaseProvider {
             client: Client::from_transport(transport),
         }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use imggen_core::batch::{self, BatchEventKind, BatchOptions, BatchRunner, RequestDefaults};
-use imggen_core::{Imggen, PollSchedule, ProviderId, imggen_runblob};
+use imggen_core::{Imggen, ProviderId, imggen_runblob};
 
 /// Set (to anything) to run as the worker.
 pub const ENV: &str = "IMGGEN_BATCH_WORKER";
@@ -48,7 +48,7 @@ async fn work() -> Result<(), String> {
         .runblob(client)
         .poll_schedule(
             ProviderId::Runblob,
-            PollSchedule::runblob().scaled(1.0 / 60.0),
+            imggen_core::imggen_runblob::POLL_SCHEDULE.scaled(1.0 / 60.0),
         )
         .build()
         .map_err(|error| error.to_string())?;

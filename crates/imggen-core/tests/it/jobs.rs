@@ -8,7 +8,7 @@ use imggen_core::webhook::{WebhookEvent, channel_stream};
 use imggen_core::{
     CallError, CallErrorKind, CallOperation, CancellationToken, DownloadOptions, Error,
     GenerateOptions, GenerationRequest, ImageData, Imggen, ImggenBuilder, JobHandle, JobState,
-    PollSchedule, ProviderId, RateLimit, SubmitOptions, WaitOptions, WebhookHub,
+    ProviderId, RateLimit, SubmitOptions, WaitOptions, WebhookHub,
 };
 use imggen_http::time::{Clock, ManualTime};
 use imggen_types::AspectRatio;
@@ -432,7 +432,7 @@ fn runblob_without_jitter(time: &ManualTime, fake: &Fake) -> Imggen {
     builder(time, &[fake])
         .poll_schedule(
             ProviderId::Runblob,
-            PollSchedule::runblob().with_jitter(0.0),
+            imggen_runblob::POLL_SCHEDULE.with_jitter(0.0),
         )
         .build()
         .unwrap()

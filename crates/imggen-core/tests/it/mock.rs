@@ -11,8 +11,8 @@ use imggen_core::adapters::{GptimgProvider, RunbaseProvider, RunblobProvider};
 use imggen_core::provider::{BoxFuture, Created, DownloadLimits, Downloaded};
 use imggen_core::{
     CallError, CancellationToken, Cost, DownloadOptions, Error, GenerateOptions, GenerationRequest,
-    ImageData, Imggen, ImggenBuilder, JobHandle, JobState, JobStatus, PlannedTask, PollSchedule,
-    Provider, ProviderId, Reference, SubmitOptions, WaitOptions, WebhookHub,
+    ImageData, Imggen, ImggenBuilder, JobHandle, JobState, JobStatus, PlannedTask, Provider,
+    ProviderId, Reference, SubmitOptions, WaitOptions, WebhookHub,
 };
 use imggen_core::{imggen_gptimg, imggen_runbase, imggen_runblob};
 use imggen_http::time::{Clock, SleepFuture, Sleeper};
@@ -917,7 +917,9 @@ async fn a_webhook_is_a_hint_confirmed_by_one_status_call_and_its_duplicate_is_i
     let imggen = builder
         .poll_schedule(
             ProviderId::Runblob,
-            PollSchedule::runblob().every(600 * S).with_jitter(0.0),
+            imggen_core::imggen_runblob::POLL_SCHEDULE
+                .every(600 * S)
+                .with_jitter(0.0),
         )
         .build()
         .unwrap();

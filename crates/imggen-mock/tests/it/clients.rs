@@ -304,3 +304,157 @@ async fn a_failed_task_reads_as_failed_with_its_code_in_every_client() {
         .count();
     assert_eq!(refunds, 3);
 }
+
+/// Status requests the mock answered so far, with their statuses.
+fn status_requests(mock: &crate::Mock) -> Vec<u16> {
+    mock.server
+        .requests()
+        .recent
+        .iter()
+        .filter(|record| record.method == "GET" && !record.path.starts_with("/files/"))
+        .map(|record| record.status)
+        .collect()
+}
+
+#[tokio::test]
+async fn each_clients_create_and_wait_polls_on_its_schedule_until_done() {
+    use imggen_http::WaitOptions;
+    // Tasks of 50 s: gptimg polls first at 35 s (±10%) then every 5 s; runblob first at 60 s;
+    // runbase first at 3 s then every 2 s.
+    let mock = start(config().profile(imggen_mock::Profile::Fixed(Duration::from_secs(50)))).await;
+    let start_at = mock.server.clock().now();
+    let task = gptimg(&mock)
+        .create_and_wait(
+            &imggen_gptimg::GenerateRequest::new("a fox"),
+            &WaitOptions::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(task.status, imggen_gptimg::TaskStatus::Completed);
+    let elapsed = mock.server.clock().now() - start_at;
+    assert!(elapsed >= Duration::from_secs(50), "{elapsed:?}");
+    let polls = status_requests(&mock).len();
+    assert!((2..=5).contains(&polls), "{polls} polls, not a busy loop");
+
+    let generation = runblob(&mock)
+        .create_and_wait(
+            &imggen_runblob::GenerateRequest::new("a fox"),
+            &WaitOptions::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        generation.status,
+        imggen_runblob::GenerationStatus::Completed
+    );
+    assert_eq!(
+        status_requests(&mock).len() - polls,
+        1,
+        "runblob's first poll at 60 s finds a 50 s task done"
+    );
+
+    let run = runbase(&mock)
+        .create_and_wait(
+            &imggen_runbase::GptImage1Input::new("a fox"),
+            &WaitOptions::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(run.status, imggen_runbase::RunStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn a_wait_that_stops_returns_the_task_id_and_leaves_the_task_running() {
+    use imggen_http::{CancellationToken, WaitError, WaitOptions};
+    let mock = start(config().profile(imggen_mock::Profile::Fixed(Duration::from_secs(600)))).await;
+    let client = runbase(&mock);
+    let created = client
+        .create(&imggen_runbase::GptImage1Input::new("a fox"))
+        .await
+        .unwrap();
+    let start_at = mock.server.clock().now();
+    let error = client
+        .wait(
+            &created.id,
+            &WaitOptions::new().deadline(Duration::from_secs(20)),
+        )
+        .await
+        .unwrap_err();
+    let WaitError::Deadline {
+        task_id,
+        last_status,
+        ..
+    } = &error
+    else {
+        panic!("{error:?}");
+    };
+    assert_eq!(task_id, created.id.as_str());
+    // runbase runs spend the first quarter of their time pending.
+    assert_eq!(last_status.as_deref(), Some("pending"));
+    assert_eq!(
+        mock.server.clock().now() - start_at,
+        Duration::from_secs(20)
+    );
+    assert!(error.to_string().contains("wait on it again"), "{error}");
+
+    let cancel = CancellationToken::new();
+    cancel.cancel();
+    let error = client
+        .wait(&created.id, &WaitOptions::new().cancel(cancel))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, WaitError::Cancelled { .. }), "{error:?}");
+    assert_eq!(error.task_id(), created.id.as_str());
+    assert_eq!(mock.server.tasks()[0].status, "pending", "the run goes on");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runbase_clones_share_one_budget_so_thirty_waits_earn_no_429() {
+    use imggen_http::{RequestBudget, WaitOptions};
+    // Real time, shrunk: the mock allows 20 requests per 500 ms, and the client's budget is
+    // the same rule (spent, as always, with a margin). Requests are in flight for
+    // milliseconds, as on a real network, not for the seconds a shared virtual clock could
+    // jump while they are.
+    let window = Duration::from_millis(500);
+    let mock = start(
+        imggen_mock::MockConfig::default()
+            .api_key(KEY)
+            .profile(imggen_mock::Profile::Fixed(Duration::from_millis(300)))
+            .rate_limit(Provider::Runbase, Some(RateLimit::new(20, window))),
+    )
+    .await;
+    let client = imggen_runbase::Client::builder()
+        .api_key(KEY)
+        .base_url(mock.server.url())
+        .http_client(crate::http_client())
+        .build()
+        .unwrap()
+        .with_budget(RequestBudget::new(20, window));
+    let schedule = imggen_runbase::POLL_SCHEDULE.scaled(0.1);
+    let waits: Vec<_> = (0..30)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                client
+                    .create_and_wait(
+                        &imggen_runbase::GptImage1Input::new(format!("lamp {i}")),
+                        &WaitOptions::new().schedule(schedule),
+                    )
+                    .await
+            })
+        })
+        .collect();
+    for wait in waits {
+        let run = wait.await.unwrap().unwrap();
+        assert_eq!(run.status, imggen_runbase::RunStatus::Succeeded);
+    }
+    assert_eq!(
+        mock.server.requests().with_status(429),
+        0,
+        "the clones kept to the budget together"
+    );
+    assert!(
+        mock.server.requests().total >= 60,
+        "30 creates and their polls"
+    );
+}
