@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, Parser, Subcommand};
 use imggen_core::ProviderId;
 use imggen_types::AspectRatio;
 
@@ -125,48 +125,80 @@ pub enum Command {
     Completions(CompletionsArgs),
 }
 
-/// A provider on the command line: one of the three APIs, or the built-in emulator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum)]
+/// A provider on the command line: one imggen is built with (`imggen providers` lists them),
+/// or the built-in emulator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ProviderChoice {
-    /// gptimg.co (GPTIMG_API_KEY).
-    Gptimg,
-    /// runblob (RUNBLOB_API_KEY).
-    Runblob,
-    /// runbase (RUNBASE_API_KEY).
-    Runbase,
-    /// The built-in emulator, run in-process (gptimg's protocol; offline, free).
+    /// A provider's real API.
+    Api(ProviderId),
+    /// The built-in emulator, run in-process (offline, free), speaking the protocol of the
+    /// first provider of the default order.
     Mock,
 }
 
 impl ProviderChoice {
-    /// The API this choice speaks: the emulator speaks gptimg's protocol.
+    /// The name the emulator goes by.
+    pub const MOCK: &'static str = "mock";
+
+    /// The API this choice speaks: the emulator speaks the first built-in provider's.
     pub fn protocol(self) -> ProviderId {
         match self {
-            ProviderChoice::Gptimg | ProviderChoice::Mock => ProviderId::Gptimg,
-            ProviderChoice::Runblob => ProviderId::Runblob,
-            ProviderChoice::Runbase => ProviderId::Runbase,
+            ProviderChoice::Api(id) => id,
+            ProviderChoice::Mock => emulated_protocol(),
         }
     }
 
-    /// `gptimg`, `runblob`, `runbase` or `mock`.
+    /// The provider's name, or `mock`.
     pub fn as_str(self) -> &'static str {
         match self {
-            ProviderChoice::Gptimg => "gptimg",
-            ProviderChoice::Runblob => "runblob",
-            ProviderChoice::Runbase => "runbase",
-            ProviderChoice::Mock => "mock",
+            ProviderChoice::Api(id) => id.as_str(),
+            ProviderChoice::Mock => Self::MOCK,
         }
     }
+
+    /// How clap reads one: a built-in provider's name or `mock`, the names listed in
+    /// `--help` and completions.
+    fn parser() -> impl clap::builder::TypedValueParser<Value = ProviderChoice> {
+        use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser as _};
+        let mut names: Vec<PossibleValue> = imggen_core::builtin::registrations()
+            .into_iter()
+            .map(|registration| {
+                PossibleValue::new(registration.id.as_str()).help(format!(
+                    "{} ({})",
+                    registration.id, registration.api_key_env
+                ))
+            })
+            .collect();
+        names.push(
+            PossibleValue::new(Self::MOCK)
+                .help("the built-in emulator, run in-process (offline, free)"),
+        );
+        PossibleValuesParser::new(names).map(|name| ProviderChoice::from_name(&name))
+    }
+
+    /// A name clap has already checked against the list.
+    fn from_name(name: &str) -> ProviderChoice {
+        imggen_core::builtin::registrations()
+            .into_iter()
+            .find(|registration| registration.id.as_str() == name)
+            .map_or(ProviderChoice::Mock, |registration| {
+                ProviderChoice::Api(registration.id)
+            })
+    }
+}
+
+/// The protocol the in-process emulator speaks: the first provider of the default order.
+pub fn emulated_protocol() -> ProviderId {
+    imggen_core::builtin::registrations()
+        .first()
+        .map(|registration| registration.id)
+        .expect("imggen-cli is built with at least one provider")
 }
 
 impl From<ProviderId> for ProviderChoice {
     fn from(id: ProviderId) -> Self {
-        match id {
-            ProviderId::Runblob => ProviderChoice::Runblob,
-            ProviderId::Gptimg => ProviderChoice::Gptimg,
-            ProviderId::Runbase => ProviderChoice::Runbase,
-        }
+        ProviderChoice::Api(id)
     }
 }
 
@@ -202,7 +234,7 @@ pub struct RequestArgs {
 pub struct RequestSettings {
     /// The provider. Default: the first of gptimg, runblob, runbase whose API key is set,
     /// else the built-in emulator (mock).
-    #[arg(long, value_enum, value_name = "PROVIDER")]
+    #[arg(long, value_parser = ProviderChoice::parser(), value_name = "PROVIDER")]
     pub provider: Option<ProviderChoice>,
 
     /// The model (runbase: openai/gpt-image-2 by default, any model id accepted; runblob:
@@ -243,7 +275,7 @@ pub struct RequestSettings {
     /// Providers to try in order, comma-separated, after --provider when it is given. The
     /// next is tried only when the previous one provably did not accept (and did not charge)
     /// the task.
-    #[arg(long, value_enum, value_delimiter = ',', value_name = "P1,P2")]
+    #[arg(long, value_parser = ProviderChoice::parser(), value_delimiter = ',', value_name = "P1,P2")]
     pub fallback: Vec<ProviderChoice>,
 
     /// Also refuse what imggen would send unchecked (a model it does not know, whose price
@@ -475,7 +507,10 @@ mod tests {
         };
         assert_eq!(
             args.request.settings.fallback,
-            [ProviderChoice::Runblob, ProviderChoice::Runbase]
+            [
+                ProviderChoice::Api(ProviderId::new("runblob")),
+                ProviderChoice::Api(ProviderId::new("runbase"))
+            ]
         );
         assert_eq!(
             args.request.settings.aspect_ratio,
@@ -529,8 +564,14 @@ mod tests {
             panic!("batch")
         };
         assert_eq!(args.file, PathBuf::from("prompts.jsonl"));
-        assert_eq!(args.settings.provider, Some(ProviderChoice::Runblob));
-        assert_eq!(args.settings.fallback, [ProviderChoice::Gptimg]);
+        assert_eq!(
+            args.settings.provider,
+            Some(ProviderChoice::Api(ProviderId::new("runblob")))
+        );
+        assert_eq!(
+            args.settings.fallback,
+            [ProviderChoice::Api(ProviderId::new("gptimg"))]
+        );
         assert_eq!(args.settings.count, 2);
         assert_eq!(args.settings.options, ["quality=flare"]);
         assert_eq!(args.waiting.out, PathBuf::from("renders"));

@@ -312,8 +312,7 @@ pub(crate) fn one_line(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use imggen_core::plan::plan;
-    use imggen_core::{GenerationRequest, PlanOptions};
+    use imggen_core::{GenerationRequest, PlanOptions, Strictness};
 
     use super::*;
 
@@ -337,12 +336,14 @@ mod tests {
 
     #[test]
     fn a_plan_error_is_a_usage_error_and_says_how_to_pay_for_more_tasks() {
-        let strict = PlanOptions {
-            strict: true,
-            allow_extra_tasks: false,
-        };
+        let gptimg = imggen_core::builtin::registration(ProviderId::new("gptimg")).unwrap();
+        let provider = (gptimg.connect)("sk-test", "https://gptimg.example").unwrap();
         let request = GenerationRequest::new("a fox").n(5);
-        let error = Error::from(plan(&request, ProviderId::Gptimg, strict).unwrap_err());
+        let error = Error::from(
+            provider
+                .plan(&request, PlanOptions::new(Strictness::Exact))
+                .unwrap_err(),
+        );
         let failure = Failure::from_core(&error, false);
         assert_eq!(failure.category, Category::Invalid);
         assert!(!failure.facts.may_have_been_charged);

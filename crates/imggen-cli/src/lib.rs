@@ -16,13 +16,16 @@ pub mod args;
 pub mod exit;
 pub mod output;
 
-mod app;
-mod batch;
+mod commands;
+mod context;
 mod handles;
 mod logging;
 mod progress;
-mod providers;
+mod report;
+mod request;
+mod route;
 mod stdout;
+mod tasks;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -94,11 +97,11 @@ where
                 }
             });
         }
-        let ctx = app::Ctx {
+        let ctx = context::Ctx {
             progress: std::sync::Arc::clone(&progress),
             cancel,
         };
-        app::execute(cli.command, &ctx).await
+        commands::execute(cli.command, &ctx).await
     });
     // Tasks still running (a create that outlived a cancelled wait has already reported its
     // handle) must not hold the process open.

@@ -45,59 +45,17 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use imggen_http::time::{Clock, Sleeper};
-use serde::{Serialize, Serializer};
 use tokio::sync::{mpsc, oneshot};
 
-/// A request budget: at most `requests` requests in any `window`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RateLimit {
-    /// Requests allowed per window.
-    pub requests: u32,
-    /// The window.
-    pub window: Duration,
-}
+pub use imggen_provider::RateLimit;
 
-impl RateLimit {
-    /// `requests` per `window`.
-    pub const fn new(requests: u32, window: Duration) -> Self {
-        RateLimit { requests, window }
-    }
-
-    /// runbase's documented budget: 20 requests per 10 s per key, creates and polls together.
-    pub const fn runbase() -> Self {
-        let (requests, window) = imggen_types::runbase::RATE_LIMIT;
-        RateLimit::new(requests, window)
-    }
-
-    /// The budget the scheduler actually spends: a tenth fewer requests (at least one kept)
-    /// and a window 250 ms longer, so a request granted at the edge of a window is not counted
-    /// by the provider in the next one (its clock sees the request a little later than ours).
-    fn effective(&self) -> (usize, Duration) {
-        let margin = self.requests / 10;
-        let requests = self.requests.saturating_sub(margin).max(1);
-        (requests as usize, self.window + WINDOW_GUARD)
-    }
-}
-
-impl Serialize for RateLimit {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct as _;
-        let mut state = serializer.serialize_struct("RateLimit", 2)?;
-        state.serialize_field("requests", &self.requests)?;
-        state.serialize_field("window_ms", &(self.window.as_millis() as u64))?;
-        state.end()
-    }
-}
-
-impl fmt::Display for RateLimit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} requests per {}s",
-            self.requests,
-            self.window.as_secs_f64()
-        )
-    }
+/// The budget the scheduler actually spends: a tenth fewer requests (at least one kept) and a
+/// window 250 ms longer, so a request granted at the edge of a window is not counted by the
+/// provider in the next one (its clock sees the request a little later than ours).
+fn effective(limit: &RateLimit) -> (usize, Duration) {
+    let margin = limit.requests / 10;
+    let requests = limit.requests.saturating_sub(margin).max(1);
+    (requests as usize, limit.window + WINDOW_GUARD)
 }
 
 const WINDOW_GUARD: Duration = Duration::from_millis(250);
@@ -666,7 +624,7 @@ impl Driver {
     fn keep(&self) -> (Option<(usize, Duration)>, Duration) {
         match self.limit {
             Some(limit) => {
-                let (requests, window) = limit.effective();
+                let (requests, window) = effective(&limit);
                 (Some((requests, window)), window.max(LEARN_WINDOW))
             }
             None => (None, LEARN_WINDOW),
@@ -902,6 +860,8 @@ mod tests {
     use super::*;
 
     const S: Duration = Duration::from_secs(1);
+    /// A documented budget like runbase's: 20 requests in 10 s.
+    const RATE_LIMIT: RateLimit = RateLimit::new(20, Duration::from_secs(10));
 
     #[test]
     fn window_arithmetic() {
@@ -954,14 +914,11 @@ mod tests {
 
     #[test]
     fn the_effective_budget_keeps_a_margin() {
+        assert_eq!(effective(&RATE_LIMIT), (18, Duration::from_millis(10_250)));
+        assert_eq!(effective(&RateLimit::new(5, S)).0, 5);
+        assert_eq!(effective(&RateLimit::new(1, S)).0, 1);
         assert_eq!(
-            RateLimit::runbase().effective(),
-            (18, Duration::from_millis(10_250))
-        );
-        assert_eq!(RateLimit::new(5, S).effective().0, 5);
-        assert_eq!(RateLimit::new(1, S).effective().0, 1);
-        assert_eq!(
-            serde_json::to_value(RateLimit::runbase()).unwrap(),
+            serde_json::to_value(RATE_LIMIT).unwrap(),
             serde_json::json!({"requests": 20, "window_ms": 10000})
         );
     }
@@ -1000,7 +957,7 @@ mod tests {
     async fn fifty_requests_never_exceed_the_budget_in_any_window() {
         let time = ManualTime::new();
         let start = time.now();
-        let sched = scheduler(&time, Some(RateLimit::runbase()), true);
+        let sched = scheduler(&time, Some(RATE_LIMIT), true);
         let granted = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
         for _ in 0..50 {
@@ -1118,7 +1075,7 @@ mod tests {
         let time = ManualTime::new();
         let start = time.now();
         // runbase's documented budget, not configured by the caller: 429s may tighten it.
-        let sched = scheduler(&time, Some(RateLimit::runbase()), false);
+        let sched = scheduler(&time, Some(RATE_LIMIT), false);
         for _ in 0..5 {
             let Grant::Go(permit) = sched.register(Priority::First, start, None).await else {
                 panic!("no grant")
@@ -1423,7 +1380,7 @@ mod tests {
         use futures_util::FutureExt as _;
 
         let time = ManualTime::new();
-        let sched = scheduler(&time, Some(RateLimit::runbase()), false);
+        let sched = scheduler(&time, Some(RATE_LIMIT), false);
         let mut pending = sched.register_now(Priority::First, None);
         assert!((&mut pending).now_or_never().is_none());
         assert!(matches!(pending.await, Grant::Go(_)));

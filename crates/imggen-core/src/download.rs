@@ -286,11 +286,11 @@ impl Imggen {
     ) -> Result<GeneratedImage, Error> {
         let provider = self.provider(handle.provider)?;
         let scheduler = self.scheduler(&provider)?;
-        let limits = DownloadLimits {
-            max_bytes: options.max_bytes,
-            max_redirects: options.max_redirects,
-            stall_timeout: options.stall_timeout,
-        };
+        let limits = DownloadLimits::new(
+            options.max_bytes,
+            options.max_redirects,
+            options.stall_timeout,
+        );
         // Retries are bounded in time as well as in count: a body that arrives cut short, or
         // a byte at a time, must not keep a caller for attempts × timeout.
         let clock = &self.inner.clock;
@@ -401,7 +401,7 @@ mod tests {
             media_type: "image/png",
             width: Some(3),
             height: Some(2),
-            provider: ProviderId::Runbase,
+            provider: ProviderId::new("runbase"),
             task_id: "run_1".into(),
             index: 1,
             url: "https://cdn.example/1.png".into(),

@@ -26,7 +26,7 @@ pub struct GenerateOptions {
     /// ends by it (a create cut off is [`Error::CreateOutcomeUnknown`], never resubmitted; a
     /// wait cut off is [`Error::DeadlineExceeded`] with the handles). `None`: each request has
     /// its client's timeout, and each wait its provider's
-    /// [`default_deadline`](crate::wait::default_deadline).
+    /// [`Provider::default_deadline`](crate::Provider::default_deadline).
     pub deadline: Option<Duration>,
     /// Stops every wait at once; the tasks go on (their handles are in the error).
     pub cancel: Option<CancellationToken>,
@@ -197,11 +197,17 @@ impl Imggen {
             };
             let status = self.wait(handle, wait).await?;
             if let JobState::Failed { code, message } = &status.state {
+                let advice = code.as_deref().and_then(|code| {
+                    self.provider_ref(handle.provider)
+                        .ok()?
+                        .failure_advice(code)
+                });
                 return Err(Error::TaskFailed(Box::new(TaskFailedError {
                     handle: handle.clone(),
                     code: code.clone(),
                     message: message.clone(),
                     status: Box::new(status.clone()),
+                    advice,
                     siblings: Vec::new(),
                 })));
             }

@@ -68,10 +68,10 @@ struct ReadmeExamples;
 #[doc = include_str!("../../../README.md")]
 struct RepositoryReadmeExamples;
 
-pub mod adapters;
 #[cfg(feature = "batch")]
 pub mod batch;
 pub mod budget;
+pub mod builtin;
 pub mod capabilities;
 pub mod cost;
 pub mod download;
@@ -97,27 +97,34 @@ use std::time::{Duration, Instant, SystemTime};
 use imggen_http::time::{Clock, Sleeper, SystemClock, TokioSleeper};
 use imggen_types::Usd;
 
-pub use budget::RateLimit;
 pub use capabilities::{ModelCapabilities, ProviderCapabilities};
 pub use cost::Cost;
 pub use download::{DownloadOptions, GeneratedImage, ImageData, Output};
 pub use error::{CallError, CallErrorKind, CallOperation, Error, ProviderAttempt};
 pub use generate::{GenerateOptions, Generation};
 pub use handle::{HandleError, JobHandle, RequestSummary};
-pub use plan::{Plan, PlanError, PlanOptions, PlannedTask, Warning};
+pub use imggen_provider::RateLimit;
+pub use plan::{Plan, PlanError, PlanOptions, PlannedTask, Strictness, Warning};
 pub use policy::RetryConfig;
-pub use provider::{Created, Provider, ProviderId, RecentTask};
+pub use provider::{Created, Provider, ProviderId, RecentTask, Registration};
 pub use reconcile::{LostTaskSearch, LostTasks};
 pub use request::{GenerationRequest, OptionError, ProviderOptions, Reference};
-pub use status::{ImageRef, JobState, JobStatus, ProviderObject};
+pub use status::{ImageRef, JobState, JobStatus, RawObject};
 pub use submit::{FallbackReport, HandleCallback, Submission, SubmitOptions};
 pub use wait::{PollSchedule, StatusCallback, WaitOptions};
 pub use webhook::{WebhookEvent, WebhookHub};
 
+/// Re-exported so callers can build the built-in providers' clients with the same versions.
+#[cfg(feature = "gptimg")]
+pub use imggen_gptimg;
+/// The contract every provider implements.
+pub use imggen_provider;
+#[cfg(feature = "runbase")]
+pub use imggen_runbase;
+#[cfg(feature = "runblob")]
+pub use imggen_runblob;
 /// Re-exported for [`WaitOptions::cancel`] and [`GenerateOptions::cancel`].
 pub use tokio_util::sync::CancellationToken;
-/// Re-exported so callers can build the clients with the same versions.
-pub use {imggen_gptimg, imggen_runbase, imggen_runblob};
 
 use budget::Scheduler;
 
@@ -130,7 +137,7 @@ pub struct Imggen {
 
 struct Inner {
     providers: Vec<Arc<dyn Provider>>,
-    strict: bool,
+    strictness: Strictness,
     allow_extra_tasks: bool,
     max_concurrent_tasks: usize,
     schedules: HashMap<ProviderId, PollSchedule>,
@@ -139,9 +146,9 @@ struct Inner {
     sleeper: Arc<dyn Sleeper>,
     clock: Arc<dyn Clock>,
     retry: RetryConfig,
-    /// One scheduler per configured provider (one provider per id, one key per provider),
-    /// indexed by [`slot`]: started on first use, inside the caller's runtime.
-    schedulers: [SchedulerSlot; 3],
+    /// One scheduler per configured provider (one provider per id, one key per provider), at
+    /// the provider's index in `providers`: started on first use, inside the caller's runtime.
+    schedulers: Vec<SchedulerSlot>,
 }
 
 /// Where a provider's scheduler is kept: read without a lock or a reference count on every
@@ -152,20 +159,11 @@ struct SchedulerSlot {
     restarted: Mutex<Option<Scheduler>>,
 }
 
-/// A provider's place in [`Inner::schedulers`].
-fn slot(id: ProviderId) -> usize {
-    match id {
-        ProviderId::Runblob => 0,
-        ProviderId::Gptimg => 1,
-        ProviderId::Runbase => 2,
-    }
-}
-
 impl fmt::Debug for Imggen {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Imggen")
             .field("providers", &self.providers())
-            .field("strict", &self.inner.strict)
+            .field("strictness", &self.inner.strictness)
             .field("allow_extra_tasks", &self.inner.allow_extra_tasks)
             .field("max_concurrent_tasks", &self.inner.max_concurrent_tasks)
             .field("credit_price", &self.inner.credit_price)
@@ -177,7 +175,7 @@ impl fmt::Debug for Imggen {
 pub struct ImggenBuilder {
     providers: Vec<Arc<dyn Provider>>,
     problems: Vec<String>,
-    strict: bool,
+    strictness: Strictness,
     allow_extra_tasks: bool,
     max_concurrent_tasks: usize,
     schedules: HashMap<ProviderId, PollSchedule>,
@@ -195,7 +193,7 @@ impl fmt::Debug for ImggenBuilder {
                 "providers",
                 &self.providers.iter().map(|p| p.id()).collect::<Vec<_>>(),
             )
-            .field("strict", &self.strict)
+            .field("strictness", &self.strictness)
             .finish_non_exhaustive()
     }
 }
@@ -205,7 +203,7 @@ impl Default for ImggenBuilder {
         ImggenBuilder {
             providers: Vec::new(),
             problems: Vec::new(),
-            strict: false,
+            strictness: Strictness::Lenient,
             allow_extra_tasks: false,
             max_concurrent_tasks: 4,
             schedules: HashMap::new(),
@@ -219,62 +217,47 @@ impl Default for ImggenBuilder {
 }
 
 impl ImggenBuilder {
-    /// Adds (or replaces) a provider. The three client crates have adapters
-    /// ([`runblob`](Self::runblob), [`gptimg`](Self::gptimg), [`runbase`](Self::runbase));
-    /// this takes any [`Provider`], e.g. a fake in tests. Providers are tried in the order
-    /// added when a submission names none.
-    pub fn provider(mut self, provider: impl Provider) -> Self {
-        let provider: Arc<dyn Provider> = Arc::new(provider);
+    /// Adds (or replaces) a provider: a provider crate's implementation over its client
+    /// (`imggen_gptimg::provider::GptimgProvider::new(client)`), or any other [`Provider`] — a
+    /// fake in tests, a provider of your own. Providers are tried in the order added when a
+    /// submission names none.
+    pub fn provider(self, provider: impl Provider) -> Self {
+        self.provider_arc(Arc::new(provider))
+    }
+
+    /// Adds (or replaces) a provider already shared.
+    pub fn provider_arc(mut self, provider: Arc<dyn Provider>) -> Self {
         self.providers.retain(|p| p.id() != provider.id());
         self.providers.push(provider);
         self
     }
 
-    /// Adds runblob. The client's own retries are turned off: core retries.
-    pub fn runblob(self, client: imggen_runblob::Client) -> Self {
-        self.provider(adapters::RunblobProvider::new(client))
+    /// Adds every registered provider whose key is set (for the built-in ones,
+    /// `GPTIMG_API_KEY`, `RUNBLOB_API_KEY`, `RUNBASE_API_KEY`, each with its optional
+    /// `*_BASE_URL`), in the default order ([`builtin::registrations`]).
+    pub fn from_env(self) -> Self {
+        self.from_env_of(&builtin::registrations())
     }
 
-    /// Adds gptimg.
-    pub fn gptimg(self, client: imggen_gptimg::Client) -> Self {
-        self.provider(adapters::GptimgProvider::new(client))
-    }
-
-    /// Adds runbase.
-    pub fn runbase(self, client: imggen_runbase::Client) -> Self {
-        self.provider(adapters::RunbaseProvider::new(client))
-    }
-
-    /// Adds every provider whose key is set: `RUNBLOB_API_KEY`, `GPTIMG_API_KEY`,
-    /// `RUNBASE_API_KEY`, each with its optional `*_BASE_URL`.
-    pub fn from_env(mut self) -> Self {
-        fn set(name: &str) -> bool {
-            std::env::var_os(name).is_some_and(|value| !value.is_empty())
-        }
-        if set(imggen_runblob::API_KEY_ENV) {
-            match imggen_runblob::Client::from_env() {
-                Ok(client) => self = self.runblob(client),
-                Err(err) => self.problems.push(err.to_string()),
+    /// Adds every provider of `registrations` whose key is set, in that order.
+    pub fn from_env_of(mut self, registrations: &[Registration]) -> Self {
+        for registration in registrations {
+            if !registration.key_set() {
+                continue;
             }
-        }
-        if set(imggen_gptimg::API_KEY_ENV) {
-            match imggen_gptimg::Client::from_env() {
-                Ok(client) => self = self.gptimg(client),
-                Err(err) => self.problems.push(err.to_string()),
-            }
-        }
-        if set(imggen_runbase::API_KEY_ENV) {
-            match imggen_runbase::Client::from_env() {
-                Ok(client) => self = self.runbase(client),
-                Err(err) => self.problems.push(err.to_string()),
+            match (registration.from_env)() {
+                Ok(provider) => self = self.provider_arc(provider),
+                Err(problem) => self.problems.push(problem),
             }
         }
         self
     }
 
-    /// Strict planning: a setting a provider cannot honour is an error instead of a warning.
-    pub fn strict(mut self, strict: bool) -> Self {
-        self.strict = strict;
+    /// What planning refuses rather than drops or sends unchecked (default
+    /// [`Strictness::Lenient`]): [`Strictness::Exact`] refuses a setting a provider cannot
+    /// honour, [`Strictness::Strict`] every warning too (what `imggen --strict` means).
+    pub fn strictness(mut self, strictness: Strictness) -> Self {
+        self.strictness = strictness;
         self
     }
 
@@ -291,14 +274,15 @@ impl ImggenBuilder {
         self
     }
 
-    /// A provider's poll schedule (default: [`wait::default_schedule`]).
+    /// A provider's poll schedule (default: its own, [`Provider::poll_schedule`]).
     pub fn poll_schedule(mut self, provider: ProviderId, schedule: PollSchedule) -> Self {
         self.schedules.insert(provider, schedule);
         self
     }
 
-    /// A provider's per-key request budget, creates and polls together. Defaults: runbase's
-    /// documented 20 per 10 s; unlimited for runblob and gptimg (tightened after a 429). A
+    /// A provider's per-key request budget, creates and polls together. Default: the
+    /// provider's documented one ([`Provider::rate_limit`]; runbase's 20 per 10 s), grown back
+    /// after a 429 tightens it; none where none is documented (a 429 then teaches one). A
     /// budget set here is paused by a 429 but never tightened.
     pub fn budget(mut self, provider: ProviderId, limit: RateLimit) -> Self {
         self.budgets.insert(provider, limit);
@@ -335,9 +319,14 @@ impl ImggenBuilder {
             return Err(Error::config(problem.clone()));
         }
         if self.providers.is_empty() {
-            return Err(Error::config(
-                "no provider configured: set RUNBLOB_API_KEY, GPTIMG_API_KEY or RUNBASE_API_KEY, or add a client with .runblob(..), .gptimg(..) or .runbase(..)",
-            ));
+            let variables: Vec<&str> = builtin::registrations()
+                .iter()
+                .map(|registration| registration.api_key_env)
+                .collect();
+            return Err(Error::config(format!(
+                "no provider configured: set {}, or add one with .provider(..)",
+                variables.join(", ")
+            )));
         }
         if self.max_concurrent_tasks == 0 {
             return Err(Error::config("max_concurrent_tasks must be at least 1"));
@@ -356,10 +345,15 @@ impl ImggenBuilder {
                 )));
             }
         }
+        let schedulers = self
+            .providers
+            .iter()
+            .map(|_| SchedulerSlot::default())
+            .collect();
         Ok(Imggen {
             inner: Arc::new(Inner {
                 providers: self.providers,
-                strict: self.strict,
+                strictness: self.strictness,
                 allow_extra_tasks: self.allow_extra_tasks,
                 max_concurrent_tasks: self.max_concurrent_tasks,
                 schedules: self.schedules,
@@ -368,7 +362,7 @@ impl ImggenBuilder {
                 sleeper: self.sleeper,
                 clock: self.clock,
                 retry: self.retry,
-                schedulers: Default::default(),
+                schedulers,
             }),
         })
     }
@@ -423,7 +417,36 @@ impl Imggen {
 
     /// The capabilities of the configured providers.
     pub fn capabilities(&self) -> Vec<ProviderCapabilities> {
-        self.providers().into_iter().map(capabilities::of).collect()
+        self.inner
+            .providers
+            .iter()
+            .map(|provider| provider.capabilities())
+            .collect()
+    }
+
+    /// A configured provider.
+    pub fn provider_named(&self, id: ProviderId) -> Option<&Arc<dyn Provider>> {
+        self.inner
+            .providers
+            .iter()
+            .find(|provider| provider.id() == id)
+    }
+
+    /// Sets `key=value` among `request`'s options for `provider`, as that provider reads it.
+    pub fn set_option(
+        &self,
+        request: &mut GenerationRequest,
+        provider: ProviderId,
+        key: &str,
+        value: &str,
+    ) -> Result<(), Error> {
+        let found = self.provider_ref(provider)?;
+        request
+            .options
+            .set(provider, key, value, |options, key, value| {
+                found.set_option(options, key, value)
+            })
+            .map_err(|error| Error::invalid(Some(provider), error.to_string(), None))
     }
 
     /// The configured price of a gptimg credit.
@@ -435,11 +458,10 @@ impl Imggen {
     /// what is dropped, what it should cost. Nothing is sent.
     pub fn plan(&self, request: &GenerationRequest, provider: ProviderId) -> Result<Plan, Error> {
         let _span = tracing::info_span!("imggen.plan", %provider).entered();
-        let plan = plan::plan(
+        let plan = self.provider_ref(provider)?.plan(
             request,
-            provider,
             PlanOptions {
-                strict: self.inner.strict,
+                strictness: self.inner.strictness,
                 allow_extra_tasks: self.inner.allow_extra_tasks,
             },
         )?;
@@ -460,19 +482,20 @@ impl Imggen {
             .iter()
             .find(|provider| provider.id() == id)
             .ok_or_else(|| {
-                Error::config(format!(
-                    "{id} is not configured: set {}_API_KEY or add a client with .{id}(..)",
-                    id.as_str().to_ascii_uppercase()
-                ))
+                let how = builtin::registration(id).map_or_else(
+                    || "add it with .provider(..)".to_owned(),
+                    |registration| format!("set {}", registration.api_key_env),
+                );
+                Error::config(format!("{id} is not configured: {how}"))
             })
     }
 
-    pub(crate) fn schedule_of(&self, provider: ProviderId) -> PollSchedule {
+    pub(crate) fn schedule_of(&self, provider: &Arc<dyn Provider>) -> PollSchedule {
         self.inner
             .schedules
-            .get(&provider)
+            .get(&provider.id())
             .copied()
-            .unwrap_or(wait::default_schedule(provider))
+            .unwrap_or_else(|| provider.poll_schedule())
     }
 
     /// The scheduler of a provider's key, started on first use.
@@ -488,7 +511,13 @@ impl Imggen {
         provider: &Arc<dyn Provider>,
     ) -> Result<Cow<'_, Scheduler>, Error> {
         let id = provider.id();
-        let slot = &self.inner.schedulers[slot(id)];
+        let index = self
+            .inner
+            .providers
+            .iter()
+            .position(|configured| configured.id() == id)
+            .ok_or_else(|| Error::config(format!("{id} is not configured")))?;
+        let slot = &self.inner.schedulers[index];
         let running = |scheduler: &&Scheduler| !scheduler.is_closed();
         if let Some(scheduler) = slot.first.get().filter(running) {
             return Ok(Cow::Borrowed(scheduler));
@@ -509,8 +538,7 @@ impl Imggen {
         }
         let (limit, configured) = match self.inner.budgets.get(&id) {
             Some(limit) => (Some(*limit), true),
-            None if id == ProviderId::Runbase => (Some(RateLimit::runbase()), false),
-            None => (None, false),
+            None => (provider.rate_limit(), false),
         };
         let scheduler = Scheduler::start(
             format!("{id}:{}", provider.key_label()),
@@ -537,15 +565,19 @@ mod tests {
         assert!(err.to_string().contains("RUNBLOB_API_KEY"), "{err}");
     }
 
+    #[cfg(feature = "runbase")]
     #[test]
     fn the_clients_keys_never_reach_debug() {
         let client = imggen_runbase::Client::builder()
             .api_key("sk-very-secret-key-123")
             .build()
             .unwrap();
-        let imggen = Imggen::builder().runbase(client).build().unwrap();
+        let imggen = Imggen::builder()
+            .provider(imggen_runbase::provider::RunbaseProvider::new(client))
+            .build()
+            .unwrap();
         let debug = format!("{imggen:?} {:?}", imggen.inner.providers);
         assert!(!debug.contains("very-secret"), "{debug}");
-        assert_eq!(imggen.providers(), [ProviderId::Runbase]);
+        assert_eq!(imggen.providers(), [imggen_runbase::provider::ID]);
     }
 }

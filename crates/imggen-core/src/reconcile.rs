@@ -291,16 +291,15 @@ fn config_error(provider: ProviderId, message: String) -> CallError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::{JobState, JobStatus, ProviderObject};
+    use crate::status::{JobState, JobStatus, RawObject};
 
     fn task(id: &str, prompt: &str) -> RecentTask {
-        let generation = serde_json::from_value(serde_json::json!({
-            "task_uuid": id, "status": "pending", "prompt": prompt
-        }))
-        .unwrap();
-        let status = JobStatus::new(JobState::Queued, ProviderObject::Runblob(generation));
+        let raw = RawObject::new(serde_json::json!({"id": id, "prompt": prompt}));
+        let status = JobStatus::new(JobState::Queued, raw);
         RecentTask::new(id, Some(prompt.to_owned()), status)
     }
+
+    const PROVIDER: ProviderId = ProviderId::new("listing");
 
     fn ids(lost: &LostTasks) -> Vec<&str> {
         lost.found.iter().map(|t| t.task_id.as_str()).collect()
@@ -308,7 +307,7 @@ mod tests {
 
     #[test]
     fn found_as_many_as_lost_is_conclusive_and_claimed_tasks_are_skipped() {
-        let search = LostTaskSearch::new(ProviderId::Runblob, "a lamp", 1).claimed(["t3".into()]);
+        let search = LostTaskSearch::new(PROVIDER, "a lamp", 1).claimed(["t3".into()]);
         let mut scan = Scan::new(&search);
         let next = scan.page(
             0,
@@ -326,7 +325,7 @@ mod tests {
 
     #[test]
     fn an_older_task_proves_the_rest_absent() {
-        let search = LostTaskSearch::new(ProviderId::Runblob, "a lamp", 2)
+        let search = LostTaskSearch::new(PROVIDER, "a lamp", 2)
             .claimed(["t1".into()])
             .older(["t1".into()]);
         let mut scan = Scan::new(&search);
@@ -354,7 +353,7 @@ mod tests {
 
     #[test]
     fn the_end_of_the_list_is_an_empty_page_not_a_short_one() {
-        let search = LostTaskSearch::new(ProviderId::Runblob, "a lamp", 1);
+        let search = LostTaskSearch::new(PROVIDER, "a lamp", 1);
         let mut scan = Scan::new(&search);
         // A provider capping pages at 2 answers short: that is not the end.
         assert_eq!(
@@ -370,7 +369,7 @@ mod tests {
 
     #[test]
     fn the_bound_on_entries_leaves_the_search_inconclusive() {
-        let search = LostTaskSearch::new(ProviderId::Runblob, "a lamp", 1).max_entries(3);
+        let search = LostTaskSearch::new(PROVIDER, "a lamp", 1).max_entries(3);
         let mut scan = Scan::new(&search);
         let page: Vec<RecentTask> = (0..5).map(|i| task(&format!("t{i}"), "other")).collect();
         assert_eq!(scan.page(0, page), None);
@@ -381,7 +380,7 @@ mod tests {
 
     #[test]
     fn prompts_match_exactly_up_to_surrounding_whitespace() {
-        let search = LostTaskSearch::new(ProviderId::Runblob, "a lamp ", 1);
+        let search = LostTaskSearch::new(PROVIDER, "a lamp ", 1);
         let mut scan = Scan::new(&search);
         scan.page(0, vec![task("t2", "a Lamp"), task("t1", " a lamp")]);
         assert_eq!(ids(&scan.finish()), ["t1"]);

@@ -377,6 +377,10 @@ impl CreateJob {
             permit.finish(wait::outcome_of(&result));
             match result {
                 Ok(created) => {
+                    if let Err(error) = self.provider.check_task_id(&created.task_id) {
+                        // Kept all the same: a paid task's id is never dropped.
+                        tracing::warn!(provider = %id, task_id = %Untrusted(&created.task_id), %error, "the provider returned an unusual task id");
+                    }
                     span.record(
                         "task_id",
                         tracing::field::display(Untrusted(&created.task_id)),

@@ -16,38 +16,19 @@ use crate::error::{
 };
 use crate::handle::JobHandle;
 use crate::policy::{self, Decision, Facts};
-use crate::provider::ProviderId;
+use crate::provider::Provider;
 use crate::status::{JobState, JobStatus};
 use crate::webhook::EventStream;
 
 pub use imggen_http::PollSchedule;
-
-/// A provider's poll schedule: its client crate's `POLL_SCHEDULE` (see each for why).
-pub const fn default_schedule(provider: ProviderId) -> PollSchedule {
-    match provider {
-        ProviderId::Runblob => imggen_runblob::POLL_SCHEDULE,
-        ProviderId::Gptimg => imggen_gptimg::POLL_SCHEDULE,
-        ProviderId::Runbase => imggen_runbase::POLL_SCHEDULE,
-    }
-}
-
-/// The longest a wait lasts when [`WaitOptions::deadline`] is not set: its client crate's
-/// `DEFAULT_DEADLINE` (runblob 15 minutes, five times its longest typical time; gptimg ten
-/// times its round trip; runbase documents none, so gptimg's is used).
-pub const fn default_deadline(provider: ProviderId) -> Duration {
-    match provider {
-        ProviderId::Runblob => imggen_runblob::DEFAULT_DEADLINE,
-        ProviderId::Gptimg => imggen_gptimg::DEFAULT_DEADLINE,
-        ProviderId::Runbase => imggen_runbase::DEFAULT_DEADLINE,
-    }
-}
 
 /// How to wait.
 #[derive(Default)]
 #[non_exhaustive]
 pub struct WaitOptions {
     /// Give up this long after the wait begins (on the injected clock), with
-    /// [`Error::DeadlineExceeded`] carrying the handle. Default: [`default_deadline`].
+    /// [`Error::DeadlineExceeded`] carrying the handle. Default: the provider's
+    /// [`default_deadline`](crate::Provider::default_deadline).
     pub deadline: Option<Duration>,
     /// Stops the wait at once, with [`Error::Cancelled`] carrying the handle. The task goes on.
     pub cancel: Option<CancellationToken>,
@@ -117,6 +98,22 @@ impl WaitOptions {
     }
 }
 
+/// A handle typed as `provider:task_id` (no `created_at`: not a receipt of a create) whose id
+/// is not in the provider's format is refused before anything is sent. A receipt is never
+/// refused: a paid task's id, however unusual, is polled.
+fn check_typed_handle(provider: &dyn Provider, handle: &JobHandle) -> Result<(), Error> {
+    if handle.created_at.is_some() {
+        return Ok(());
+    }
+    provider.check_task_id(&handle.task_id).map_err(|error| {
+        Error::invalid(
+            Some(handle.provider),
+            format!("job handle {handle}: {error}"),
+            None,
+        )
+    })
+}
+
 async fn cancelled(token: Option<&CancellationToken>) {
     match token {
         Some(token) => token.cancelled().await,
@@ -158,11 +155,12 @@ impl Imggen {
     /// read for good (after the retry policy's attempts). The task itself is never touched.
     pub async fn wait(&self, handle: &JobHandle, options: WaitOptions) -> Result<JobStatus, Error> {
         let provider = self.provider(handle.provider)?;
+        check_typed_handle(provider.as_ref(), handle)?;
         let scheduler = self.scheduler(&provider)?;
         let clock = self.inner.clock.clone();
         let schedule = options
             .schedule
-            .unwrap_or_else(|| self.schedule_of(handle.provider));
+            .unwrap_or_else(|| self.schedule_of(&provider));
         let cancel = options.cancel;
         let mut events = options.events;
         // A task that will call back, and a wait that hears callbacks: poll only to catch a
@@ -180,7 +178,7 @@ impl Imggen {
         let deadline = began
             + options
                 .deadline
-                .unwrap_or_else(|| default_deadline(handle.provider));
+                .unwrap_or_else(|| provider.default_deadline());
         // How long ago the task was created; a handle without a time (the short form) is
         // treated as old enough to poll at once: it is being resumed.
         let age = |now_wall| match handle.created_at_time() {
@@ -338,6 +336,7 @@ impl Imggen {
     pub async fn status(&self, handle: &JobHandle) -> Result<JobStatus, Error> {
         // Borrowed, not cloned: this is the call a busy program makes most.
         let provider = self.provider_ref(handle.provider)?;
+        check_typed_handle(provider.as_ref(), handle)?;
         let scheduler = self.scheduler_ref(provider)?;
         let clock = &self.inner.clock;
         // Retried within a time as well as a number of attempts.
@@ -403,33 +402,5 @@ impl Imggen {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const S: Duration = Duration::from_secs(1);
-
-    #[test]
-    fn each_provider_waits_on_its_own_clients_schedule_and_deadline() {
-        let runblob = default_schedule(ProviderId::Runblob).with_jitter(0.0);
-        assert_eq!(runblob.delay(Duration::ZERO, 0.5), 60 * S);
-        assert_eq!(runblob.delay_after_poll(90 * S, 0.5), 9 * S);
-        assert_eq!(
-            runblob.expecting_webhook().delay_after_poll(90 * S, 0.5),
-            30 * S
-        );
-        let runbase = default_schedule(ProviderId::Runbase).with_jitter(0.0);
-        assert_eq!(runbase.delay(Duration::ZERO, 0.0), 3 * S);
-        assert_eq!(runbase.delay_after_poll(10 * S, 0.0), 2 * S);
-        // Providers without webhooks keep their interval.
-        for provider in [ProviderId::Gptimg, ProviderId::Runbase] {
-            let schedule = default_schedule(provider);
-            assert_eq!(schedule.expecting_webhook(), schedule);
-        }
-        assert_eq!(default_deadline(ProviderId::Runblob), 900 * S);
-        assert_eq!(default_deadline(ProviderId::Gptimg), 600 * S);
     }
 }

@@ -11,13 +11,10 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures_util::Stream;
-use imggen_types::runblob;
 use imggen_types::text::Untrusted;
 use tokio::sync::broadcast;
 
-use crate::provider::ProviderId;
-
-pub use imggen_runblob::WebhookError;
+use crate::provider::{Provider, ProviderId};
 
 #[cfg(feature = "webhook-server")]
 pub mod server;
@@ -26,7 +23,7 @@ pub mod server;
 pub type EventStream = Pin<Box<dyn Stream<Item = WebhookEvent> + Send>>;
 
 /// A webhook delivery: a hint that a task changed, to be confirmed by a status call.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct WebhookEvent {
     /// The provider that sent it.
@@ -35,20 +32,55 @@ pub struct WebhookEvent {
     pub task_id: String,
     /// The status it claims, as sent.
     pub status: String,
-    /// The body, parsed.
-    pub body: runblob::WebhookBody,
 }
 
 impl WebhookEvent {
-    /// Reads the body runblob POSTs to a `callback_url`.
-    pub fn parse_runblob(body: &[u8]) -> Result<Self, WebhookError> {
-        let body = imggen_runblob::parse_webhook(body)?;
-        Ok(WebhookEvent {
-            provider: ProviderId::Runblob,
-            task_id: body.task_uuid.to_string(),
-            status: body.status.to_string(),
-            body,
-        })
+    /// An event about `task_id` of `provider`, claiming `status`.
+    pub fn new(
+        provider: ProviderId,
+        task_id: impl Into<String>,
+        status: impl Into<String>,
+    ) -> Self {
+        WebhookEvent {
+            provider,
+            task_id: task_id.into(),
+            status: status.into(),
+        }
+    }
+
+    /// Reads a body `provider` POSTed to its callback URL ([`Provider::parse_webhook`]).
+    pub fn parse(provider: &dyn Provider, body: &[u8]) -> Result<Self, WebhookError> {
+        let (task_id, status) = provider
+            .parse_webhook(body)
+            .map_err(|problem| WebhookError {
+                provider: provider.id(),
+                problem,
+                raw_body: body.to_vec(),
+            })?;
+        Ok(WebhookEvent::new(provider.id(), task_id, status))
+    }
+}
+
+/// A webhook body its provider does not read as a task's status. Keeps the body as received,
+/// for a log or a dead-letter store.
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{provider} webhook: the {}-byte body is not a status it sends: {problem}", raw_body.len())]
+pub struct WebhookError {
+    /// The provider it was sent as.
+    pub provider: ProviderId,
+    /// What the provider made of it.
+    pub problem: String,
+    /// The body exactly as received.
+    pub raw_body: Vec<u8>,
+}
+
+impl std::fmt::Debug for WebhookError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookError")
+            .field("provider", &self.provider)
+            .field("problem", &self.problem)
+            .field("raw_body_len", &self.raw_body.len())
+            .finish()
     }
 }
 
@@ -58,15 +90,15 @@ const REMEMBERED: usize = 10_000;
 /// Fans webhook events out to every waiting job, dropping duplicates. Cheap to clone.
 ///
 /// ```
-/// use imggen_core::webhook::WebhookHub;
+/// use imggen_core::webhook::{WebhookEvent, WebhookHub};
+/// use imggen_core::ProviderId;
 ///
 /// let hub = WebhookHub::new();
 /// let events = hub.subscribe(); // give to WaitOptions::events
-/// let body = br#"{"task_uuid":"dc62d83d-1953-4bca-8554-222679a7a4a9","status":"completed"}"#;
-/// assert!(hub.receive_runblob(body)?);   // new
-/// assert!(!hub.receive_runblob(body)?);  // a redelivery: ignored
+/// let event = WebhookEvent::new(ProviderId::new("runblob"), "dc62d83d", "completed");
+/// assert!(hub.publish(event.clone()));   // new
+/// assert!(!hub.publish(event));          // a redelivery: ignored
 /// # drop(events);
-/// # Ok::<(), imggen_core::webhook::WebhookError>(())
 /// ```
 #[derive(Clone)]
 pub struct WebhookHub {
@@ -141,9 +173,9 @@ impl WebhookHub {
         true
     }
 
-    /// Parses a runblob callback body and publishes it. `Ok(false)` for a duplicate.
-    pub fn receive_runblob(&self, body: &[u8]) -> Result<bool, WebhookError> {
-        Ok(self.publish(WebhookEvent::parse_runblob(body)?))
+    /// Reads a callback body `provider` sent and publishes it. `Ok(false)` for a duplicate.
+    pub fn receive(&self, provider: &dyn Provider, body: &[u8]) -> Result<bool, WebhookError> {
+        Ok(self.publish(WebhookEvent::parse(provider, body)?))
     }
 
     /// A stream of the events published from now on. A subscriber too slow to keep up skips
@@ -173,7 +205,7 @@ pub fn channel_stream(receiver: tokio::sync::mpsc::Receiver<WebhookEvent>) -> Ev
     ))
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "runblob"))]
 mod tests {
     use futures_util::StreamExt as _;
 
@@ -181,34 +213,45 @@ mod tests {
 
     const BODY: &[u8] = br#"{"task_uuid":"dc62d83d-1953-4bca-8554-222679a7a4a9","status":"completed","prompt":"p","result_image_url":"https://cdn.example/a.png","message":null}"#;
 
+    fn runblob() -> imggen_runblob::provider::RunblobProvider {
+        imggen_runblob::provider::RunblobProvider::new(
+            imggen_runblob::Client::builder()
+                .api_key("sk-test")
+                .build()
+                .unwrap(),
+        )
+    }
+
     #[tokio::test]
     async fn events_reach_every_subscriber_once() {
         let hub = WebhookHub::new();
+        let provider = runblob();
         let mut first = hub.subscribe();
         let mut second = hub.subscribe();
-        assert!(hub.receive_runblob(BODY).unwrap());
-        assert!(!hub.receive_runblob(BODY).unwrap());
+        assert!(hub.receive(&provider, BODY).unwrap());
+        assert!(!hub.receive(&provider, BODY).unwrap());
         let event = first.next().await.unwrap();
         assert_eq!(event.task_id, "dc62d83d-1953-4bca-8554-222679a7a4a9");
         assert_eq!(event.status, "completed");
         assert_eq!(second.next().await.unwrap(), event);
         // The same task with another status is news.
         let failed = br#"{"task_uuid":"dc62d83d-1953-4bca-8554-222679a7a4a9","status":"failed"}"#;
-        assert!(hub.receive_runblob(failed).unwrap());
+        assert!(hub.receive(&provider, failed).unwrap());
         assert_eq!(first.next().await.unwrap().status, "failed");
     }
 
     #[test]
     fn a_body_that_is_not_a_status_object_is_an_error() {
         let hub = WebhookHub::new();
-        assert!(hub.receive_runblob(b"{\"hello\":1}").is_err());
+        let error = hub.receive(&runblob(), b"{\"hello\":1}").unwrap_err();
+        assert!(error.to_string().starts_with("runblob webhook"), "{error}");
     }
 
     #[tokio::test]
     async fn a_channel_becomes_a_stream() {
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         let mut stream = channel_stream(rx);
-        tx.send(WebhookEvent::parse_runblob(BODY).unwrap())
+        tx.send(WebhookEvent::parse(&runblob(), BODY).unwrap())
             .await
             .unwrap();
         drop(tx);

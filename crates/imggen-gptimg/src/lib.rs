@@ -27,6 +27,9 @@
 //!   wait that stops returns the task id: the task goes on, and is paid for.
 //! - Unknown statuses, codes and fields from a newer API version parse, as `Other(..)`.
 
+#[cfg(feature = "provider")]
+pub mod provider;
+
 use std::time::Duration;
 
 use imggen_http::{

@@ -50,6 +50,9 @@
 //! - `costUsd` is integer micro-USD ([`MicroUsd`]): `40000` is exactly `$0.04`.
 //! - Unknown statuses, models, codes and fields from a newer API version parse, as `Other(..)`.
 
+#[cfg(feature = "provider")]
+pub mod provider;
+
 use std::time::Duration;
 
 use imggen_http::{

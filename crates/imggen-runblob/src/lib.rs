@@ -36,6 +36,8 @@
 //!   fields are ignored.
 
 mod image;
+#[cfg(feature = "provider")]
+pub mod provider;
 mod webhook;
 
 use std::time::Duration;

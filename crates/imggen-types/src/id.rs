@@ -28,7 +28,7 @@ macro_rules! id_newtype {
             /// Checks that the id can be used as one URL path segment as is (not empty, no `/`,
             /// `?`, `#`, `%` or whitespace), so a status call addresses exactly this task.
             pub fn validate(&self) -> Result<(), $crate::ValidationError> {
-                $crate::validation::check_path_id($field, &self.0)
+                $crate::validation::check_opaque_id($field, &self.0)
             }
         }
 

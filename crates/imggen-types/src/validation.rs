@@ -145,7 +145,8 @@ fn is_loopback(url: &Url) -> bool {
 
 /// Checks a task id before it is put into a URL path: an id is opaque, but one that holds `/`,
 /// `?`, `#`, `%` or whitespace would address a different resource than the caller meant.
-pub(crate) fn check_path_id(field: &str, id: &str) -> Result<(), ValidationError> {
+/// Every provider's id type runs it; a provider without a documented id format uses it alone.
+pub fn check_opaque_id(field: &str, id: &str) -> Result<(), ValidationError> {
     if id.is_empty() {
         return Err(ValidationError::new(field, "must not be empty"));
     }
@@ -232,10 +233,10 @@ mod tests {
 
     #[test]
     fn path_ids_cannot_escape_their_path_segment() {
-        assert!(check_path_id("task_id", "gpt-image-2-kUtpnus8fXpDKkuEjayG3").is_ok());
-        assert!(check_path_id("id", "run_01J").is_ok());
+        assert!(check_opaque_id("task_id", "gpt-image-2-kUtpnus8fXpDKkuEjayG3").is_ok());
+        assert!(check_opaque_id("id", "run_01J").is_ok());
         for bad in ["", "../x", "a/b", "a?b", "a b", "a%2F"] {
-            assert!(check_path_id("id", bad).is_err(), "{bad:?} accepted");
+            assert!(check_opaque_id("id", bad).is_err(), "{bad:?} accepted");
         }
     }
 

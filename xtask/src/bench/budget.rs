@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use imggen_core::{GenerationRequest, Imggen, ProviderId, SubmitOptions, WaitOptions};
+use imggen_core::{GenerationRequest, Imggen, SubmitOptions, WaitOptions};
 use imggen_http::time::{Clock, SleepFuture, Sleeper};
 use imggen_mock::{MockClock, MockConfig, MockServer, Profile};
 
@@ -91,7 +91,9 @@ async fn run_jobs(jobs: usize) -> Result<Outcome, String> {
         .build()
         .map_err(|err| err.to_string())?;
     let imggen = Imggen::builder()
-        .runbase(client)
+        .provider(imggen_core::imggen_runbase::provider::RunbaseProvider::new(
+            client,
+        ))
         .clock(time.clone())
         .sleeper(time)
         .build()
@@ -109,7 +111,7 @@ async fn run_jobs(jobs: usize) -> Result<Outcome, String> {
             let submission = imggen
                 .submit(
                     &GenerationRequest::new(format!("Product shot {index}")),
-                    &SubmitOptions::provider(ProviderId::Runbase),
+                    &SubmitOptions::provider(imggen_core::imggen_runbase::provider::ID),
                 )
                 .await
                 .map_err(|err| err.to_string())?;

@@ -63,8 +63,9 @@ impl Drop for MockHost {
 }
 
 /// A loopback receiver for runblob's callbacks: a plain HTTP/1.1 listener on its own thread
-/// that hands each body to [`WebhookHub::receive_runblob`](imggen_core::WebhookHub::receive_runblob) (what an app's own endpoint, or
-/// imggen-core's `webhook::server` router, does) and answers `200` (`400` for a body that is
+/// that hands each body to [`WebhookHub::receive`](imggen_core::WebhookHub::receive) with
+/// the runblob provider (what an app's own endpoint, or imggen-core's `webhook::server`
+/// router, does) and answers `200` (`400` for a body that is
 /// not a status object), closing the connection after each answer.
 pub struct WebhookReceiver {
     url: String,
@@ -74,8 +75,11 @@ pub struct WebhookReceiver {
 }
 
 impl WebhookReceiver {
-    /// Listens on 127.0.0.1 and feeds `hub`.
-    pub fn start(hub: imggen_core::WebhookHub) -> Result<WebhookReceiver, String> {
+    /// Listens on 127.0.0.1 and feeds `hub` what `provider` reads from each body.
+    pub fn start(
+        hub: imggen_core::WebhookHub,
+        provider: Arc<dyn imggen_core::Provider>,
+    ) -> Result<WebhookReceiver, String> {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")
             .map_err(|err| format!("could not listen for webhooks: {err}"))?;
         let addr = listener
@@ -93,7 +97,7 @@ impl WebhookReceiver {
                         }
                         if let Ok(stream) = stream {
                             // A delivery that fails is the mock's to retry, as runblob would.
-                            let _ = answer_webhook(stream, &hub);
+                            let _ = answer_webhook(stream, &hub, provider.as_ref());
                         }
                     }
                 })
@@ -127,6 +131,7 @@ impl Drop for WebhookReceiver {
 fn answer_webhook(
     mut stream: std::net::TcpStream,
     hub: &imggen_core::WebhookHub,
+    provider: &dyn imggen_core::Provider,
 ) -> std::io::Result<()> {
     use std::io::{BufRead as _, Read as _, Write as _};
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
@@ -150,7 +155,7 @@ fn answer_webhook(
     }
     let mut body = vec![0; length.min(64 * 1024)];
     reader.read_exact(&mut body)?;
-    let status = match hub.receive_runblob(&body) {
+    let status = match hub.receive(provider, &body) {
         Ok(_) => "200 OK",
         Err(_) => "400 Bad Request",
     };

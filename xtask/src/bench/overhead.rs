@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use imggen_core::{GenerationRequest, Imggen, JobHandle, ProviderId, SubmitOptions};
+use imggen_core::{GenerationRequest, Imggen, JobHandle, SubmitOptions};
 use imggen_mock::{MockConfig, Profile};
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue, USER_AGENT};
 
@@ -204,13 +204,15 @@ async fn callers(url: &str) -> Result<(Arc<Caller>, Arc<Caller>), String> {
         .build()
         .map_err(|err| err.to_string())?;
     let imggen = Imggen::builder()
-        .gptimg(client)
+        .provider(imggen_core::imggen_gptimg::provider::GptimgProvider::new(
+            client,
+        ))
         .build()
         .map_err(|err| err.to_string())?;
     let submission = imggen
         .submit(
             &GenerationRequest::new("A status read many times"),
-            &SubmitOptions::provider(ProviderId::Gptimg),
+            &SubmitOptions::provider(imggen_core::imggen_gptimg::provider::ID),
         )
         .await
         .map_err(|err| err.to_string())?;

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use imggen_core::{
-    GenerationRequest, Imggen, PollSchedule, ProviderId, SubmitOptions, WaitOptions, WebhookHub,
+    GenerationRequest, Imggen, PollSchedule, SubmitOptions, WaitOptions, WebhookHub,
 };
 use imggen_mock::{DeliveryStatus, MockClock, MockConfig, Profile};
 
@@ -147,7 +147,10 @@ async fn job(
         request = request.webhook(hooks.url.clone());
     }
     let submission = imggen
-        .submit(&request, &SubmitOptions::provider(ProviderId::Runblob))
+        .submit(
+            &request,
+            &SubmitOptions::provider(imggen_core::imggen_runblob::provider::ID),
+        )
         .await
         .map_err(|err| err.to_string())?;
     let handle = submission
@@ -224,7 +227,9 @@ fn run_strategy(strategy: &Strategy, sizes: Sizes) -> Result<Outcome, String> {
     let receiver = match strategy.poller {
         Poller::Webhooks(_) => {
             let hub = WebhookHub::new();
-            let receiver = WebhookReceiver::start(hub.clone())?;
+            let runblob = imggen_core::imggen_runblob::provider::registration();
+            let parser = (runblob.connect)(KEY, &url)?;
+            let receiver = WebhookReceiver::start(hub.clone(), parser)?;
             let url = receiver.url().to_owned();
             Some((receiver, Hooks { url, hub }))
         }
@@ -239,9 +244,11 @@ fn run_strategy(strategy: &Strategy, sizes: Sizes) -> Result<Outcome, String> {
             .base_url(&url)
             .build()
             .map_err(|err| err.to_string())?;
-        let mut builder = Imggen::builder().runblob(client);
+        let mut builder = Imggen::builder().provider(
+            imggen_core::imggen_runblob::provider::RunblobProvider::new(client),
+        );
         if let Poller::Schedule(schedule) | Poller::Webhooks(schedule) = strategy.poller {
-            builder = builder.poll_schedule(ProviderId::Runblob, schedule);
+            builder = builder.poll_schedule(imggen_core::imggen_runblob::provider::ID, schedule);
         }
         let imggen = builder.build().map_err(|err| err.to_string())?;
         let slots = Arc::new(tokio::sync::Semaphore::new(sizes.concurrency));
@@ -577,7 +584,7 @@ fn with_webhooks(hooked: &[&(Strategy, Outcome)]) -> String {
     format!(
         "**With webhooks.** Each task is created with a `callback_url` pointing at a receiver \
          on 127.0.0.1 in this process, which hands each body to \
-         `WebhookHub::receive_runblob`; every wait takes the hub's events \
+         `WebhookHub::receive`; every wait takes the hub's events \
          (`WaitOptions::events`). The mock POSTs a task's status object the moment its clock \
          says the task ended (delivered: {}). An event is a hint: the wait confirms it with \
          exactly one status GET and returns that answer, so the lag is the callback's delivery \

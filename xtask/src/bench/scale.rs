@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use imggen_core::{GenerationRequest, Imggen, ProviderId, SubmitOptions, WaitOptions};
+use imggen_core::{GenerationRequest, Imggen, SubmitOptions, WaitOptions};
 use imggen_mock::{EntryKind, MockConfig, Profile};
 use serde::{Deserialize, Serialize};
 
@@ -273,9 +273,11 @@ async fn run_worker(options: WorkerOptions) -> Result<WorkerReport, String> {
         .build()
         .map_err(|err| err.to_string())?;
     let imggen = Imggen::builder()
-        .gptimg(client)
+        .provider(imggen_core::imggen_gptimg::provider::GptimgProvider::new(
+            client,
+        ))
         .poll_schedule(
-            ProviderId::Gptimg,
+            imggen_core::imggen_gptimg::provider::ID,
             imggen_core::imggen_gptimg::POLL_SCHEDULE.scaled(options.schedule_scale),
         )
         .build()
@@ -300,7 +302,7 @@ async fn run_worker(options: WorkerOptions) -> Result<WorkerReport, String> {
                 imggen
                     .submit(
                         &GenerationRequest::new(format!("Dataset image {index}")),
-                        &SubmitOptions::provider(ProviderId::Gptimg),
+                        &SubmitOptions::provider(imggen_core::imggen_gptimg::provider::ID),
                     )
                     .await
             };

@@ -615,7 +615,8 @@ async fn strict_and_the_command_line_options_are_checked_before_anything_is_sent
     assert_code(&strict, 2);
     let stderr_text = stderr(&strict);
     assert!(
-        stderr_text.contains("  line 1: --strict: ")
+        stderr_text.contains("  line 1: runbase cannot serve this request")
+            && stderr_text.contains("refused because planning is strict")
             && stderr_text.contains("acme/brand-new")
             && stderr_text.contains("price is unknown"),
         "{stderr_text}"

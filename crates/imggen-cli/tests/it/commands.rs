@@ -36,7 +36,8 @@ async fn providers_json_lists_all_four() {
         .iter()
         .map(|p| p["provider"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["runblob", "gptimg", "runbase", "mock"]);
+    // imggen-core's one default order, then the emulator.
+    assert_eq!(names, ["gptimg", "runblob", "runbase", "mock"]);
 }
 
 #[tokio::test]

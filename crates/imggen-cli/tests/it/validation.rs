@@ -139,7 +139,10 @@ async fn strict_refuses_a_model_whose_price_is_unknown() {
         "--strict",
     ])
     .await;
-    assert!(stderr.contains("--strict"), "{stderr}");
+    assert!(
+        stderr.contains("refused because planning is strict"),
+        "{stderr}"
+    );
     assert!(stderr.contains("acme/brand-new"), "{stderr}");
     assert!(stderr.contains("price is unknown"), "{stderr}");
 }

@@ -34,6 +34,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::provider::ProviderId;
+use crate::request::OptionReader;
 use crate::request::{GenerationRequest, Reference};
 
 /// The fields a line may have.
@@ -79,12 +80,57 @@ pub struct RequestDefaults {
     pub options: Vec<(String, String)>,
     /// The webhook URL.
     pub webhook: Option<String>,
+    /// How providers that are not built in read their options (built-in ones are known).
+    pub option_readers: OptionReaders,
+}
+
+/// How providers read their options from text, by provider (compared by provider only).
+#[derive(Clone, Debug, Default)]
+pub struct OptionReaders(Vec<(ProviderId, OptionReader)>);
+
+impl PartialEq for OptionReaders {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.len() == other.0.len() && self.0.iter().zip(&other.0).all(|(a, b)| a.0 == b.0)
+    }
 }
 
 impl RequestDefaults {
     /// No defaults: every line stands alone.
     pub fn new() -> Self {
         RequestDefaults::default()
+    }
+
+    /// How `provider` (one that is not built in) reads its options.
+    pub fn option_reader_for(mut self, provider: ProviderId, reader: OptionReader) -> Self {
+        self.option_readers.0.retain(|(id, _)| *id != provider);
+        self.option_readers.0.push((provider, reader));
+        self
+    }
+
+    /// How `provider` reads its options: given here, or built in.
+    pub fn option_reader(&self, provider: ProviderId) -> Option<OptionReader> {
+        self.option_readers
+            .0
+            .iter()
+            .find(|(id, _)| *id == provider)
+            .map(|(_, reader)| *reader)
+            .or_else(|| {
+                crate::builtin::registration(provider).map(|registration| registration.set_option)
+            })
+    }
+
+    /// The providers a line may name: the built-in ones, then those given readers here.
+    pub fn known_providers(&self) -> Vec<ProviderId> {
+        let mut known: Vec<ProviderId> = crate::builtin::registrations()
+            .iter()
+            .map(|registration| registration.id)
+            .collect();
+        for (id, _) in &self.option_readers.0 {
+            if !known.contains(id) {
+                known.push(*id);
+            }
+        }
+        known
     }
 
     /// Sets the provider.
@@ -376,12 +422,23 @@ fn string_field(name: &str, value: &Value, problems: &mut Vec<String>) -> Option
     }
 }
 
-fn provider_value(name: &str, value: &Value, problems: &mut Vec<String>) -> Option<ProviderId> {
+fn provider_value(
+    name: &str,
+    value: &Value,
+    defaults: &RequestDefaults,
+    problems: &mut Vec<String>,
+) -> Option<ProviderId> {
     let text = string_field(name, value, problems)?;
+    let known = defaults.known_providers();
     match text.parse::<ProviderId>() {
-        Ok(id) => Some(id),
-        Err(error) => {
-            problems.push(format!("{name}: {error}"));
+        Ok(id) if known.contains(&id) => Some(id),
+        _ => {
+            let names: Vec<&str> = known.iter().map(|id| id.as_str()).collect();
+            problems.push(format!(
+                "{name}: {} is not a provider; known providers: {}",
+                quote(value),
+                names.join(", ")
+            ));
             None
         }
     }
@@ -527,7 +584,7 @@ fn parse_line(
             "id" => {}
             "prompt" => prompt = string_field("prompt", value, &mut problems),
             "provider" => {
-                if let Some(id) = provider_value("provider", value, &mut problems) {
+                if let Some(id) = provider_value("provider", value, defaults, &mut problems) {
                     provider = Some(id);
                 }
             }
@@ -551,7 +608,7 @@ fn parse_line(
                     .iter()
                     .enumerate()
                     .filter_map(|(i, name)| {
-                        provider_value(&format!("fallback[{i}]"), name, &mut problems)
+                        provider_value(&format!("fallback[{i}]"), name, defaults, &mut problems)
                     })
                     .collect();
             }
@@ -638,15 +695,18 @@ fn parse_line(
             .into_iter()
             .map(|(key, value)| (key, value, false)),
     );
+    let known = defaults.known_providers();
     for (key, value, from_defaults) in options {
         let label = if from_defaults {
             format!("option {key:?} (a default)")
         } else {
             format!("options.{key}")
         };
-        let scoped = key
-            .split_once('.')
-            .and_then(|(provider, rest)| Some((provider.parse::<ProviderId>().ok()?, rest)));
+        // A prefix is a provider only when it names one (`input.seed` is runbase's own key).
+        let scoped = key.split_once('.').and_then(|(provider, rest)| {
+            let provider = known.iter().find(|id| id.as_str() == provider)?;
+            Some((*provider, rest))
+        });
         let targets: Vec<(ProviderId, &str)> = match scoped {
             Some((provider, rest)) => {
                 if !providers.contains(&provider) {
@@ -671,7 +731,15 @@ fn parse_line(
             }
         };
         for (provider, key) in targets {
-            if let Err(error) = request.options.set(provider, key, &value) {
+            // Options are read as their provider reads them; the provider need not be
+            // configured yet (a line is read before any provider is built).
+            let Some(reader) = defaults.option_reader(provider) else {
+                problems.push(format!(
+                    "{label}: {provider} is not a provider this imggen knows"
+                ));
+                continue;
+            };
+            if let Err(error) = request.options.set(provider, key, &value, reader) {
                 problems.push(format!("{label}: {error}"));
             }
         }
@@ -750,6 +818,11 @@ fn write_canonical(value: &Value, out: &mut String) {
 mod tests {
     use super::*;
 
+    // The built-in providers, as a batch file names them.
+    const GPTIMG: ProviderId = ProviderId::new("gptimg");
+    const RUNBLOB: ProviderId = ProviderId::new("runblob");
+    const RUNBASE: ProviderId = ProviderId::new("runbase");
+
     fn problems(input: &BatchInput) -> Vec<String> {
         input.invalid.iter().map(ToString::to_string).collect()
     }
@@ -757,7 +830,7 @@ mod tests {
     #[test]
     fn ids_default_to_the_line_number_and_defaults_fill_what_a_line_leaves_out() {
         let defaults = RequestDefaults::new()
-            .provider(ProviderId::Runbase)
+            .provider(RUNBASE)
             .aspect_ratio(AspectRatio::Square)
             .option("resolution", "2K");
         let text = "\u{feff}{\"prompt\": \"a lamp\"}\r\n\n{\"id\": 7, \"prompt\": \"a cat\", \"aspect_ratio\": \"16:9\", \"n\": 2, \"options\": {\"input.seed\": 42}}\n";
@@ -768,9 +841,9 @@ mod tests {
         };
         assert_eq!((first.id.as_str(), first.line), ("1", 1));
         assert_eq!(first.request.aspect_ratio, Some(AspectRatio::Square));
-        assert_eq!(first.providers, [ProviderId::Runbase]);
+        assert_eq!(first.providers, [RUNBASE]);
         assert_eq!(
-            first.request.options.runbase.resolution.as_deref(),
+            first.request.options.text(RUNBASE, "resolution"),
             Some("2K")
         );
         // Blank lines are skipped but counted.
@@ -781,7 +854,7 @@ mod tests {
         );
         assert_eq!(second.request.n, 2);
         assert_eq!(
-            second.request.options.runbase.input["seed"],
+            second.request.options.of(RUNBASE)["input"]["seed"],
             serde_json::json!(42)
         );
     }
@@ -816,7 +889,7 @@ mod tests {
                 "line 5 (id \"x\"): prompt is missing; every line needs {\"prompt\": \"...\"}",
                 "line 6: aspect ratio: \"16x9\" is not a known value; known values: 1:1, 4:3, 3:4, 3:2, 2:3, 16:9, 9:16, 5:4, 4:5, 2:1, 1:2, 21:9, 9:21",
                 "line 7: n must be a whole number of images, at least 1, not 0",
-                "line 8: provider: \"openai\" is not a provider; known providers: runblob, gptimg, runbase",
+                "line 8: provider: \"openai\" is not a provider; known providers: gptimg, runblob, runbase",
                 "line 9: options.colour: runblob option \"colour\": unknown key; allowed: model, quality, background",
                 "line 10: options.runbase.resolution is for runbase, which this request does not use (runblob)",
                 "line 11: refs must be a list, not a string (\"https://x.example/a.png\")",
@@ -854,17 +927,14 @@ mod tests {
     #[test]
     fn references_and_fallbacks_read_like_the_command_line() {
         let defaults = RequestDefaults::new()
-            .provider(ProviderId::Gptimg)
+            .provider(GPTIMG)
             .reference(Reference::url("https://x.example/default.png"));
         let text = r#"{"prompt": "a", "fallback": "runblob, runbase", "references": ["https://x.example/a.png", "sketch.png", {"bytes": "AQID"}], "options": {"runbase.resolution": "4K", "runblob.quality": "flare"}}
 {"prompt": "b"}"#;
         let input = parse(text, &defaults);
         assert_eq!(input.invalid, []);
         let first = &input.requests[0];
-        assert_eq!(
-            first.providers,
-            [ProviderId::Gptimg, ProviderId::Runblob, ProviderId::Runbase]
-        );
+        assert_eq!(first.providers, [GPTIMG, RUNBLOB, RUNBASE]);
         assert_eq!(
             first.request.references,
             [
@@ -874,11 +944,11 @@ mod tests {
             ]
         );
         assert_eq!(
-            first.request.options.runbase.resolution.as_deref(),
+            first.request.options.text(RUNBASE, "resolution"),
             Some("4K")
         );
         assert_eq!(
-            first.request.options.runblob.quality.as_deref(),
+            first.request.options.text(RUNBLOB, "quality"),
             Some("flare")
         );
         // A line without refs keeps the default ones.
@@ -902,7 +972,7 @@ mod tests {
         );
         // A default scoped to a provider the line does not use is simply not applied.
         let defaults = RequestDefaults::new()
-            .provider(ProviderId::Runblob)
+            .provider(RUNBLOB)
             .option("runbase.resolution", "2K");
         let input = parse(r#"{"prompt": "a"}"#, &defaults);
         assert_eq!(input.invalid, []);

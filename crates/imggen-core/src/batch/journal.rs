@@ -1168,12 +1168,12 @@ mod tests {
             id,
             line,
             GenerationRequest::new(prompt),
-            vec![ProviderId::Runblob],
+            vec![ProviderId::new("runblob")],
         )
     }
 
     fn handle(task: &str) -> JobHandle {
-        JobHandle::new(ProviderId::Runblob, task, UNIX_EPOCH)
+        JobHandle::new(ProviderId::new("runblob"), task, UNIX_EPOCH)
             .unwrap()
             .with_cost(Some(Cost::usd("0.0123".parse().unwrap())))
             .with_images_expected(1)
@@ -1194,7 +1194,7 @@ mod tests {
         time.advance(Duration::from_secs(5));
         assert_eq!(planned.added, 1);
         journal
-            .mark_submitting("a", &[ProviderId::Runblob])
+            .mark_submitting("a", &[ProviderId::new("runblob")])
             .unwrap();
         time.advance(Duration::from_secs(5));
         journal.record_task("a", &handle("t1")).unwrap();
@@ -1217,11 +1217,11 @@ mod tests {
         );
         assert_eq!(entry.handles(), [handle("t1")]);
         journal
-            .mark_submitted("a", ProviderId::Runblob, &[handle("t1")], None)
+            .mark_submitted("a", ProviderId::new("runblob"), &[handle("t1")], None)
             .unwrap();
         assert_eq!(journal.finish("a").unwrap(), RequestState::Submitted);
         journal
-            .task_succeeded(ProviderId::Runblob, "t1", &["t1-1.png".into()])
+            .task_succeeded(ProviderId::new("runblob"), "t1", &["t1-1.png".into()])
             .unwrap();
         assert_eq!(journal.finish("a").unwrap(), RequestState::Done);
         drop(journal);
@@ -1243,7 +1243,7 @@ mod tests {
             .unwrap();
         journal.mark_submitting("a", &[]).unwrap();
         journal
-            .mark_submitted("a", ProviderId::Runblob, &[handle("t1")], None)
+            .mark_submitted("a", ProviderId::new("runblob"), &[handle("t1")], None)
             .unwrap();
         let error = journal.mark_submitting("a", &[]).unwrap_err();
         assert!(
@@ -1286,13 +1286,13 @@ mod tests {
         journal
             .mark_submitted(
                 "a",
-                ProviderId::Runblob,
+                ProviderId::new("runblob"),
                 &[handle("t1")],
                 Some("runblob create: 402 INSUFFICIENT_CREDITS"),
             )
             .unwrap();
         journal
-            .task_succeeded(ProviderId::Runblob, "t1", &["t1-1.png".into()])
+            .task_succeeded(ProviderId::new("runblob"), "t1", &["t1-1.png".into()])
             .unwrap();
         assert_eq!(journal.finish("a").unwrap(), RequestState::Failed);
         let entry = journal.entry("a").unwrap().unwrap();
@@ -1304,10 +1304,10 @@ mod tests {
 
         journal.mark_submitting("b", &[]).unwrap();
         journal
-            .mark_submitted("b", ProviderId::Runblob, &[handle("t2")], None)
+            .mark_submitted("b", ProviderId::new("runblob"), &[handle("t2")], None)
             .unwrap();
         journal
-            .task_failed(ProviderId::Runblob, "t2", "OPENAI_DECLINED")
+            .task_failed(ProviderId::new("runblob"), "t2", "OPENAI_DECLINED")
             .unwrap();
         assert_eq!(journal.finish("b").unwrap(), RequestState::Failed);
         let entry = journal.entry("b").unwrap().unwrap();

@@ -63,7 +63,7 @@ use tokio::sync::{RwLock, Semaphore};
 use crate::download::{DownloadOptions, ImageData};
 use crate::error::Error;
 use crate::handle::{self, JobHandle, RequestSummary};
-use crate::plan::{self, PlanOptions};
+use crate::plan::PlanOptions;
 use crate::provider::ProviderId;
 use crate::reconcile::LostTaskSearch;
 use crate::status::{JobState, JobStatus};
@@ -106,7 +106,7 @@ pub struct BatchOptions {
     /// request on one key also shares that key's request budget.
     pub concurrency: usize,
     /// How long to wait for each task in this run (default: the provider's
-    /// [`default_deadline`](crate::wait::default_deadline)). A task still running then stays
+    /// [`Provider::default_deadline`](crate::Provider::default_deadline)). A task still running then stays
     /// `submitted`, to be waited on by the next run.
     pub deadline: Option<Duration>,
     /// The whole run's time limit, from when it starts: no create is sent after it, and every
@@ -314,6 +314,9 @@ impl Progress {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 #[non_exhaustive]
+// A status event carries its handle and state by value: events are handed out one at a
+// time and dropped, so boxing would only add an allocation per event.
+#[allow(clippy::large_enum_variant)]
 pub enum BatchEventKind {
     /// The journal is read and the run begins.
     Started,
@@ -534,11 +537,14 @@ impl BatchRunner {
                 }
                 let mut problems = Vec::new();
                 let servable = route.iter().any(|provider| {
-                    if let Err(error) = self.imggen.provider(*provider) {
-                        problems.push(error.to_string());
-                        return false;
-                    }
-                    match plan::plan(&request.request, *provider, self.plan_options()) {
+                    let found = match self.imggen.provider(*provider) {
+                        Ok(found) => found,
+                        Err(error) => {
+                            problems.push(error.to_string());
+                            return false;
+                        }
+                    };
+                    match found.plan(&request.request, self.plan_options()) {
                         Ok(_) => true,
                         Err(error) => {
                             problems.push(error.to_string());
@@ -573,7 +579,7 @@ impl BatchRunner {
 
     fn plan_options(&self) -> PlanOptions {
         PlanOptions {
-            strict: self.imggen.inner.strict,
+            strictness: self.imggen.inner.strictness,
             allow_extra_tasks: self.imggen.inner.allow_extra_tasks,
         }
     }
@@ -1305,11 +1311,20 @@ impl Run {
             }
             let mut request = entry.request.clone();
             request.n = missing;
-            let plan = match plan::plan(&request, *provider, self.plan_options) {
+            let planned = self
+                .imggen
+                .provider(*provider)
+                .map_err(|error| error.to_string())
+                .and_then(|found| {
+                    found
+                        .plan(&request, self.plan_options)
+                        .map_err(|error| error.to_string())
+                });
+            let plan = match planned {
                 Ok(plan) => plan,
                 Err(error) => {
                     conclusive = false;
-                    notes.push(error.to_string());
+                    notes.push(error);
                     continue;
                 }
             };
@@ -1634,7 +1649,7 @@ mod tests {
             line: 1,
             fingerprint: String::new(),
             request: crate::GenerationRequest::new("x"),
-            providers: vec![ProviderId::Runblob],
+            providers: vec![imggen_runblob::provider::ID],
             state: RequestState::Submitting,
             provider: None,
             error: None,

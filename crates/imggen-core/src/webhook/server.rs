@@ -1,11 +1,16 @@
-//! A small receiver for runblob callbacks that a web app can mount (feature `webhook-server`).
+//! A small receiver for a provider's callbacks (runblob's, say) that a web app can mount
+//! (feature `webhook-server`).
 //!
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {
 //! use imggen_core::webhook::{WebhookHub, server};
 //!
 //! let hub = WebhookHub::new(); // subscribe waits to it: WaitOptions::events(hub.subscribe())
-//! let app = axum::Router::new().nest("/webhooks/runblob", server::router(hub.clone()));
+//! let runblob = imggen_core::imggen_runblob::provider::RunblobProvider::new(
+//!     imggen_core::imggen_runblob::Client::from_env().map_err(std::io::Error::other)?,
+//! );
+//! let app = axum::Router::new()
+//!     .nest("/webhooks/runblob", server::router(hub.clone(), std::sync::Arc::new(runblob)));
 //! let listener = tokio::net::TcpListener::bind("0.0.0.0:8080").await?;
 //! axum::serve(listener, app).await
 //! # }
@@ -20,6 +25,8 @@
 //!   harmless.
 //! - **413** for a body over 64 KiB (a status object is a few hundred bytes).
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -27,31 +34,35 @@ use axum::http::StatusCode;
 use axum::routing::post;
 
 use super::WebhookHub;
+use crate::Provider;
 
 /// The largest callback body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// A router answering `POST /` with runblob callbacks; mount it where your `callback_url`
+/// A router answering `POST /` with `provider`'s callbacks; mount it where your callback URL
 /// points (`Router::nest`).
-pub fn router(hub: WebhookHub) -> Router {
+pub fn router(hub: WebhookHub, provider: Arc<dyn Provider>) -> Router {
     Router::new()
         .route("/", post(receive))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(hub)
+        .with_state((hub, provider))
 }
 
-async fn receive(State(hub): State<WebhookHub>, body: Bytes) -> (StatusCode, &'static str) {
-    match hub.receive_runblob(&body) {
+async fn receive(
+    State((hub, provider)): State<(WebhookHub, Arc<dyn Provider>)>,
+    body: Bytes,
+) -> (StatusCode, &'static str) {
+    match hub.receive(provider.as_ref(), &body) {
         Ok(true) => (StatusCode::OK, "accepted"),
         Ok(false) => (StatusCode::OK, "duplicate ignored"),
         Err(error) => {
-            tracing::warn!(error = %error, "webhook body is not a runblob status object");
-            (StatusCode::BAD_REQUEST, "not a runblob status object")
+            tracing::warn!(error = %error, "webhook body is not a status its provider sends");
+            (StatusCode::BAD_REQUEST, "not a status object")
         }
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "runblob"))]
 mod tests {
     use axum::body::Body;
     use axum::http::Request;
@@ -68,7 +79,13 @@ mod tests {
     async fn accepts_status_objects_once_and_refuses_the_rest() {
         let hub = WebhookHub::new();
         let mut events = hub.subscribe();
-        let app = router(hub);
+        let provider = imggen_runblob::provider::RunblobProvider::new(
+            imggen_runblob::Client::builder()
+                .api_key("sk-test")
+                .build()
+                .unwrap(),
+        );
+        let app = router(hub, Arc::new(provider));
         let body = r#"{"task_uuid":"t-1","status":"completed","result_image_url":"https://cdn.example/a.png"}"#;
         let answer = app.clone().oneshot(post_body(body)).await.unwrap();
         assert_eq!(answer.status(), StatusCode::OK);

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use imggen_core::batch::{self, BatchEventKind, BatchOptions, BatchRunner, RequestDefaults};
-use imggen_core::{Imggen, ProviderId, imggen_runblob};
+use imggen_core::{Imggen, imggen_runblob};
 
 /// Set (to anything) to run as the worker.
 pub const ENV: &str = "IMGGEN_BATCH_WORKER";
@@ -45,16 +45,18 @@ async fn work() -> Result<(), String> {
     // The mock's fast tasks take 1–2 s instead of runblob's 1–3 minutes: the same schedule,
     // sixty times faster.
     let imggen = Imggen::builder()
-        .runblob(client)
+        .provider(imggen_core::imggen_runblob::provider::RunblobProvider::new(
+            client,
+        ))
         .poll_schedule(
-            ProviderId::Runblob,
+            imggen_core::imggen_runblob::provider::ID,
             imggen_core::imggen_runblob::POLL_SCHEDULE.scaled(1.0 / 60.0),
         )
         .build()
         .map_err(|error| error.to_string())?;
     let input = batch::input::read(
         &PathBuf::from(var("IMGGEN_BATCH_INPUT")?),
-        &RequestDefaults::new().provider(ProviderId::Runblob),
+        &RequestDefaults::new().provider(imggen_core::imggen_runblob::provider::ID),
     )
     .map_err(|error| error.to_string())?;
     let concurrency: usize = var("IMGGEN_BATCH_CONCURRENCY")?

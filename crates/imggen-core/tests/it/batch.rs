@@ -13,7 +13,7 @@ use imggen_core::batch::{
 };
 use imggen_core::{
     CancellationToken, DownloadOptions, GenerationRequest, ImageData, Imggen, JobHandle,
-    ProviderId, SubmitOptions,
+    SubmitOptions,
 };
 use imggen_core::{imggen_gptimg, imggen_runbase, imggen_runblob};
 use imggen_http::time::{Clock, SleepFuture, Sleeper};
@@ -94,9 +94,15 @@ fn imggen_with(server: &MockServer, time: &MockTime, allow_extra_tasks: bool) ->
         .sleeper(clock.clone())
         .clock(clock)
         .allow_extra_tasks(allow_extra_tasks)
-        .runblob(runblob)
-        .gptimg(gptimg)
-        .runbase(runbase)
+        .provider(imggen_core::imggen_runblob::provider::RunblobProvider::new(
+            runblob,
+        ))
+        .provider(imggen_core::imggen_gptimg::provider::GptimgProvider::new(
+            gptimg,
+        ))
+        .provider(imggen_core::imggen_runbase::provider::RunbaseProvider::new(
+            runbase,
+        ))
         .build()
         .unwrap()
 }
@@ -198,7 +204,7 @@ async fn two_hundred_runbase_requests_finish_with_no_429_and_one_charge_each() {
             )
             .collect::<Vec<_>>(),
     );
-    let defaults = RequestDefaults::new().provider(ProviderId::Runbase);
+    let defaults = RequestDefaults::new().provider(crate::RUNBASE);
     let (options, events) = recording(BatchOptions::new(dir.path()).concurrency(50));
 
     let report = BatchRunner::new(imggen(&server, &time), options)
@@ -233,7 +239,7 @@ async fn two_hundred_runbase_requests_finish_with_no_429_and_one_charge_each() {
     assert_eq!(written[199].id, "lamp-199");
     let charged: Vec<&str> = ledger.iter().map(|e| e.task_id.as_str()).collect();
     for line in &written {
-        assert_eq!(line.provider, Some(ProviderId::Runbase));
+        assert_eq!(line.provider, Some(crate::RUNBASE));
         assert_eq!(line.task_ids.len(), 1);
         assert!(charged.contains(&line.task_ids[0].as_str()));
         assert_eq!(line.files, [format!("{}-1.png", line.task_ids[0])]);
@@ -281,7 +287,7 @@ async fn invalid_lines_stop_the_batch_before_anything_is_sent_unless_skipped() {
         r#"{"id": "ok2", "prompt": "Another valid lamp"}"#,
     ]
     .join("\n");
-    let defaults = RequestDefaults::new().provider(ProviderId::Runblob);
+    let defaults = RequestDefaults::new().provider(crate::RUNBLOB);
     let runner = BatchRunner::new(imggen(&server, &time), BatchOptions::new(dir.path()));
 
     let error = runner.run(input(&text, &defaults)).await.unwrap_err();
@@ -340,7 +346,7 @@ async fn create_task(imggen: &Imggen, prompt: &str) -> JobHandle {
     imggen
         .submit(
             &GenerationRequest::new(prompt),
-            &SubmitOptions::provider(ProviderId::Runblob),
+            &SubmitOptions::provider(crate::RUNBLOB),
         )
         .await
         .unwrap()
@@ -363,7 +369,7 @@ async fn resuming_picks_up_every_state_and_pays_for_nothing_twice() {
         json!({"id": "never-arrived", "prompt": "Lost before it left"}),
         json!({"id": "gptimg-unknown", "prompt": "Lost at gptimg", "provider": "gptimg"}),
     ]);
-    let defaults = RequestDefaults::new().provider(ProviderId::Runblob);
+    let defaults = RequestDefaults::new().provider(crate::RUNBLOB);
     let batch = input(&text, &defaults);
     assert_eq!(batch.invalid, []);
 
@@ -382,9 +388,9 @@ async fn resuming_picks_up_every_state_and_pays_for_nothing_twice() {
         ("done-missing", &done_missing),
         ("submitted", &submitted),
     ] {
-        journal.mark_submitting(id, &[ProviderId::Runblob]).unwrap();
+        journal.mark_submitting(id, &[crate::RUNBLOB]).unwrap();
         journal
-            .mark_submitted(id, ProviderId::Runblob, std::slice::from_ref(handle), None)
+            .mark_submitted(id, crate::RUNBLOB, std::slice::from_ref(handle), None)
             .unwrap();
     }
     let status = imggen.wait(&done, Default::default()).await.unwrap();
@@ -396,7 +402,7 @@ async fn resuming_picks_up_every_state_and_pays_for_nothing_twice() {
     assert_eq!(images[0].data, ImageData::File(dir.path().join(&done_file)));
     journal
         .task_succeeded(
-            ProviderId::Runblob,
+            crate::RUNBLOB,
             &done.task_id,
             std::slice::from_ref(&done_file),
         )
@@ -405,34 +411,32 @@ async fn resuming_picks_up_every_state_and_pays_for_nothing_twice() {
     let missing_file = format!("{}-1.png", done_missing.task_id);
     journal
         .task_succeeded(
-            ProviderId::Runblob,
+            crate::RUNBLOB,
             &done_missing.task_id,
             std::slice::from_ref(&missing_file),
         )
         .unwrap();
     assert_eq!(journal.finish("done-missing").unwrap(), RequestState::Done);
     journal
-        .mark_submitting("failed", &[ProviderId::Runblob])
+        .mark_submitting("failed", &[crate::RUNBLOB])
         .unwrap();
-    let refunded = JobHandle::new(ProviderId::Runblob, "refunded-task", time.wall()).unwrap();
+    let refunded = JobHandle::new(crate::RUNBLOB, "refunded-task", time.wall()).unwrap();
     journal
-        .mark_submitted("failed", ProviderId::Runblob, &[refunded], None)
+        .mark_submitted("failed", crate::RUNBLOB, &[refunded], None)
         .unwrap();
     journal
-        .task_failed(ProviderId::Runblob, "refunded-task", "OPENAI_DECLINED")
+        .task_failed(crate::RUNBLOB, "refunded-task", "OPENAI_DECLINED")
         .unwrap();
     assert_eq!(journal.finish("failed").unwrap(), RequestState::Failed);
     // "made": journaled submitting, then its create reached runblob and the process died.
-    journal
-        .mark_submitting("made", &[ProviderId::Runblob])
-        .unwrap();
+    journal.mark_submitting("made", &[crate::RUNBLOB]).unwrap();
     let made = create_task(&imggen, "Created, answer lost").await;
     // "never-arrived": journaled submitting; the process died before the create left.
     journal
-        .mark_submitting("never-arrived", &[ProviderId::Runblob])
+        .mark_submitting("never-arrived", &[crate::RUNBLOB])
         .unwrap();
     journal
-        .mark_submitting("gptimg-unknown", &[ProviderId::Gptimg])
+        .mark_submitting("gptimg-unknown", &[crate::GPTIMG])
         .unwrap();
     drop(journal);
     let polls_of_done = server
@@ -502,7 +506,7 @@ async fn resuming_picks_up_every_state_and_pays_for_nothing_twice() {
         panic!("{:?}", report.unknown)
     };
     assert_eq!(unknown.id, "gptimg-unknown");
-    assert_eq!(unknown.providers, [ProviderId::Gptimg]);
+    assert_eq!(unknown.providers, [crate::GPTIMG]);
     assert!(unknown.attempted_at.is_some());
     assert!(
         unknown
@@ -548,7 +552,7 @@ async fn a_create_whose_answer_is_lost_mid_run_is_found_in_runblobs_list() {
         json!({"prompt": "Two"}),
         json!({"prompt": "Three"}),
     ]);
-    let defaults = RequestDefaults::new().provider(ProviderId::Runblob);
+    let defaults = RequestDefaults::new().provider(crate::RUNBLOB);
     let (options, events) = recording(BatchOptions::new(dir.path()).concurrency(1));
 
     let report = BatchRunner::new(imggen(&server, &time), options)
@@ -597,7 +601,7 @@ async fn a_lost_gptimg_create_stays_unknown_until_the_caller_resubmits_it() {
         json!({"id": "lost", "prompt": "Lost"}),
         json!({"id": "kept", "prompt": "Kept"}),
     ]);
-    let defaults = RequestDefaults::new().provider(ProviderId::Gptimg);
+    let defaults = RequestDefaults::new().provider(crate::GPTIMG);
     let imggen = imggen(&server, &time);
     let runner = BatchRunner::new(imggen.clone(), BatchOptions::new(dir.path()).concurrency(1));
 
@@ -610,7 +614,7 @@ async fn a_lost_gptimg_create_stays_unknown_until_the_caller_resubmits_it() {
     let [unknown] = &report.unknown[..] else {
         panic!("{:?}", report.unknown)
     };
-    assert_eq!(unknown.provider, Some(ProviderId::Gptimg));
+    assert_eq!(unknown.provider, Some(crate::GPTIMG));
     assert!(
         unknown.reason.contains("may have been created and charged"),
         "{}",
@@ -635,7 +639,7 @@ async fn a_lost_gptimg_create_stays_unknown_until_the_caller_resubmits_it() {
 async fn a_journal_of_another_batch_or_in_use_is_refused_before_anything_is_sent() {
     let (server, time) = mock(MockConfig::default().profile(Profile::Fixed(30 * S))).await;
     let dir = tempfile::tempdir().unwrap();
-    let defaults = RequestDefaults::new().provider(ProviderId::Runblob);
+    let defaults = RequestDefaults::new().provider(crate::RUNBLOB);
     let runner = BatchRunner::new(imggen(&server, &time), BatchOptions::new(dir.path()));
     runner
         .run(input(r#"{"prompt": "The first batch"}"#, &defaults))
@@ -682,7 +686,7 @@ async fn a_deadline_or_a_cancellation_leaves_paid_tasks_to_the_next_run() {
             .map(|i| json!({"prompt": format!("Slow {i}")}))
             .collect::<Vec<_>>(),
     );
-    let defaults = RequestDefaults::new().provider(ProviderId::Runbase);
+    let defaults = RequestDefaults::new().provider(crate::RUNBASE);
     let imggen = imggen(&server, &time);
 
     let report = BatchRunner::new(
@@ -764,7 +768,7 @@ async fn a_refusal_charges_nothing_and_is_tried_again_and_a_failed_task_is_left(
         json!({"id": "fine", "prompt": "Fine"}),
         json!({"id": "broke", "prompt": "No credits left"}),
     ]);
-    let defaults = RequestDefaults::new().provider(ProviderId::Runblob);
+    let defaults = RequestDefaults::new().provider(crate::RUNBLOB);
     let imggen = imggen(&server, &time);
     let runner = BatchRunner::new(imggen, BatchOptions::new(dir.path()).concurrency(1));
 
@@ -826,7 +830,7 @@ async fn a_request_removed_from_the_file_keeps_its_paid_task_and_sends_nothing_n
     let (server, time) = mock(MockConfig::default().profile(Profile::Fixed(30 * S))).await;
     let dir = tempfile::tempdir().unwrap();
     let imggen = imggen(&server, &time);
-    let defaults = RequestDefaults::new().provider(ProviderId::Runblob);
+    let defaults = RequestDefaults::new().provider(crate::RUNBLOB);
     let full = lines(&[
         json!({"id": "kept", "prompt": "Kept"}),
         json!({"id": "removed-paid", "prompt": "Removed after it was paid"}),
@@ -843,7 +847,7 @@ async fn a_request_removed_from_the_file_keeps_its_paid_task_and_sends_nothing_n
     journal
         .mark_submitted(
             "removed-paid",
-            ProviderId::Runblob,
+            crate::RUNBLOB,
             std::slice::from_ref(&paid),
             None,
         )

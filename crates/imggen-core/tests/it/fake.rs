@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use imggen_core::provider::{BoxFuture, Created, DownloadLimits, Downloaded};
 use imggen_core::{
-    CallError, CallErrorKind, CallOperation, Cost, JobStatus, PlannedTask, Provider, ProviderId,
+    CallError, CallErrorKind, CallOperation, Cost, GenerationRequest, JobStatus, Plan, PlanError,
+    PlanOptions, PlannedTask, PollSchedule, Provider, ProviderCapabilities, ProviderId,
 };
 use imggen_http::time::{Clock, ManualTime};
 use imggen_types::runbase;
@@ -24,6 +25,9 @@ pub const PNG: &[u8] = &[
 #[derive(Clone, Debug)]
 pub struct Fake {
     id: ProviderId,
+    /// The built-in provider of the same id, for what the fake does not script: its
+    /// capabilities, plan, schedule, deadline and advice.
+    model: Arc<dyn Provider>,
     time: ManualTime,
     state: Arc<Mutex<State>>,
 }
@@ -49,8 +53,11 @@ struct State {
 impl Fake {
     /// Tasks of `provider` that finish `duration` after their create.
     pub fn new(id: ProviderId, time: &ManualTime, duration: Duration) -> Self {
+        let registration = imggen_core::builtin::registration(id).expect("a built-in provider");
+        let model = (registration.connect)("sk-fake", "https://fake.example").unwrap();
         Fake {
             id,
+            model,
             time: time.clone(),
             state: Arc::new(Mutex::new(State {
                 duration,
@@ -178,6 +185,43 @@ impl Provider for Fake {
         self.id
     }
 
+    fn capabilities(&self) -> ProviderCapabilities {
+        self.model.capabilities()
+    }
+
+    fn plan(&self, request: &GenerationRequest, options: PlanOptions) -> Result<Plan, PlanError> {
+        self.model.plan(request, options)
+    }
+
+    fn set_option(
+        &self,
+        options: &mut serde_json::Map<String, serde_json::Value>,
+        key: &str,
+        value: &str,
+    ) -> Result<(), String> {
+        self.model.set_option(options, key, value)
+    }
+
+    fn check_task_id(&self, task_id: &str) -> Result<(), imggen_types::ValidationError> {
+        self.model.check_task_id(task_id)
+    }
+
+    fn poll_schedule(&self) -> PollSchedule {
+        self.model.poll_schedule()
+    }
+
+    fn default_deadline(&self) -> Duration {
+        self.model.default_deadline()
+    }
+
+    fn failure_advice(&self, code: &str) -> Option<&'static str> {
+        self.model.failure_advice(code)
+    }
+
+    fn rate_limit(&self) -> Option<imggen_core::RateLimit> {
+        self.model.rate_limit()
+    }
+
     fn key_label(&self) -> String {
         "fake…0000".into()
     }
@@ -229,7 +273,7 @@ impl Provider for Fake {
                 return Err(error);
             }
             match self.run(task_id) {
-                Some(run) => Ok(JobStatus::from_runbase(run)),
+                Some(run) => Ok(imggen_runbase::provider::job_status(run)),
                 None => Err(CallError::api(
                     self.id,
                     CallOperation::Status,

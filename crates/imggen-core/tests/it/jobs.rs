@@ -42,7 +42,7 @@ fn refused(provider: ProviderId, status: u16, code: &str) -> CallError {
 #[tokio::test]
 async fn every_handle_reaches_on_handle_and_the_concurrency_cap_holds() {
     let time = ManualTime::new();
-    let fake = Fake::new(ProviderId::Runbase, &time, 5 * S);
+    let fake = Fake::new(crate::RUNBASE, &time, 5 * S);
     let imggen = builder(&time, &[&fake])
         .allow_extra_tasks(true)
         .max_concurrent_tasks(2)
@@ -50,7 +50,7 @@ async fn every_handle_reaches_on_handle_and_the_concurrency_cap_holds() {
         .unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let recorder = Arc::clone(&seen);
-    let options = SubmitOptions::provider(ProviderId::Runbase)
+    let options = SubmitOptions::provider(crate::RUNBASE)
         .on_handle(move |handle: &JobHandle| recorder.lock().unwrap().push(handle.clone()));
 
     let submission = imggen.submit(&request().n(5), &options).await.unwrap();
@@ -76,11 +76,11 @@ async fn every_handle_reaches_on_handle_and_the_concurrency_cap_holds() {
 #[tokio::test]
 async fn a_rate_limited_create_is_retried_after_retry_after_and_charged_once() {
     let time = ManualTime::new();
-    let fake = Fake::new(ProviderId::Gptimg, &time, 40 * S);
+    let fake = Fake::new(crate::GPTIMG, &time, 40 * S);
     fake.fail_creates([
-        refused(ProviderId::Gptimg, 429, "RATE_LIMITED").with_retry_after(Some(7 * S)),
+        refused(crate::GPTIMG, 429, "RATE_LIMITED").with_retry_after(Some(7 * S)),
         // gptimg's 500 INTERNAL_ERROR is documented as refunded: the client marks it so.
-        refused(ProviderId::Gptimg, 500, "INTERNAL_ERROR")
+        refused(crate::GPTIMG, 500, "INTERNAL_ERROR")
             .with_retryable(true)
             .with_may_have_been_charged(false),
     ]);
@@ -104,16 +104,16 @@ async fn a_rate_limited_create_is_retried_after_retry_after_and_charged_once() {
     assert_eq!(generation.handles.len(), 1);
     assert_eq!(generation.images.len(), 2);
     assert_eq!(generation.cost.to_string(), "$0.1");
-    assert_eq!(generation.provider(), ProviderId::Gptimg);
+    assert_eq!(generation.provider(), crate::GPTIMG);
 }
 
 #[tokio::test]
 async fn a_create_whose_answer_was_lost_is_never_resubmitted_nor_sent_elsewhere() {
     let time = ManualTime::new();
-    let runbase = Fake::new(ProviderId::Runbase, &time, 5 * S);
-    let gptimg = Fake::new(ProviderId::Gptimg, &time, 5 * S);
+    let runbase = Fake::new(crate::RUNBASE, &time, 5 * S);
+    let gptimg = Fake::new(crate::GPTIMG, &time, 5 * S);
     runbase.fail_creates([CallError::new(
-        ProviderId::Runbase,
+        crate::RUNBASE,
         CallOperation::Create,
         CallErrorKind::Timeout,
     )]);
@@ -122,7 +122,7 @@ async fn a_create_whose_answer_was_lost_is_never_resubmitted_nor_sent_elsewhere(
     let error = imggen
         .submit(
             &request(),
-            &SubmitOptions::fallback([ProviderId::Runbase, ProviderId::Gptimg]),
+            &SubmitOptions::fallback([crate::RUNBASE, crate::GPTIMG]),
         )
         .await
         .unwrap_err();
@@ -144,15 +144,15 @@ async fn a_create_whose_answer_was_lost_is_never_resubmitted_nor_sent_elsewhere(
 #[tokio::test]
 async fn fallback_moves_on_only_when_the_task_was_not_accepted_and_says_why() {
     let time = ManualTime::new();
-    let runblob = Fake::new(ProviderId::Runblob, &time, 5 * S);
-    let runbase = Fake::new(ProviderId::Runbase, &time, 5 * S);
-    let gptimg = Fake::new(ProviderId::Gptimg, &time, 5 * S);
-    runbase.fail_creates([refused(ProviderId::Runbase, 402, "insufficient_balance")]);
+    let runblob = Fake::new(crate::RUNBLOB, &time, 5 * S);
+    let runbase = Fake::new(crate::RUNBASE, &time, 5 * S);
+    let gptimg = Fake::new(crate::GPTIMG, &time, 5 * S);
+    runbase.fail_creates([refused(crate::RUNBASE, 402, "insufficient_balance")]);
     let imggen = builder(&time, &[&runblob, &runbase, &gptimg])
-        .strict(true)
+        .strictness(imggen_core::Strictness::Exact)
         .build()
         .unwrap();
-    let order = [ProviderId::Runblob, ProviderId::Runbase, ProviderId::Gptimg];
+    let order = [crate::RUNBLOB, crate::RUNBASE, crate::GPTIMG];
     let wide = request().aspect_ratio(AspectRatio::Landscape16x9);
 
     let generation = imggen
@@ -163,7 +163,7 @@ async fn fallback_moves_on_only_when_the_task_was_not_accepted_and_says_why() {
         .await
         .unwrap();
 
-    assert_eq!(generation.provider(), ProviderId::Gptimg);
+    assert_eq!(generation.provider(), crate::GPTIMG);
     let reasons: Vec<String> = generation
         .fallback
         .skipped
@@ -182,12 +182,12 @@ async fn fallback_moves_on_only_when_the_task_was_not_accepted_and_says_why() {
     assert_eq!(gptimg.creates().len(), 1);
 
     // Every provider refusing is one error listing each reason; nothing was charged.
-    runbase.fail_creates([refused(ProviderId::Runbase, 402, "insufficient_balance")]);
-    gptimg.fail_creates([refused(ProviderId::Gptimg, 402, "INSUFFICIENT_CREDITS")]);
+    runbase.fail_creates([refused(crate::RUNBASE, 402, "insufficient_balance")]);
+    gptimg.fail_creates([refused(crate::GPTIMG, 402, "INSUFFICIENT_CREDITS")]);
     let error = imggen
         .submit(
             &request(),
-            &SubmitOptions::fallback([ProviderId::Runbase, ProviderId::Gptimg]),
+            &SubmitOptions::fallback([crate::RUNBASE, crate::GPTIMG]),
         )
         .await
         .unwrap_err();
@@ -198,9 +198,9 @@ async fn fallback_moves_on_only_when_the_task_was_not_accepted_and_says_why() {
     assert!(!error.may_have_been_charged());
 
     // One provider: its own error.
-    gptimg.fail_creates([refused(ProviderId::Gptimg, 402, "INSUFFICIENT_CREDITS")]);
+    gptimg.fail_creates([refused(crate::GPTIMG, 402, "INSUFFICIENT_CREDITS")]);
     let error = imggen
-        .submit(&request(), &SubmitOptions::provider(ProviderId::Gptimg))
+        .submit(&request(), &SubmitOptions::provider(crate::GPTIMG))
         .await
         .unwrap_err();
     assert!(matches!(error, Error::Refused(_)), "{error:?}");
@@ -209,11 +209,11 @@ async fn fallback_moves_on_only_when_the_task_was_not_accepted_and_says_why() {
 #[tokio::test]
 async fn no_fallback_once_a_task_of_the_submission_was_accepted() {
     let time = ManualTime::new();
-    let runbase = Fake::new(ProviderId::Runbase, &time, 5 * S);
-    let gptimg = Fake::new(ProviderId::Gptimg, &time, 5 * S);
+    let runbase = Fake::new(crate::RUNBASE, &time, 5 * S);
+    let gptimg = Fake::new(crate::GPTIMG, &time, 5 * S);
     runbase.script_creates([
         None,
-        Some(refused(ProviderId::Runbase, 402, "insufficient_balance")),
+        Some(refused(crate::RUNBASE, 402, "insufficient_balance")),
     ]);
     let imggen = builder(&time, &[&runbase, &gptimg])
         .allow_extra_tasks(true)
@@ -224,7 +224,7 @@ async fn no_fallback_once_a_task_of_the_submission_was_accepted() {
     let error = imggen
         .submit(
             &request().n(3),
-            &SubmitOptions::fallback([ProviderId::Runbase, ProviderId::Gptimg]),
+            &SubmitOptions::fallback([crate::RUNBASE, crate::GPTIMG]),
         )
         .await
         .unwrap_err();
@@ -246,7 +246,7 @@ async fn no_fallback_once_a_task_of_the_submission_was_accepted() {
 #[tokio::test]
 async fn a_deadline_returns_the_handle_and_a_fresh_imggen_resumes_from_its_json() {
     let time = ManualTime::new();
-    let fake = Fake::new(ProviderId::Runbase, &time, 100 * S);
+    let fake = Fake::new(crate::RUNBASE, &time, 100 * S);
     let imggen = imggen(&time, &[&fake]);
     let submission = imggen
         .submit(&request(), &SubmitOptions::default())
@@ -287,7 +287,7 @@ fn imggen_with_fresh_scheduler(time: &ManualTime, fake: &Fake) -> Imggen {
 #[tokio::test]
 async fn cancelling_stops_the_wait_at_once_and_keeps_the_handle() {
     let time = ManualTime::new();
-    let fake = Fake::new(ProviderId::Runblob, &time, 1_000_000 * S);
+    let fake = Fake::new(crate::RUNBLOB, &time, 1_000_000 * S);
     let imggen = imggen(&time, &[&fake]);
     let submission = imggen
         .submit(&request(), &SubmitOptions::default())
@@ -325,11 +325,11 @@ async fn cancelling_stops_the_wait_at_once_and_keeps_the_handle() {
 #[tokio::test]
 async fn a_429_storm_on_status_is_waited_out_within_the_budget_of_attempts() {
     let time = ManualTime::new();
-    let fake = Fake::new(ProviderId::Runbase, &time, 5 * S);
+    let fake = Fake::new(crate::RUNBASE, &time, 5 * S);
     let storm = || {
         (0..10).map(|_| {
             CallError::api(
-                ProviderId::Runbase,
+                crate::RUNBASE,
                 CallOperation::Status,
                 429,
                 Some("RATE_LIMITED"),
@@ -374,7 +374,7 @@ async fn a_429_storm_on_status_is_waited_out_within_the_budget_of_attempts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_concurrent_jobs_on_one_runbase_key_earn_no_429() {
     let time = ManualTime::new();
-    let fake = Fake::new(ProviderId::Runbase, &time, 5 * S);
+    let fake = Fake::new(crate::RUNBASE, &time, 5 * S);
     fake.rate_limit(20, 10 * S);
     let imggen = imggen(&time, &[&fake]);
 
@@ -407,9 +407,9 @@ async fn fifty_concurrent_jobs_on_one_runbase_key_earn_no_429() {
 #[tokio::test]
 async fn a_configured_budget_replaces_runbases_default() {
     let time = ManualTime::new();
-    let fake = Fake::new(ProviderId::Runbase, &time, S);
+    let fake = Fake::new(crate::RUNBASE, &time, S);
     let imggen = builder(&time, &[&fake])
-        .budget(ProviderId::Runbase, RateLimit::new(2, 10 * S))
+        .budget(crate::RUNBASE, RateLimit::new(2, 10 * S))
         .build()
         .unwrap();
     let start = time.now();
@@ -424,14 +424,13 @@ async fn a_configured_budget_replaces_runbases_default() {
 }
 
 fn event(task_id: &str, status: &str) -> WebhookEvent {
-    let body = serde_json::json!({"task_uuid": task_id, "status": status});
-    WebhookEvent::parse_runblob(body.to_string().as_bytes()).unwrap()
+    WebhookEvent::new(crate::RUNBLOB, task_id, status)
 }
 
 fn runblob_without_jitter(time: &ManualTime, fake: &Fake) -> Imggen {
     builder(time, &[fake])
         .poll_schedule(
-            ProviderId::Runblob,
+            crate::RUNBLOB,
             imggen_runblob::POLL_SCHEDULE.with_jitter(0.0),
         )
         .build()
@@ -441,7 +440,7 @@ fn runblob_without_jitter(time: &ManualTime, fake: &Fake) -> Imggen {
 #[tokio::test]
 async fn a_webhook_event_is_confirmed_by_one_status_call_instead_of_waiting_a_minute() {
     let time = ManualTime::new();
-    let fake = Fake::new(ProviderId::Runblob, &time, Duration::ZERO);
+    let fake = Fake::new(crate::RUNBLOB, &time, Duration::ZERO);
     let imggen = runblob_without_jitter(&time, &fake);
     let handle = imggen
         .submit(&request(), &SubmitOptions::default())
@@ -472,7 +471,7 @@ async fn a_webhook_event_is_confirmed_by_one_status_call_instead_of_waiting_a_mi
 #[tokio::test]
 async fn an_early_event_is_not_believed_and_its_duplicate_is_ignored() {
     let time = ManualTime::new();
-    let fake = Fake::new(ProviderId::Runblob, &time, 100 * S);
+    let fake = Fake::new(crate::RUNBLOB, &time, 100 * S);
     let imggen = runblob_without_jitter(&time, &fake);
     let handle = imggen
         .submit(&request(), &SubmitOptions::default())
@@ -498,7 +497,7 @@ async fn an_early_event_is_not_believed_and_its_duplicate_is_ignored() {
 #[tokio::test]
 async fn without_events_the_wait_falls_back_to_polling() {
     let time = ManualTime::new();
-    let fake = Fake::new(ProviderId::Runblob, &time, 100 * S);
+    let fake = Fake::new(crate::RUNBLOB, &time, 100 * S);
     let imggen = runblob_without_jitter(&time, &fake);
     let handle = imggen
         .submit(&request(), &SubmitOptions::default())
@@ -522,7 +521,7 @@ async fn without_events_the_wait_falls_back_to_polling() {
 
 /// A runblob task (done after 100 s) created with a webhook URL, on a jitter-free schedule.
 async fn created_with_a_webhook(time: &ManualTime) -> (Fake, Imggen, JobHandle) {
-    let fake = Fake::new(ProviderId::Runblob, time, 100 * S);
+    let fake = Fake::new(crate::RUNBLOB, time, 100 * S);
     let imggen = runblob_without_jitter(time, &fake);
     let handle = imggen
         .submit(
@@ -570,7 +569,7 @@ async fn a_task_that_will_call_back_is_polled_only_to_catch_a_lost_callback() {
 #[tokio::test]
 async fn images_are_written_atomically_under_the_task_name_with_the_sniffed_type() {
     let time = ManualTime::new();
-    let fake = Fake::new(ProviderId::Gptimg, &time, 40 * S);
+    let fake = Fake::new(crate::GPTIMG, &time, 40 * S);
     let imggen = imggen(&time, &[&fake]);
     let dir = tempfile::tempdir().unwrap();
     let options = GenerateOptions::default().download(DownloadOptions::to_dir(dir.path()));
@@ -602,7 +601,7 @@ async fn images_are_written_atomically_under_the_task_name_with_the_sniffed_type
 #[tokio::test]
 async fn a_body_that_is_not_an_image_is_refused_whatever_its_url_says() {
     let time = ManualTime::new();
-    let fake = Fake::new(ProviderId::Runbase, &time, 5 * S);
+    let fake = Fake::new(crate::RUNBASE, &time, 5 * S);
     fake.serve_body(b"<html><body>502 Bad Gateway</body></html>");
     let imggen = imggen(&time, &[&fake]);
     let dir = tempfile::tempdir().unwrap();
@@ -630,7 +629,7 @@ async fn a_body_that_is_not_an_image_is_refused_whatever_its_url_says() {
 #[tokio::test]
 async fn a_failed_task_is_an_error_with_the_providers_code_and_the_handle() {
     let time = ManualTime::new();
-    let fake = Fake::new(ProviderId::Runbase, &time, 5 * S);
+    let fake = Fake::new(crate::RUNBASE, &time, 5 * S);
     fake.fail_tasks();
     let imggen = imggen(&time, &[&fake]);
 
@@ -663,7 +662,7 @@ async fn a_failed_task_is_an_error_with_the_providers_code_and_the_handle() {
 #[tokio::test]
 async fn a_runblob_failure_code_brings_runblobs_own_advice() {
     let time = ManualTime::new();
-    let fake = Fake::new(ProviderId::Runblob, &time, 5 * S);
+    let fake = Fake::new(crate::RUNBLOB, &time, 5 * S);
     fake.fail_tasks_with("OPENAI_DECLINED");
     let imggen = imggen(&time, &[&fake]);
 
@@ -684,7 +683,7 @@ async fn a_runblob_failure_code_brings_runblobs_own_advice() {
 #[tokio::test]
 async fn status_works_from_the_short_form_and_unconfigured_providers_are_named() {
     let time = ManualTime::new();
-    let fake = Fake::new(ProviderId::Runbase, &time, Duration::ZERO);
+    let fake = Fake::new(crate::RUNBASE, &time, Duration::ZERO);
     let imggen = imggen(&time, &[&fake]);
     let handle = imggen
         .submit(&request(), &SubmitOptions::default())
@@ -700,10 +699,10 @@ async fn status_works_from_the_short_form_and_unconfigured_providers_are_named()
     let error = imggen.status(&elsewhere).await.unwrap_err();
     assert_eq!(
         error.to_string(),
-        "imggen: gptimg is not configured: set GPTIMG_API_KEY or add a client with .gptimg(..)"
+        "imggen: gptimg is not configured: set GPTIMG_API_KEY"
     );
     let error = imggen
-        .submit(&request(), &SubmitOptions::provider(ProviderId::Runblob))
+        .submit(&request(), &SubmitOptions::provider(crate::RUNBLOB))
         .await
         .unwrap_err();
     assert!(matches!(error, Error::Config(_)));

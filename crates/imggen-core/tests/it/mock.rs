@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use imggen_core::adapters::{GptimgProvider, RunbaseProvider, RunblobProvider};
+use imggen_core::imggen_gptimg::provider::GptimgProvider;
+use imggen_core::imggen_runbase::provider::RunbaseProvider;
+use imggen_core::imggen_runblob::provider::RunblobProvider;
 use imggen_core::provider::{BoxFuture, Created, DownloadLimits, Downloaded};
 use imggen_core::{
     CallError, CancellationToken, Cost, DownloadOptions, Error, GenerateOptions, GenerationRequest,
@@ -138,6 +140,63 @@ impl<P: Provider> Provider for Counting<P> {
         self.inner.id()
     }
 
+    fn capabilities(&self) -> imggen_core::ProviderCapabilities {
+        self.inner.capabilities()
+    }
+
+    fn plan(
+        &self,
+        request: &GenerationRequest,
+        options: imggen_core::PlanOptions,
+    ) -> Result<imggen_core::Plan, imggen_core::PlanError> {
+        self.inner.plan(request, options)
+    }
+
+    fn set_option(
+        &self,
+        options: &mut serde_json::Map<String, serde_json::Value>,
+        key: &str,
+        value: &str,
+    ) -> Result<(), String> {
+        self.inner.set_option(options, key, value)
+    }
+
+    fn check_task_id(&self, task_id: &str) -> Result<(), imggen_types::ValidationError> {
+        self.inner.check_task_id(task_id)
+    }
+
+    fn poll_schedule(&self) -> imggen_core::PollSchedule {
+        self.inner.poll_schedule()
+    }
+
+    fn default_deadline(&self) -> Duration {
+        self.inner.default_deadline()
+    }
+
+    fn rate_limit(&self) -> Option<imggen_core::RateLimit> {
+        self.inner.rate_limit()
+    }
+
+    fn failure_advice(&self, code: &str) -> Option<&'static str> {
+        self.inner.failure_advice(code)
+    }
+
+    fn lists_recent_tasks(&self) -> bool {
+        self.inner.lists_recent_tasks()
+    }
+
+    fn recent_tasks(
+        &self,
+        offset: u32,
+        limit: u32,
+    ) -> BoxFuture<'_, Result<Vec<imggen_core::RecentTask>, CallError>> {
+        self.inner.recent_tasks(offset, limit)
+    }
+
+    fn parse_webhook(&self, body: &[u8]) -> Result<(String, String), String> {
+        self.inner.parse_webhook(body)
+    }
+
     fn key_label(&self) -> String {
         self.inner.key_label()
     }
@@ -225,15 +284,15 @@ fn imggen<T: Clock + Sleeper + Clone>(
         .clock(Arc::new(time.clone()))
         .provider(Counting {
             inner: RunblobProvider::new(runblob),
-            counts: counted(ProviderId::Runblob, &mut counts),
+            counts: counted(crate::RUNBLOB, &mut counts),
         })
         .provider(Counting {
             inner: GptimgProvider::new(gptimg),
-            counts: counted(ProviderId::Gptimg, &mut counts),
+            counts: counted(crate::GPTIMG, &mut counts),
         })
         .provider(Counting {
             inner: RunbaseProvider::new(runbase),
-            counts: counted(ProviderId::Runbase, &mut counts),
+            counts: counted(crate::RUNBASE, &mut counts),
         });
     (builder, counts)
 }
@@ -285,7 +344,7 @@ async fn runblob_end_to_end() {
     let generation = imggen
         .generate(
             &request,
-            &on(ProviderId::Runblob).download(DownloadOptions::to_dir(dir.path())),
+            &on(crate::RUNBLOB).download(DownloadOptions::to_dir(dir.path())),
         )
         .await
         .unwrap();
@@ -307,7 +366,7 @@ async fn runblob_end_to_end() {
     // done at 90 s, seen by 100 s, after at most five polls that found it running.
     let waited = time.now() - start;
     assert!(waited >= 90 * S && waited <= 100 * S, "{waited:?}");
-    assert!(counts[&ProviderId::Runblob].statuses() <= 6);
+    assert!(counts[&crate::RUNBLOB].statuses() <= 6);
 }
 
 #[tokio::test]
@@ -318,7 +377,7 @@ async fn every_status_read_while_waiting_is_reported_for_progress() {
     let imggen = builder.build().unwrap();
     let seen: Arc<std::sync::Mutex<Vec<(String, String)>>> = Arc::default();
     let record = Arc::clone(&seen);
-    let options = on(ProviderId::Gptimg).on_status(move |handle, status| {
+    let options = on(crate::GPTIMG).on_status(move |handle, status| {
         record
             .lock()
             .unwrap()
@@ -345,7 +404,7 @@ async fn every_status_read_while_waiting_is_reported_for_progress() {
         "{seen:?}"
     );
     // One report per status call: nothing polled that was not reported.
-    assert_eq!(seen.len(), counts[&ProviderId::Gptimg].statuses());
+    assert_eq!(seen.len(), counts[&crate::GPTIMG].statuses());
 }
 
 #[tokio::test]
@@ -358,10 +417,7 @@ async fn gptimg_end_to_end_with_several_images_per_task() {
         .aspect_ratio(AspectRatio::Landscape16x9)
         .n(2);
 
-    let generation = imggen
-        .generate(&request, &on(ProviderId::Gptimg))
-        .await
-        .unwrap();
+    let generation = imggen.generate(&request, &on(crate::GPTIMG)).await.unwrap();
 
     assert_eq!(generation.handles.len(), 1);
     assert_eq!(generation.images.len(), 2);
@@ -386,13 +442,12 @@ async fn runbase_end_to_end_with_a_resolution_and_its_exact_cost() {
     let imggen = builder.build().unwrap();
     let mut request =
         GenerationRequest::new("A ceramic lamp").aspect_ratio(AspectRatio::Portrait9x16);
-    request
-        .options
-        .set(ProviderId::Runbase, "resolution", "2K")
+    imggen
+        .set_option(&mut request, crate::RUNBASE, "resolution", "2K")
         .unwrap();
 
     let generation = imggen
-        .generate(&request, &on(ProviderId::Runbase))
+        .generate(&request, &on(crate::RUNBASE))
         .await
         .unwrap();
 
@@ -406,9 +461,9 @@ async fn runbase_end_to_end_with_a_resolution_and_its_exact_cost() {
     assert_eq!(charges(&server, MockProvider::Runbase), 1);
     // First poll at ~3 s, then ~2 s: done at 6 s after at most 3 polls.
     assert!(
-        counts[&ProviderId::Runbase].statuses() <= 3,
+        counts[&crate::RUNBASE].statuses() <= 3,
         "{} polls, {:?}",
-        counts[&ProviderId::Runbase].statuses(),
+        counts[&crate::RUNBASE].statuses(),
         server.tasks()
     );
 }
@@ -423,7 +478,7 @@ async fn a_handle_read_back_from_json_resumes_in_a_fresh_imggen() {
         let submission = first
             .submit(
                 &GenerationRequest::new("A lighthouse"),
-                &SubmitOptions::provider(ProviderId::Gptimg),
+                &SubmitOptions::provider(crate::GPTIMG),
             )
             .await
             .unwrap();
@@ -454,7 +509,7 @@ async fn a_deadline_keeps_the_handle_and_resuming_it_succeeds() {
     let error = imggen
         .generate(
             &GenerationRequest::new("A slow lamp"),
-            &on(ProviderId::Runbase).deadline(20 * S),
+            &on(crate::RUNBASE).deadline(20 * S),
         )
         .await
         .unwrap_err();
@@ -483,7 +538,7 @@ async fn cancelling_mid_wait_returns_the_handle_and_leaves_the_task_running() {
     let handle = imggen
         .submit(
             &GenerationRequest::new("A patient lamp"),
-            &SubmitOptions::provider(ProviderId::Runblob),
+            &SubmitOptions::provider(crate::RUNBLOB),
         )
         .await
         .unwrap()
@@ -497,7 +552,7 @@ async fn cancelling_mid_wait_returns_the_handle_and_leaves_the_task_running() {
             .deadline(100_000 * S);
         tokio::spawn(async move { imggen.wait(&handle, options).await })
     };
-    let runblob = counts[&ProviderId::Runblob].clone();
+    let runblob = counts[&crate::RUNBLOB].clone();
     let mut spins = 0u64;
     while runblob.statuses() < 2 {
         tokio::task::yield_now().await;
@@ -539,7 +594,7 @@ async fn fallback_follows_the_order_and_reports_why_each_provider_was_skipped() 
     let time = MockTime(server.clock().clone());
     let (builder, counts) = imggen(&server, &time);
     let imggen = builder.build().unwrap();
-    let order = [ProviderId::Runblob, ProviderId::Gptimg, ProviderId::Runbase];
+    let order = [crate::RUNBLOB, crate::GPTIMG, crate::RUNBASE];
 
     let generation = imggen
         .generate(
@@ -549,7 +604,7 @@ async fn fallback_follows_the_order_and_reports_why_each_provider_was_skipped() 
         .await
         .unwrap();
 
-    assert_eq!(generation.provider(), ProviderId::Runbase);
+    assert_eq!(generation.provider(), crate::RUNBASE);
     let skipped: Vec<(ProviderId, Option<u16>)> = generation
         .fallback
         .skipped
@@ -561,10 +616,7 @@ async fn fallback_follows_the_order_and_reports_why_each_provider_was_skipped() 
         .collect();
     assert_eq!(
         skipped,
-        [
-            (ProviderId::Runblob, Some(503)),
-            (ProviderId::Gptimg, Some(402))
-        ]
+        [(crate::RUNBLOB, Some(503)), (crate::GPTIMG, Some(402))]
     );
     let gptimg_refusal = &generation.fallback.skipped[1].error;
     assert!(
@@ -572,8 +624,8 @@ async fn fallback_follows_the_order_and_reports_why_each_provider_was_skipped() 
         "the provider's advice for 402 is kept"
     );
     // Maintenance proves nothing was charged: retried (4 attempts) before moving on.
-    assert_eq!(counts[&ProviderId::Runblob].creates(), 4);
-    assert_eq!(counts[&ProviderId::Gptimg].creates(), 1);
+    assert_eq!(counts[&crate::RUNBLOB].creates(), 4);
+    assert_eq!(counts[&crate::GPTIMG].creates(), 1);
     let ledger = server.ledger();
     assert_eq!(ledger.len(), 1, "{ledger:?}");
     assert_eq!(ledger[0].provider, MockProvider::Runbase);
@@ -600,12 +652,12 @@ async fn a_429_storm_on_status_is_waited_out() {
     let start = time.now();
 
     let generation = imggen
-        .generate(&GenerationRequest::new("A lamp"), &on(ProviderId::Runbase))
+        .generate(&GenerationRequest::new("A lamp"), &on(crate::RUNBASE))
         .await
         .unwrap();
 
     assert_eq!(generation.images.len(), 1);
-    assert_eq!(counts[&ProviderId::Runbase].rate_limited(), 8);
+    assert_eq!(counts[&crate::RUNBASE].rate_limited(), 8);
     assert!(
         time.now() - start >= 3 * S + 8 * 3 * S,
         "every Retry-After was obeyed"
@@ -627,7 +679,7 @@ async fn fifty_concurrent_runbase_jobs_on_one_key_get_no_429() {
                 imggen
                     .generate(
                         &GenerationRequest::new(format!("lamp {i}")),
-                        &on(ProviderId::Runbase),
+                        &on(crate::RUNBASE),
                     )
                     .await
             })
@@ -638,7 +690,7 @@ async fn fifty_concurrent_runbase_jobs_on_one_key_get_no_429() {
         assert_eq!(generation.images.len(), 1);
     }
 
-    let runbase = &counts[&ProviderId::Runbase];
+    let runbase = &counts[&crate::RUNBASE];
     assert_eq!(runbase.rate_limited(), 0, "the mock answered 429");
     assert_eq!(runbase.creates(), 50);
     assert!(runbase.statuses() >= 50);
@@ -679,7 +731,7 @@ async fn after_a_storm_of_429s_the_budget_grows_back_and_the_run_finishes_withou
                 imggen
                     .generate(
                         &GenerationRequest::new(format!("lamp {i}")),
-                        &on(ProviderId::Runbase),
+                        &on(crate::RUNBASE),
                     )
                     .await
             })
@@ -690,7 +742,7 @@ async fn after_a_storm_of_429s_the_budget_grows_back_and_the_run_finishes_withou
         assert_eq!(generation.images.len(), 1);
     }
 
-    let runbase = &counts[&ProviderId::Runbase];
+    let runbase = &counts[&crate::RUNBASE];
     assert_eq!(
         runbase.rate_limited(),
         12,
@@ -722,10 +774,8 @@ async fn a_dropped_create_is_reported_and_never_resubmitted() {
     let error = imggen
         .generate(
             &GenerationRequest::new("A lamp whose answer is lost"),
-            &GenerateOptions::default().submit(SubmitOptions::fallback([
-                ProviderId::Runbase,
-                ProviderId::Gptimg,
-            ])),
+            &GenerateOptions::default()
+                .submit(SubmitOptions::fallback([crate::RUNBASE, crate::GPTIMG])),
         )
         .await
         .unwrap_err();
@@ -745,8 +795,8 @@ async fn a_dropped_create_is_reported_and_never_resubmitted() {
             .contains("check before submitting it again"),
         "{error}"
     );
-    assert_eq!(counts[&ProviderId::Runbase].creates(), 1);
-    assert_eq!(counts[&ProviderId::Gptimg].creates(), 0);
+    assert_eq!(counts[&crate::RUNBASE].creates(), 1);
+    assert_eq!(counts[&crate::GPTIMG].creates(), 0);
     // The mock charged for the task whose answer was lost — exactly once.
     assert_eq!(charges(&server, MockProvider::Runbase), 1);
     assert_eq!(server.ledger().len(), 1);
@@ -771,7 +821,7 @@ async fn the_deadline_ends_a_create_that_never_answers_as_an_unknown_outcome_sen
         30 * S,
         imggen.generate(
             &GenerationRequest::new("A lamp"),
-            &on(ProviderId::Runbase).deadline(Duration::from_millis(300)),
+            &on(crate::RUNBASE).deadline(Duration::from_millis(300)),
         ),
     )
     .await
@@ -782,7 +832,7 @@ async fn the_deadline_ends_a_create_that_never_answers_as_an_unknown_outcome_sen
     };
     assert!(unknown.call.may_have_been_charged, "{error}");
     assert!(error.to_string().contains("before the deadline"), "{error}");
-    assert_eq!(counts[&ProviderId::Runbase].creates(), 1, "never resent");
+    assert_eq!(counts[&crate::RUNBASE].creates(), 1, "never resent");
     assert_eq!(charges(&server, MockProvider::Runbase), 1);
 }
 
@@ -806,7 +856,7 @@ async fn the_deadline_ends_a_trickling_download_and_keeps_the_handle() {
     let submission = imggen
         .submit(
             &GenerationRequest::new("A lamp"),
-            &SubmitOptions::provider(ProviderId::Gptimg),
+            &SubmitOptions::provider(crate::GPTIMG),
         )
         .await
         .unwrap();
@@ -850,7 +900,7 @@ async fn download_retries_stop_when_their_time_is_spent_however_many_attempts_ar
     let submission = imggen
         .submit(
             &GenerationRequest::new("A lamp"),
-            &SubmitOptions::provider(ProviderId::Runbase),
+            &SubmitOptions::provider(crate::RUNBASE),
         )
         .await
         .unwrap();
@@ -898,13 +948,13 @@ async fn a_refunded_gptimg_500_is_retried_to_success_with_one_charge() {
     let generation = imggen
         .generate(
             &GenerationRequest::new("A refunded lamp"),
-            &on(ProviderId::Gptimg),
+            &on(crate::GPTIMG),
         )
         .await
         .unwrap();
 
     assert_eq!(generation.images.len(), 1);
-    assert_eq!(counts[&ProviderId::Gptimg].creates(), 2);
+    assert_eq!(counts[&crate::GPTIMG].creates(), 2);
     assert_eq!(charges(&server, MockProvider::Gptimg), 1);
 }
 
@@ -916,7 +966,7 @@ async fn a_webhook_is_a_hint_confirmed_by_one_status_call_and_its_duplicate_is_i
     // A slow schedule: without the webhook the first poll would come after 10 minutes.
     let imggen = builder
         .poll_schedule(
-            ProviderId::Runblob,
+            crate::RUNBLOB,
             imggen_core::imggen_runblob::POLL_SCHEDULE
                 .every(600 * S)
                 .with_jitter(0.0),
@@ -928,12 +978,15 @@ async fn a_webhook_is_a_hint_confirmed_by_one_status_call_and_its_duplicate_is_i
     let receiver = format!("http://{}/hooks/runblob", listener.local_addr().unwrap());
     let app = axum::Router::new().nest(
         "/hooks/runblob",
-        imggen_core::webhook::server::router(hub.clone()),
+        imggen_core::webhook::server::router(
+            hub.clone(),
+            imggen.provider_named(crate::RUNBLOB).unwrap().clone(),
+        ),
     );
     let serving = tokio::spawn(async move { axum::serve(listener, app).await });
     let request = GenerationRequest::new("A lamp that calls back").webhook(receiver.clone());
     let handle = imggen
-        .submit(&request, &SubmitOptions::provider(ProviderId::Runblob))
+        .submit(&request, &SubmitOptions::provider(crate::RUNBLOB))
         .await
         .unwrap()
         .handles
@@ -947,7 +1000,7 @@ async fn a_webhook_is_a_hint_confirmed_by_one_status_call_and_its_duplicate_is_i
                 .await
         })
     };
-    let runblob = counts[&ProviderId::Runblob].clone();
+    let runblob = counts[&crate::RUNBLOB].clone();
 
     // 30 s later the task is done and the mock calls back.
     time.advance(&server, 30 * S).await;
@@ -961,11 +1014,11 @@ async fn a_webhook_is_a_hint_confirmed_by_one_status_call_and_its_duplicate_is_i
     assert_eq!(deliveries[0].attempts[0].status, Some(200));
 
     // A redelivery of the same event is acknowledged and ignored.
-    let body = serde_json::to_vec(match &status.raw {
-        imggen_core::ProviderObject::Runblob(generation) => generation,
-        other => panic!("not a runblob object: {other:?}"),
-    })
-    .unwrap();
+    let generation = status
+        .raw
+        .downcast_ref::<imggen_types::runblob::Generation>()
+        .expect("a runblob object");
+    let body = serde_json::to_vec(generation).unwrap();
     let answer = http()
         .post(&receiver)
         .body(body.clone())
@@ -974,7 +1027,11 @@ async fn a_webhook_is_a_hint_confirmed_by_one_status_call_and_its_duplicate_is_i
         .unwrap();
     assert_eq!(answer.status(), 200);
     assert!(
-        !hub.receive_runblob(&body).unwrap(),
+        !hub.receive(
+            imggen.provider_named(crate::RUNBLOB).unwrap().as_ref(),
+            &body
+        )
+        .unwrap(),
         "a duplicate is not news"
     );
     serving.abort();
@@ -990,7 +1047,7 @@ async fn without_a_webhook_the_wait_falls_back_to_polling() {
     let handle = imggen
         .submit(
             &GenerationRequest::new("A quiet lamp"),
-            &SubmitOptions::provider(ProviderId::Runblob),
+            &SubmitOptions::provider(crate::RUNBLOB),
         )
         .await
         .unwrap()
@@ -1003,7 +1060,7 @@ async fn without_a_webhook_the_wait_falls_back_to_polling() {
         .unwrap();
 
     assert!(matches!(status.state, JobState::Succeeded { .. }));
-    assert!(counts[&ProviderId::Runblob].statuses() >= 2);
+    assert!(counts[&crate::RUNBLOB].statuses() >= 2);
     assert!(server.webhooks().is_empty());
 }
 
@@ -1014,7 +1071,7 @@ async fn downloads_are_capped_and_a_body_that_is_not_a_png_is_refused() {
     let (builder, _) = imggen(&server, &time);
     let imggen = builder.build().unwrap();
 
-    let capped = on(ProviderId::Gptimg).download(DownloadOptions::memory().max_bytes(64));
+    let capped = on(crate::GPTIMG).download(DownloadOptions::memory().max_bytes(64));
     let error = imggen
         .generate(&GenerationRequest::new("A big lamp"), &capped)
         .await
@@ -1049,7 +1106,7 @@ async fn downloads_are_capped_and_a_body_that_is_not_a_png_is_refused() {
     let error = imggen
         .generate(
             &GenerationRequest::new("A lamp behind a portal"),
-            &on(ProviderId::Gptimg),
+            &on(crate::GPTIMG),
         )
         .await
         .unwrap_err();
@@ -1077,7 +1134,7 @@ async fn downloads_are_capped_and_a_body_that_is_not_a_png_is_refused() {
     let error = imggen
         .generate(
             &GenerationRequest::new("A lamp cut in half"),
-            &on(ProviderId::Gptimg).download(DownloadOptions::to_dir(dir.path())),
+            &on(crate::GPTIMG).download(DownloadOptions::to_dir(dir.path())),
         )
         .await
         .unwrap_err();
@@ -1107,7 +1164,7 @@ async fn a_local_reference_file_is_sent_to_runblob_and_a_missing_one_sends_nothi
         .generate(
             &GenerationRequest::new("Turn the sketch into a watercolor")
                 .reference(Reference::file(&sketch)),
-            &on(ProviderId::Runblob),
+            &on(crate::RUNBLOB),
         )
         .await
         .unwrap();
@@ -1117,13 +1174,13 @@ async fn a_local_reference_file_is_sent_to_runblob_and_a_missing_one_sends_nothi
         .generate(
             &GenerationRequest::new("A missing sketch")
                 .reference(Reference::file(dir.path().join("missing.png"))),
-            &on(ProviderId::Runblob),
+            &on(crate::RUNBLOB),
         )
         .await
         .unwrap_err();
     assert!(matches!(error, Error::InvalidRequest(_)), "{error:?}");
     assert!(error.to_string().contains("missing.png"), "{error}");
-    assert_eq!(counts[&ProviderId::Runblob].creates(), 1);
+    assert_eq!(counts[&crate::RUNBLOB].creates(), 1);
     assert_eq!(charges(&server, MockProvider::Runblob), 1);
 }
 
@@ -1171,7 +1228,7 @@ async fn every_step_is_traced_with_provider_and_task_and_never_the_key() {
     let generation = imggen
         .generate(
             &GenerationRequest::new("A traced lamp"),
-            &on(ProviderId::Runbase),
+            &on(crate::RUNBASE),
         )
         .instrument(tracing::info_span!("trace_test", marker = %marker))
         .await

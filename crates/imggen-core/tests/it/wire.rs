@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use imggen_core::{GenerationRequest, Imggen, ProviderId, Reference, SubmitOptions};
+use imggen_core::{GenerationRequest, Imggen, Reference, SubmitOptions};
 use imggen_core::{imggen_gptimg, imggen_runbase, imggen_runblob};
 use imggen_types::AspectRatio;
 use mockito::Server;
@@ -64,8 +64,10 @@ async fn runblob_gets_every_setting_and_bytes_as_a_data_uri() {
         .build()
         .unwrap();
     let imggen = Imggen::builder()
-        .strict(true)
-        .runblob(client)
+        .strictness(imggen_core::Strictness::Exact)
+        .provider(imggen_core::imggen_runblob::provider::RunblobProvider::new(
+            client,
+        ))
         .build()
         .unwrap();
     let mut request = GenerationRequest::new("Combine these images into a collage")
@@ -73,17 +75,14 @@ async fn runblob_gets_every_setting_and_bytes_as_a_data_uri() {
         .reference(Reference::url("https://example.com/ref1.jpg"))
         .reference(Reference::bytes(JPEG))
         .webhook("https://your-app.com/webhooks/chatgpt-images");
-    request
-        .options
-        .set(ProviderId::Runblob, "model", "chatgpt-2.5")
+    imggen
+        .set_option(&mut request, crate::RUNBLOB, "model", "chatgpt-2.5")
         .unwrap();
-    request
-        .options
-        .set(ProviderId::Runblob, "quality", "flare")
+    imggen
+        .set_option(&mut request, crate::RUNBLOB, "quality", "flare")
         .unwrap();
-    request
-        .options
-        .set(ProviderId::Runblob, "background", "transparent")
+    imggen
+        .set_option(&mut request, crate::RUNBLOB, "background", "transparent")
         .unwrap();
 
     let submission = imggen
@@ -121,8 +120,10 @@ async fn gptimg_gets_n_and_https_references() {
         .build()
         .unwrap();
     let imggen = Imggen::builder()
-        .strict(true)
-        .gptimg(client)
+        .strictness(imggen_core::Strictness::Exact)
+        .provider(imggen_core::imggen_gptimg::provider::GptimgProvider::new(
+            client,
+        ))
         .build()
         .unwrap();
     let request = GenerationRequest::new("Restyle the subject as a watercolor painting")
@@ -163,8 +164,10 @@ async fn runbase_gets_the_model_its_input_and_extra_fields() {
         .build()
         .unwrap();
     let imggen = Imggen::builder()
-        .strict(true)
-        .runbase(client)
+        .strictness(imggen_core::Strictness::Exact)
+        .provider(imggen_core::imggen_runbase::provider::RunbaseProvider::new(
+            client,
+        ))
         .build()
         .unwrap();
     let mut request = GenerationRequest::new("A cinematic product photo of a ceramic lamp")
@@ -172,9 +175,8 @@ async fn runbase_gets_the_model_its_input_and_extra_fields() {
         .quality("high")
         .aspect_ratio(AspectRatio::Landscape3x2)
         .reference(Reference::url("http://example.com/lamp.jpg"));
-    request
-        .options
-        .set(ProviderId::Runbase, "input.seed", "42")
+    imggen
+        .set_option(&mut request, crate::RUNBASE, "input.seed", "42")
         .unwrap();
 
     let submission = imggen
@@ -201,7 +203,12 @@ async fn a_request_a_provider_cannot_serve_sends_nothing() {
         .http_client(http())
         .build()
         .unwrap();
-    let imggen = Imggen::builder().gptimg(client).build().unwrap();
+    let imggen = Imggen::builder()
+        .provider(imggen_core::imggen_gptimg::provider::GptimgProvider::new(
+            client,
+        ))
+        .build()
+        .unwrap();
     let request = GenerationRequest::new("x").reference(Reference::file("sketch.png"));
 
     let error = imggen

@@ -8,20 +8,22 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use imggen_core::ProviderId;
 use imggen_core::batch::{
     self, BatchError, BatchInput, BatchOptions, BatchReport, BatchRunner, InputErrors, Journal,
     JournalError, LineError, RequestDefaults, RequestState, ResultLine, ResultStatus,
 };
-use imggen_core::{Imggen, ProviderId};
 
-use crate::app::{
-    Ctx, Route, api_key_env, emulator_imggen, emulator_notice, key_set, notice, option_arg,
-    real_imggen, reference_arg, start_emulator,
-};
 use crate::args::{BatchArgs, RequestSettings};
+use crate::context::{Ctx, notice};
 use crate::exit::{Category, Failure};
 use crate::output::{
     BatchCounts, BatchOutput, CostOutput, InvalidLineOutput, UnknownOutput, WarningOutput,
+};
+use crate::request::{option_arg, reference_arg};
+use crate::route::{
+    Route, Tuning, api_key_env, connect_emulator, connect_real, emulator_notice, every_provider,
+    key_set, start_emulator,
 };
 use crate::stdout;
 
@@ -142,24 +144,17 @@ async fn run(args: &BatchArgs, ctx: &Ctx, output: &mut BatchOutput) -> Result<Ra
     } else {
         None
     };
-    let imggen = match &emulator {
-        // The emulator speaks all three protocols: every line runs on it, whatever provider
-        // it names, with that provider's own rules.
-        Some(emulator) => emulator_imggen(
-            emulator,
-            &[ProviderId::Gptimg, ProviderId::Runblob, ProviderId::Runbase],
-            args.waiting.poll_interval,
-            settings.allow_extra_tasks,
-        )?,
-        None => real_imggen(
-            &configured_providers(&mut input, &route),
-            args.waiting.poll_interval,
-            settings.allow_extra_tasks,
-        )?,
+    let tuning = Tuning {
+        poll_interval: args.waiting.poll_interval,
+        allow_extra_tasks: settings.allow_extra_tasks,
+        strict: settings.strict,
     };
-    if settings.strict {
-        refuse_unchecked(&imggen, &mut input);
-    }
+    let imggen = match &emulator {
+        // The emulator speaks every built-in protocol: every line runs on it, whatever
+        // provider it names, with that provider's own rules.
+        Some(emulator) => connect_emulator(emulator, &every_provider(), tuning)?,
+        None => connect_real(&configured_providers(&mut input, &route), tuning)?,
+    };
 
     let stopped_by_timeout = Arc::new(AtomicBool::new(false));
     let cancel = ctx.cancel.child_token();
@@ -279,28 +274,6 @@ fn configured_providers(input: &mut BatchInput, route: &Route) -> Vec<ProviderId
     input.requests = kept;
     input.invalid.sort_by_key(|error| error.line);
     providers
-}
-
-/// `--strict`: a request imggen would send unchecked (a model it does not know) becomes an
-/// invalid line, like any other it cannot send as asked.
-fn refuse_unchecked(imggen: &Imggen, input: &mut BatchInput) {
-    let mut kept = Vec::with_capacity(input.requests.len());
-    for request in std::mem::take(&mut input.requests) {
-        let warning = request.providers.iter().find_map(|provider| {
-            let plan = imggen.plan(&request.request, *provider).ok()?;
-            plan.warnings.first().map(ToString::to_string)
-        });
-        match warning {
-            Some(warning) => input.invalid.push(LineError::new(
-                request.line,
-                Some(request.id.clone()),
-                format!("--strict: {warning}"),
-            )),
-            None => kept.push(request),
-        }
-    }
-    input.requests = kept;
-    input.invalid.sort_by_key(|error| error.line);
 }
 
 /// The in-process emulator starts empty: tasks an earlier run's emulator made died with it,

@@ -1,49 +1,77 @@
-//! `imggen providers`: imggen-core's capabilities as a table (or JSON), with the built-in
-//! emulator listed as what it is: gptimg's protocol, offline.
+//! `imggen providers`: every provider imggen is built with (imggen-core's registry, in its
+//! default order) as a table or JSON — its capabilities, its key variable and whether it is
+//! set — with the built-in emulator listed as what it is: a provider's protocol, offline.
 
-use imggen_core::capabilities::{self, ModelCapabilities, ProviderCapabilities};
-use imggen_core::{Cost, ProviderId};
+use imggen_core::capabilities::{ModelCapabilities, ProviderCapabilities};
+use imggen_core::{Cost, ProviderId, Registration};
 use serde_json::{Value, json};
 
-use crate::app::{api_key_env, base_url_env};
+use crate::args::{ProvidersArgs, emulated_protocol};
+use crate::exit;
+use crate::route::key_set;
+use crate::stdout;
+
+/// Runs `imggen providers`; returns the exit code.
+pub(crate) fn command(args: &ProvidersArgs) -> u8 {
+    let registrations = imggen_core::builtin::registrations();
+    let text = if args.json {
+        json(&registrations, key_set)
+    } else {
+        table(&registrations, key_set)
+    };
+    let _ = stdout::write_lines(&[text]);
+    exit::SUCCESS
+}
+
+/// The capabilities of the provider the emulator speaks as.
+fn emulated(registrations: &[Registration]) -> Option<ProviderCapabilities> {
+    let speaks = emulated_protocol();
+    registrations
+        .iter()
+        .find(|registration| registration.id == speaks)
+        .map(|registration| (registration.capabilities)())
+}
 
 /// The capabilities as JSON: `{"providers": [...]}`, each entry imggen-core's capabilities
 /// plus its variables and whether its key is set; the emulator last, as `mock`.
-pub(crate) fn json(key_set: impl Fn(ProviderId) -> bool) -> String {
-    let mut entries: Vec<Value> = capabilities::all()
-        .into_iter()
-        .map(|caps| {
-            let id = caps.provider;
-            let mut entry = serde_json::to_value(&caps).unwrap_or(Value::Null);
+fn json(registrations: &[Registration], key_set: impl Fn(ProviderId) -> bool) -> String {
+    let mut entries: Vec<Value> = registrations
+        .iter()
+        .map(|registration| {
+            let id = registration.id;
+            let mut entry =
+                serde_json::to_value((registration.capabilities)()).unwrap_or(Value::Null);
             if let Value::Object(map) = &mut entry {
                 map.insert("protocol".into(), json!(id.as_str()));
-                map.insert("api_key_env".into(), json!(api_key_env(id)));
-                map.insert("base_url_env".into(), json!(base_url_env(id)));
+                map.insert("api_key_env".into(), json!(registration.api_key_env));
+                map.insert("base_url_env".into(), json!(registration.base_url_env));
                 map.insert("key_set".into(), json!(key_set(id)));
             }
             entry
         })
         .collect();
-    let mut mock =
-        serde_json::to_value(capabilities::of(ProviderId::Gptimg)).unwrap_or(Value::Null);
-    if let Value::Object(map) = &mut mock {
-        map.insert("provider".into(), json!("mock"));
-        map.insert("protocol".into(), json!("gptimg"));
-        map.insert("api_key_env".into(), Value::Null);
-        map.insert("base_url_env".into(), Value::Null);
-        map.insert("key_set".into(), json!(false));
-        map.insert(
-            "note".into(),
-            json!("the built-in emulator, run in-process when no API key is set: offline, free, placeholder images"),
-        );
+    if let Some(caps) = emulated(registrations) {
+        let protocol = caps.provider;
+        let mut mock = serde_json::to_value(caps).unwrap_or(Value::Null);
+        if let Value::Object(map) = &mut mock {
+            map.insert("provider".into(), json!("mock"));
+            map.insert("protocol".into(), json!(protocol.as_str()));
+            map.insert("api_key_env".into(), Value::Null);
+            map.insert("base_url_env".into(), Value::Null);
+            map.insert("key_set".into(), json!(false));
+            map.insert(
+                "note".into(),
+                json!("the built-in emulator, run in-process when no API key is set: offline, free, placeholder images"),
+            );
+        }
+        entries.push(mock);
     }
-    entries.push(mock);
     json!({ "providers": entries }).to_string()
 }
 
 /// The capabilities as a table: one row per provider and model, then one per provider for
 /// its key, webhooks, rate limit and usual time.
-pub(crate) fn table(key_set: impl Fn(ProviderId) -> bool) -> String {
+fn table(registrations: &[Registration], key_set: impl Fn(ProviderId) -> bool) -> String {
     let mut models = vec![row(&[
         "PROVIDER",
         "MODEL",
@@ -60,13 +88,20 @@ pub(crate) fn table(key_set: impl Fn(ProviderId) -> bool) -> String {
         "RATE LIMIT",
         "USUAL TIME",
     ])];
-    let mut add = |name: &str, caps: &ProviderCapabilities, key: String| {
+    let mut notes = Vec::new();
+    for registration in registrations {
+        let caps = (registration.capabilities)();
+        let id = registration.id;
         for model in &caps.models {
-            models.push(model_row(name, model));
+            models.push(model_row(id.as_str(), model));
         }
         accounts.push(vec![
-            name.to_owned(),
-            key,
+            id.to_string(),
+            format!(
+                "{} ({})",
+                registration.api_key_env,
+                if key_set(id) { "set" } else { "not set" }
+            ),
             yes_no(caps.webhooks).to_owned(),
             caps.rate_limit
                 .map_or_else(|| "none documented".to_owned(), |limit| limit.to_string()),
@@ -75,37 +110,55 @@ pub(crate) fn table(key_set: impl Fn(ProviderId) -> bool) -> String {
                 |typical| format!("{}–{} s", typical.min.as_secs(), typical.max.as_secs()),
             ),
         ]);
-    };
-    for caps in capabilities::all() {
-        let id = caps.provider;
-        let key = format!(
-            "{} ({})",
-            api_key_env(id),
-            if key_set(id) { "set" } else { "not set" }
-        );
-        add(id.as_str(), &caps, key);
-    }
-    for model in &capabilities::of(ProviderId::Gptimg).models {
-        let mut row = model_row("mock", model);
-        if let Some(price) = row.last_mut() {
-            *price = format!("free (counts {price} as gptimg would)");
+        if caps.other_models {
+            notes.push(format!(
+                "{id} also accepts model ids imggen does not know (sent unchecked; --strict refuses them)."
+            ));
         }
-        models.push(row);
     }
-    accounts.push(row(&[
-        "mock",
-        "none needed",
-        "no",
-        "none",
-        "1–2 s (the emulator's fast profile)",
-    ]));
+    if let Some(caps) = emulated(registrations) {
+        for model in &caps.models {
+            let mut row = model_row("mock", model);
+            if let Some(price) = row.last_mut() {
+                *price = format!("free (counts {price} as {} would)", caps.provider);
+            }
+            models.push(row);
+        }
+        accounts.push(row(&[
+            "mock",
+            "none needed",
+            "no",
+            "none",
+            "1–2 s (the emulator's fast profile)",
+        ]));
+        notes.insert(0, emulator_note(&caps));
+    }
     let mut out = render(&models);
     out.push('\n');
     out.push_str(&render(&accounts));
-    out.push_str(
-        "\nmock is the built-in emulator: gptimg's protocol (n up to 4, 13 ratios, https references), run in-process when no API key is set; offline, free, placeholder images.\nrunbase also accepts model ids imggen does not know (sent unchecked; --strict refuses them).",
-    );
+    out.push('\n');
+    out.push_str(&notes.join("\n"));
     out
+}
+
+/// What the emulator is, in the terms of the protocol it speaks.
+fn emulator_note(caps: &ProviderCapabilities) -> String {
+    let most_images = caps
+        .models
+        .iter()
+        .map(|model| model.max_images_per_task)
+        .max()
+        .unwrap_or(1);
+    let ratios = caps
+        .models
+        .iter()
+        .map(|model| model.aspect_ratios.len())
+        .max()
+        .unwrap_or(0);
+    format!(
+        "mock is the built-in emulator: {}'s protocol (n up to {most_images}, {ratios} ratios), run in-process when no API key is set; offline, free, placeholder images.",
+        caps.provider
+    )
 }
 
 fn row(cells: &[&str]) -> Vec<String> {
@@ -227,7 +280,9 @@ mod tests {
 
     #[test]
     fn the_table_lists_every_provider_model_and_the_emulator() {
-        let table = table(|id| id == ProviderId::Gptimg);
+        let table = table(&imggen_core::builtin::registrations(), |id| {
+            id.as_str() == "gptimg"
+        });
         assert!(table.contains("GPTIMG_API_KEY (set)"), "{table}");
         assert!(table.contains("RUNBLOB_API_KEY (not set)"), "{table}");
         assert!(table.contains("openai/gpt-image-1.5"), "{table}");
@@ -236,28 +291,34 @@ mod tests {
             "{table}"
         );
         assert!(table.contains("20 requests per 10s"), "{table}");
+        assert!(
+            table.contains("runbase also accepts model ids imggen does not know"),
+            "{table}"
+        );
         let mock = table
             .lines()
             .find(|line| line.starts_with("mock ") && line.contains("gpt-image-2"))
             .expect("a mock model row");
         assert!(mock.contains("  4  ") && mock.contains("9:21"), "{mock}");
         assert!(
-            table.contains("gptimg's protocol (n up to 4, 13 ratios"),
+            table.contains("gptimg's protocol (n up to 4, 13 ratios)"),
             "{table}"
         );
     }
 
     #[test]
     fn the_json_keeps_core_s_capabilities_and_adds_the_variables() {
-        let value: Value = serde_json::from_str(&json(|_| false)).unwrap();
+        let value: Value =
+            serde_json::from_str(&json(&imggen_core::builtin::registrations(), |_| false)).unwrap();
         let providers = value["providers"].as_array().unwrap();
         let names: Vec<&str> = providers
             .iter()
             .map(|p| p["provider"].as_str().unwrap())
             .collect();
-        assert_eq!(names, ["runblob", "gptimg", "runbase", "mock"]);
+        // The default order, imggen-core's, then the emulator.
+        assert_eq!(names, ["gptimg", "runblob", "runbase", "mock"]);
         assert_eq!(providers[2]["rate_limit"]["requests"], 20);
-        assert_eq!(providers[1]["api_key_env"], "GPTIMG_API_KEY");
+        assert_eq!(providers[0]["api_key_env"], "GPTIMG_API_KEY");
         assert_eq!(providers[3]["protocol"], "gptimg");
         assert_eq!(providers[3]["models"][0]["max_images_per_task"], 4);
     }

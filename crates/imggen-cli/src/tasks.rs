@@ -1,0 +1,225 @@
+//! The steps `generate`, `submit` and `wait` share: creating the tasks (each handle shown
+//! and kept the moment it exists) and collecting them (waiting, downloading), each recorded
+//! in the command's report.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use imggen_core::{
+    DownloadOptions, Error, GenerateOptions, GenerationRequest, Imggen, JobHandle, ProviderId,
+    Submission, SubmitOptions,
+};
+
+use crate::args::WaitingArgs;
+use crate::context::{Ctx, notice};
+use crate::exit::{self, Category, Failure, provider_label};
+use crate::output::{CostOutput, ImageOutput, TaskOutput, WarningOutput};
+use crate::report::Report;
+use crate::route::Route;
+use crate::stdout;
+
+/// Creates the tasks, each ending by `deadline` (from now) when there is one. Each handle is
+/// recorded (and shown) the moment its task exists; `print_handles` also writes it to stdout
+/// at once, as the receipt.
+pub(crate) async fn submit(
+    imggen: &Imggen,
+    request: &GenerationRequest,
+    route: &Route,
+    print_handles: bool,
+    deadline: Option<Duration>,
+    ctx: &Ctx,
+    report: &mut Report,
+) -> Result<Submission, Failure> {
+    let emulated = route.emulated();
+    let seen: Arc<Mutex<Vec<JobHandle>>> = Arc::default();
+    let on_handle = {
+        let seen = Arc::clone(&seen);
+        let progress = Arc::clone(&ctx.progress);
+        // Without live lines, a plain line per task keeps its handle in the logs of a run
+        // that is stopped before it ends; the emulator's tasks end with the run anyway.
+        let plain = !print_handles && !emulated && !progress.is_visible() && !progress.is_quiet();
+        move |handle: &JobHandle| {
+            seen.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(handle.clone());
+            let label = provider_label(handle.provider, emulated);
+            progress.task(&label, handle, "created");
+            if print_handles && let Err(error) = stdout::write_json(&handle.to_json()) {
+                // The receipt did not reach stdout: stderr keeps it.
+                progress.eprint(&[format!(
+                    "imggen: could not write the handle to standard output ({error}); keep it: {}",
+                    handle.to_json()
+                )]);
+            }
+            if plain {
+                progress.eprint(&[format!(
+                    "imggen: created {label} task {}; if this run stops, resume it with: imggen wait {handle}",
+                    handle.task_id
+                )]);
+            }
+        }
+    };
+    let mut options = SubmitOptions::fallback(route.ids()).on_handle(on_handle);
+    options.deadline = deadline;
+    match imggen.submit(request, &options).await {
+        Ok(submission) => {
+            let label = provider_label(submission.provider, emulated);
+            report.output.provider = Some(label.clone());
+            report.output.tasks = submission
+                .handles
+                .iter()
+                .map(|handle| TaskOutput::new(&label, handle, "created"))
+                .collect();
+            report.output.cost = CostOutput::from(submission.cost());
+            let mut lines = Vec::new();
+            for skipped in &submission.fallback.skipped {
+                let message = format!(
+                    "{} did not accept the request, nothing was charged: {}",
+                    skipped.provider,
+                    exit::one_line(&skipped.error.to_string())
+                );
+                lines.push(format!("imggen: {message}"));
+                report.output.warnings.push(WarningOutput {
+                    provider: skipped.provider.to_string(),
+                    setting: None,
+                    value: None,
+                    message,
+                });
+            }
+            for warning in &submission.warnings {
+                lines.push(format!("imggen: warning: {warning}"));
+                report.output.warnings.push(WarningOutput::from(warning));
+            }
+            notice(ctx, &lines);
+            Ok(submission)
+        }
+        Err(error) => {
+            let mut failure = Failure::from_core(&error, emulated);
+            let seen = seen.lock().unwrap_or_else(PoisonError::into_inner).clone();
+            for handle in seen {
+                if !failure.facts.handles.contains(&handle) {
+                    failure.facts.handles.push(handle);
+                }
+            }
+            ctx.progress.finish_all("stopped");
+            record_failed_tasks(report, &failure.facts.handles, &error, emulated);
+            if report.output.provider.is_none() {
+                report.output.provider = failure
+                    .facts
+                    .provider
+                    .clone()
+                    .or_else(|| Some(route.first_label()));
+            }
+            Err(failure)
+        }
+    }
+}
+
+/// Lists every task an error carries, with what is known of its status.
+pub(crate) fn record_failed_tasks(
+    report: &mut Report,
+    handles: &[JobHandle],
+    error: &Error,
+    emulated: bool,
+) {
+    let mut known: HashMap<&str, String> = HashMap::new();
+    match error {
+        Error::TaskFailed(e) => {
+            known.insert(e.handle.task_id.as_str(), "failed".into());
+        }
+        Error::DeadlineExceeded(e) => {
+            if let Some(state) = &e.last_state {
+                known.insert(e.handle.task_id.as_str(), state.name().to_owned());
+            }
+        }
+        _ => {}
+    }
+    report.output.tasks = handles
+        .iter()
+        .map(|handle| {
+            let status = known
+                .get(handle.task_id.as_str())
+                .cloned()
+                .unwrap_or_else(|| "created".into());
+            TaskOutput::new(&provider_label(handle.provider, emulated), handle, status)
+        })
+        .collect();
+    report.output.cost = CostOutput::from(
+        handles
+            .iter()
+            .filter_map(|handle| handle.cost)
+            .sum::<imggen_core::Cost>(),
+    );
+}
+
+/// Waits for `handles` and downloads their images into `--out`, within the overall deadline
+/// counted from `started`.
+pub(crate) async fn collect(
+    imggen: &Imggen,
+    handles: &[JobHandle],
+    waiting: &WaitingArgs,
+    started: Instant,
+    emulated: bool,
+    ctx: &Ctx,
+    report: &mut Report,
+) -> Result<(), Failure> {
+    let progress = Arc::clone(&ctx.progress);
+    let mut options = GenerateOptions::default()
+        .download(DownloadOptions::to_dir(&waiting.out))
+        .cancel(ctx.cancel.clone())
+        .on_status(move |handle, status| progress.status(&handle.task_id, status.state.name()));
+    if let Some(timeout) = waiting.timeout {
+        let left = timeout
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_millis(1));
+        options = options.deadline(left);
+    }
+    match imggen.resume(handles, &options).await {
+        Ok(generation) => {
+            for handle in handles {
+                ctx.progress.finish(&handle.task_id, "succeeded");
+            }
+            for task in &mut report.output.tasks {
+                task.status = "succeeded".into();
+            }
+            for image in &generation.images {
+                let output = ImageOutput::from(image);
+                if let Some(path) = &output.path {
+                    report.stdout.push(path.clone());
+                }
+                report.output.images.push(output);
+            }
+            Ok(())
+        }
+        Err(error) => {
+            let failure = Failure::from_core(&error, emulated);
+            let stopped = match Category::of(&error) {
+                Category::Failed => "failed",
+                Category::Deadline => "deadline passed",
+                Category::Cancelled => "interrupted",
+                _ => "stopped",
+            };
+            ctx.progress.finish_all(stopped);
+            let mut all: Vec<JobHandle> = handles.to_vec();
+            for handle in &failure.facts.handles {
+                if !all.contains(handle) {
+                    all.push(handle.clone());
+                }
+            }
+            record_failed_tasks(report, &all, &error, emulated);
+            Err(failure)
+        }
+    }
+}
+
+/// The providers of `handles`, each once, in order.
+pub(crate) fn providers_of(handles: &[JobHandle]) -> Vec<ProviderId> {
+    let mut providers: Vec<ProviderId> = Vec::new();
+    for handle in handles {
+        if !providers.contains(&handle.provider) {
+            providers.push(handle.provider);
+        }
+    }
+    providers
+}
