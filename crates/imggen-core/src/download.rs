@@ -12,10 +12,9 @@ use serde::{Serialize, Serializer};
 use tracing::Instrument as _;
 
 use crate::Imggen;
-use crate::budget::{Grant, Priority};
+use crate::call::Call;
 use crate::error::{CallOperation, DownloadError, Error};
 use crate::handle::JobHandle;
-use crate::policy::{self, Decision, Facts};
 use crate::provider::{DownloadLimits, ProviderId};
 use crate::status::{JobState, JobStatus};
 
@@ -305,36 +304,23 @@ impl Imggen {
                 siblings: Vec::new(),
             }))
         };
-        let mut attempt = 0u32;
-        let downloaded = loop {
-            attempt += 1;
-            match self
-                .bounded(Some(limit), provider.download(url, limits))
-                .await
-            {
-                Ok(downloaded) => break downloaded,
-                Err(error) => {
-                    let decision = policy::decide(
-                        CallOperation::Download,
-                        &Facts::from(&error),
-                        attempt,
-                        &self.inner.retry,
-                    );
-                    let Decision::Retry { after } = decision else {
-                        return Err(failed(error.to_string(), Some(error)));
-                    };
-                    // Downloads go to a CDN, not the API: a timer, not a budget permit.
-                    let at = clock.now() + policy::jitter_up(after, fastrand::f64());
-                    if at >= limit {
-                        tracing::debug!(attempt, "no time left for another download attempt");
-                        return Err(failed(error.to_string(), Some(error)));
-                    }
-                    if let Grant::Closed = scheduler.register(Priority::Timer, at, None).await {
-                        return Err(failed(error.to_string(), Some(error)));
-                    }
-                }
-            }
+        let call = Call {
+            provider: handle.provider,
+            operation: CallOperation::Download,
+            scheduler: &scheduler,
+            // No attempt outlives the retry time either.
+            until: Some(limit),
+            retry_until: Some(limit),
+            // Downloads go to a CDN, not the API: a timer between attempts, not a budget.
+            budgeted: false,
         };
+        let downloaded = self
+            .call(call, |_| provider.download(url, limits))
+            .await
+            .map_err(|failure| {
+                let error = failure.into_call_error(handle.provider, CallOperation::Download);
+                failed(error.to_string(), Some(error))
+            })?;
         let bytes = downloaded.bytes;
         tracing::Span::current().record("bytes", bytes.len());
         let Some(info) = media::sniff(&bytes) else {

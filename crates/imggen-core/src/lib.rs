@@ -72,6 +72,7 @@ struct RepositoryReadmeExamples;
 pub mod batch;
 pub mod budget;
 pub mod builtin;
+mod call;
 pub mod capabilities;
 pub mod cost;
 pub mod download;

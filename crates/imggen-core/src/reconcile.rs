@@ -27,9 +27,8 @@ use std::collections::HashSet;
 use tracing::Instrument as _;
 
 use crate::Imggen;
-use crate::budget::{Grant, Priority};
+use crate::call::{Call, CallFailure};
 use crate::error::{CallError, CallErrorKind, CallOperation};
-use crate::policy::{self, Decision, Facts};
 use crate::provider::{ProviderId, RecentTask};
 
 /// Entries asked for per page. A provider may cap it lower: the search moves on by what each
@@ -215,7 +214,6 @@ impl Imggen {
         let scheduler = self
             .scheduler(&provider)
             .map_err(|error| config_error(id, error.to_string()))?;
-        let clock = &self.inner.clock;
         let until = self.deadline_from_now(search.deadline);
         let out_of_time = || {
             CallError::new(id, CallOperation::Status, CallErrorKind::Deadline)
@@ -227,43 +225,26 @@ impl Imggen {
             if scan.over.is_some() {
                 break;
             }
-            let mut not_before = clock.now();
-            let mut attempt = 0u32;
-            let page = loop {
-                attempt += 1;
-                if until.is_some_and(|until| not_before >= until) {
-                    return Err(out_of_time());
-                }
-                let permit = match scheduler.register(Priority::First, not_before, until).await {
-                    Grant::Go(permit) => permit,
-                    Grant::Deadline => return Err(out_of_time()),
-                    Grant::Closed => {
-                        return Err(config_error(id, "the request scheduler stopped".into()));
-                    }
-                };
-                let span = tracing::info_span!("imggen.list", provider = %id, offset, attempt);
-                let result = self
-                    .bounded(until, provider.recent_tasks(offset, PAGE_SIZE))
-                    .instrument(span)
-                    .await;
-                permit.finish(crate::wait::outcome_of(&result));
-                match result {
-                    Ok(page) => break page,
-                    Err(error) => {
-                        let decision = policy::decide(
-                            CallOperation::Status,
-                            &Facts::from(&error),
-                            attempt,
-                            &self.inner.retry,
-                        );
-                        match decision {
-                            Decision::Retry { after } => {
-                                not_before =
-                                    clock.now() + policy::jitter_up(after, fastrand::f64());
-                            }
-                            Decision::GiveUp | Decision::FallBack => return Err(error),
-                        }
-                    }
+            let call = Call {
+                provider: id,
+                operation: CallOperation::Status,
+                scheduler: &scheduler,
+                until,
+                retry_until: None,
+                budgeted: true,
+            };
+            let page = self
+                .call(call, |attempt| {
+                    let span = tracing::info_span!("imggen.list", provider = %id, offset, attempt);
+                    provider.recent_tasks(offset, PAGE_SIZE).instrument(span)
+                })
+                .await;
+            let page = match page {
+                Ok(page) => page,
+                Err(CallFailure::Failed { error, .. }) => return Err(error),
+                Err(CallFailure::OutOfTime { .. }) => return Err(out_of_time()),
+                Err(CallFailure::Closed) => {
+                    return Err(config_error(id, "the request scheduler stopped".into()));
                 }
             };
             match scan.page(offset, page) {

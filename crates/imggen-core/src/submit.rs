@@ -11,7 +11,9 @@ use futures_util::stream::FuturesUnordered;
 use imggen_types::text::Untrusted;
 use tracing::Instrument as _;
 
-use crate::budget::{Grant, Priority, Scheduler};
+use crate::Imggen;
+use crate::budget::Scheduler;
+use crate::call::{Call, CallFailure};
 use crate::cost::Cost;
 use crate::error::{
     self, CallError, CallErrorKind, CallOperation, CreateOutcomeUnknownError, Error,
@@ -19,10 +21,9 @@ use crate::error::{
 };
 use crate::handle::{self, JobHandle, RequestSummary};
 use crate::plan::{PlannedTask, Warning};
-use crate::policy::{self, Decision, Facts};
+use crate::policy::Decision;
 use crate::provider::{Provider, ProviderId};
 use crate::request::GenerationRequest;
-use crate::{Imggen, wait};
 
 /// Called with each [`JobHandle`] the moment its task exists, before anything else can fail.
 pub type HandleCallback = Arc<dyn Fn(&JobHandle) + Send + Sync>;
@@ -128,7 +129,7 @@ impl Imggen {
     /// Plans the request and creates its tasks with the first provider that accepts them.
     ///
     /// - Each create is sent once, and retried only when the answer proves nothing was
-    ///   charged (the [`policy`]). A create, once sent, runs to its answer even if this future
+    ///   charged (the [`policy`](crate::policy)). A create, once sent, runs to its answer even if this future
     ///   is dropped, and its handle still reaches [`SubmitOptions::on_handle`].
     /// - A create whose answer was lost is [`Error::CreateOutcomeUnknown`]: not resubmitted,
     ///   not sent to another provider.
@@ -321,117 +322,91 @@ impl CreateJob {
     async fn run(self) -> Result<JobHandle, CreateFailure> {
         let inner = &self.imggen.inner;
         let id = self.provider.id();
-        let mut not_before = inner.clock.now();
-        let mut attempt = 0u32;
-        // The last refusal, which says more than "out of time" when the deadline stops a
-        // retry.
-        let mut refused: Option<(CallError, SystemTime)> = None;
-        loop {
-            attempt += 1;
-            // Out of time: nothing more is sent, and no other provider is tried.
-            let out_of_time = |refused: Option<(CallError, SystemTime)>| {
-                let (call, attempted_at) = refused.unwrap_or_else(|| {
+        let mut sent_at = inner.clock.wall();
+        let call = Call {
+            provider: id,
+            operation: CallOperation::Create,
+            scheduler: &self.scheduler,
+            until: self.until,
+            retry_until: None,
+            budgeted: true,
+        };
+        let created = self
+            .imggen
+            .call(call, |attempt| {
+                sent_at = inner.clock.wall();
+                let span = tracing::info_span!(
+                    "imggen.create",
+                    provider = %id,
+                    attempt,
+                    task_id = tracing::field::Empty,
+                );
+                let create = self.provider.create(&self.task);
+                async move {
+                    let result = create.instrument(span.clone()).await;
+                    if let Ok(created) = &result {
+                        span.record(
+                            "task_id",
+                            tracing::field::display(Untrusted(&created.task_id)),
+                        );
+                    }
+                    result
+                }
+            })
+            .await;
+        let created = match created {
+            Ok(created) => created,
+            Err(CallFailure::Failed {
+                error,
+                decision,
+                attempted_at,
+            }) => {
+                return Err(CreateFailure {
+                    call: error,
+                    decision,
+                    attempted_at,
+                });
+            }
+            // Out of time: nothing more is sent, and no other provider is tried. The last
+            // refusal says more than "out of time".
+            Err(CallFailure::OutOfTime { last }) => {
+                let (call, attempted_at) = last.unwrap_or_else(|| {
                     let call = CallError::new(id, CallOperation::Create, CallErrorKind::Deadline);
                     (call, inner.clock.wall())
                 });
-                CreateFailure {
+                return Err(CreateFailure {
                     call,
                     decision: Decision::GiveUp,
                     attempted_at,
-                }
-            };
-            if self.until.is_some_and(|until| not_before >= until) {
-                return Err(out_of_time(refused));
+                });
             }
-            let permit = match self
-                .scheduler
-                .register(Priority::First, not_before, self.until)
-                .await
-            {
-                Grant::Go(permit) => permit,
-                Grant::Deadline => return Err(out_of_time(refused)),
-                Grant::Closed => {
-                    // Nothing was sent.
-                    return Err(CreateFailure {
-                        call: CallError::new(id, CallOperation::Create, CallErrorKind::Config)
-                            .with_message(
-                                "the request scheduler stopped before the create was sent",
-                            ),
-                        decision: Decision::GiveUp,
-                        attempted_at: inner.clock.wall(),
-                    });
-                }
-            };
-            let attempted_at = inner.clock.wall();
-            let span = tracing::info_span!(
-                "imggen.create",
-                provider = %id,
-                attempt,
-                task_id = tracing::field::Empty,
-            );
-            let result = self
-                .imggen
-                .bounded(self.until, self.provider.create(&self.task))
-                .instrument(span.clone())
-                .await;
-            permit.finish(wait::outcome_of(&result));
-            match result {
-                Ok(created) => {
-                    if let Err(error) = self.provider.check_task_id(&created.task_id) {
-                        // Kept all the same: a paid task's id is never dropped.
-                        tracing::warn!(provider = %id, task_id = %Untrusted(&created.task_id), %error, "the provider returned an unusual task id");
-                    }
-                    span.record(
-                        "task_id",
-                        tracing::field::display(Untrusted(&created.task_id)),
-                    );
-                    let handle =
-                        JobHandle::created(id, created, attempted_at, &self.task, &self.summary);
-                    if let Some(callback) = &self.on_handle {
-                        // A panicking callback must not take the paid task's handle with it:
-                        // the handle is still returned.
-                        let called = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            callback(&handle)
-                        }));
-                        if called.is_err() {
-                            tracing::error!(
-                                provider = %id,
-                                task_id = %Untrusted(&handle.task_id),
-                                "the on_handle callback panicked; the handle is still returned"
-                            );
-                        }
-                    }
-                    return Ok(handle);
-                }
-                Err(call) => {
-                    let decision = policy::decide(
-                        CallOperation::Create,
-                        &Facts::from(&call),
-                        attempt,
-                        &inner.retry,
-                    );
-                    match decision {
-                        Decision::Retry { after } => {
-                            tracing::info!(
-                                provider = %id,
-                                attempt,
-                                error = %call,
-                                "create refused without charge; retrying"
-                            );
-                            not_before =
-                                inner.clock.now() + policy::jitter_up(after, fastrand::f64());
-                            refused = Some((call, attempted_at));
-                        }
-                        decision => {
-                            return Err(CreateFailure {
-                                call,
-                                decision,
-                                attempted_at,
-                            });
-                        }
-                    }
-                }
+            // Nothing was sent.
+            Err(closed @ CallFailure::Closed) => {
+                return Err(CreateFailure {
+                    call: closed.into_call_error(id, CallOperation::Create),
+                    decision: Decision::GiveUp,
+                    attempted_at: inner.clock.wall(),
+                });
+            }
+        };
+        if let Err(error) = self.provider.check_task_id(&created.task_id) {
+            // Kept all the same: a paid task's id is never dropped.
+            tracing::warn!(provider = %id, task_id = %Untrusted(&created.task_id), %error, "the provider returned an unusual task id");
+        }
+        let handle = JobHandle::created(id, created, sent_at, &self.task, &self.summary);
+        if let Some(callback) = &self.on_handle {
+            // A panicking callback must not take the paid task's handle with it: the handle
+            // is still returned.
+            let called =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(&handle)));
+            if called.is_err() {
+                tracing::error!(
+                    provider = %id,
+                    task_id = %Untrusted(&handle.task_id),
+                    "the on_handle callback panicked; the handle is still returned"
+                );
             }
         }
+        Ok(handle)
     }
 }

@@ -10,10 +10,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use crate::Imggen;
-use crate::budget::{Grant, Outcome, Priority};
-use crate::error::{
-    CallErrorKind, CallOperation, CancelledError, DeadlineExceededError, Error, StatusError,
-};
+use crate::budget::{Grant, Priority};
+use crate::call::{Call, CallFailure, outcome_of};
+use crate::error::{CallOperation, CancelledError, DeadlineExceededError, Error, StatusError};
 use crate::handle::JobHandle;
 use crate::policy::{self, Decision, Facts};
 use crate::provider::Provider;
@@ -125,22 +124,6 @@ async fn next_event(events: &mut Option<EventStream>) -> Option<crate::webhook::
     match events {
         Some(stream) => stream.next().await,
         None => std::future::pending().await,
-    }
-}
-
-pub(crate) fn outcome_of<T>(result: &Result<T, crate::error::CallError>) -> Outcome {
-    match result {
-        Ok(_) => Outcome::Answered,
-        Err(error) if error.status == Some(429) => Outcome::RateLimited(error.retry_after),
-        Err(error)
-            if matches!(
-                error.kind,
-                CallErrorKind::Connect | CallErrorKind::Transport | CallErrorKind::Timeout
-            ) =>
-        {
-            Outcome::NoAnswer
-        }
-        Err(_) => Outcome::Answered,
     }
 }
 
@@ -338,69 +321,45 @@ impl Imggen {
         let provider = self.provider_ref(handle.provider)?;
         check_typed_handle(provider.as_ref(), handle)?;
         let scheduler = self.scheduler_ref(provider)?;
-        let clock = &self.inner.clock;
-        // Retried within a time as well as a number of attempts.
-        let give_up_at = clock.now() + self.inner.retry.read_retry_time;
-        // The first attempt is due now; a retry after its backoff.
-        let mut retry_at = None;
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            let pending = match retry_at {
-                None => scheduler.register_now(Priority::First, None),
-                Some(at) => scheduler.register(Priority::First, at, None),
-            };
-            let permit = match pending.await {
-                Grant::Go(permit) => permit,
-                Grant::Deadline | Grant::Closed => {
-                    return Err(Error::config("the request scheduler stopped"));
-                }
-            };
-            let span = tracing::info_span!(
-                "imggen.status",
-                provider = %handle.provider,
-                task_id = %Untrusted(&handle.task_id),
-                attempt,
-                status = tracing::field::Empty,
-            );
-            // Each attempt has its client's timeout; the retries stop at `give_up_at`.
-            let result = provider
-                .status(&handle.task_id)
-                .instrument(span.clone())
-                .await;
-            span.record(
-                "status",
-                result
-                    .as_ref()
-                    .map_or("error", |status| status.state.name()),
-            );
-            permit.finish(outcome_of(&result));
-            match result {
-                Ok(status) => return Ok(status),
-                Err(error) => {
-                    let decision = policy::decide(
-                        CallOperation::Status,
-                        &Facts::from(&error),
-                        attempt,
-                        &self.inner.retry,
+        let call = Call {
+            provider: handle.provider,
+            operation: CallOperation::Status,
+            scheduler: &scheduler,
+            until: None,
+            // Retried within a time as well as a number of attempts.
+            retry_until: Some(self.inner.clock.now() + self.inner.retry.read_retry_time),
+            budgeted: true,
+        };
+        let result = self
+            .call(call, |attempt| {
+                let span = tracing::info_span!(
+                    "imggen.status",
+                    provider = %handle.provider,
+                    task_id = %Untrusted(&handle.task_id),
+                    attempt,
+                    status = tracing::field::Empty,
+                );
+                // Each attempt has its client's timeout; the retries stop in time.
+                let status = provider.status(&handle.task_id);
+                async move {
+                    let result = status.instrument(span.clone()).await;
+                    span.record(
+                        "status",
+                        result
+                            .as_ref()
+                            .map_or("error", |status| status.state.name()),
                     );
-                    let next = clock.now()
-                        + match decision {
-                            Decision::Retry { after } => policy::jitter_up(after, fastrand::f64()),
-                            Decision::GiveUp | Decision::FallBack => Duration::ZERO,
-                        };
-                    match decision {
-                        Decision::Retry { .. } if next < give_up_at => retry_at = Some(next),
-                        Decision::Retry { .. } | Decision::GiveUp | Decision::FallBack => {
-                            return Err(Error::Status(Box::new(StatusError {
-                                handle: handle.clone(),
-                                call: error,
-                                siblings: Vec::new(),
-                            })));
-                        }
-                    }
+                    result
                 }
-            }
-        }
+            })
+            .await;
+        result.map_err(|failure| match failure {
+            CallFailure::Closed => Error::config("the request scheduler stopped"),
+            failure => Error::Status(Box::new(StatusError {
+                handle: handle.clone(),
+                call: failure.into_call_error(handle.provider, CallOperation::Status),
+                siblings: Vec::new(),
+            })),
+        })
     }
 }

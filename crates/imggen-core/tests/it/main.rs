@@ -3,13 +3,14 @@
 
 mod batch;
 mod fake;
+mod fourth;
 mod jobs;
 mod mock;
 mod wire;
 
 use imggen_core::ProviderId;
 
-// The built-in providers the tests drive (the fourth one lives in `fourth.rs`).
+// The built-in providers the tests drive (a fourth, defined in the test, is in `fourth.rs`).
 const GPTIMG: ProviderId = imggen_gptimg::provider::ID;
 const RUNBLOB: ProviderId = imggen_runblob::provider::ID;
 const RUNBASE: ProviderId = imggen_runbase::provider::ID;
