@@ -3,7 +3,7 @@
 //! The code comes from the category of imggen-core's error (its variant), never from message
 //! text: see [`Category::of`].
 
-use imggen_core::{CallError, CallErrorKind, Error, JobHandle, ProviderId};
+use imggen_core::{CallError, CallErrorKind, Error, ProviderId, TaskHandle};
 use serde::{Deserialize, Serialize};
 
 use crate::output::ErrorOutput;
@@ -135,7 +135,7 @@ pub(crate) struct Facts {
     pub may_have_been_charged: bool,
     pub attempted_at: Option<String>,
     /// Every task created: none is ever dropped from a report.
-    pub handles: Vec<JobHandle>,
+    pub handles: Vec<TaskHandle>,
 }
 
 impl Failure {
@@ -248,7 +248,7 @@ pub(crate) fn provider_label(provider: ProviderId, emulated: bool) -> String {
 }
 
 /// The command that resumes `handles`.
-pub(crate) fn resume_command(handles: &[JobHandle]) -> String {
+pub(crate) fn resume_command(handles: &[TaskHandle]) -> String {
     let mut command = String::from("imggen wait");
     for handle in handles {
         command.push(' ');
@@ -257,8 +257,8 @@ pub(crate) fn resume_command(handles: &[JobHandle]) -> String {
     command
 }
 
-fn hint(error: &Error, handles: &[JobHandle], emulated: bool) -> Option<String> {
-    let resume = |handles: &[JobHandle]| {
+fn hint(error: &Error, handles: &[TaskHandle], emulated: bool) -> Option<String> {
+    let resume = |handles: &[TaskHandle]| {
         (!handles.is_empty()).then(|| {
             if emulated {
                 "the built-in emulator stopped with this run, so its tasks cannot be resumed"

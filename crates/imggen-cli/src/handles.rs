@@ -1,6 +1,6 @@
 //! HANDLE arguments: `provider:task_id`, a JSON handle, or `@FILE`.
 
-use imggen_core::JobHandle;
+use imggen_core::TaskHandle;
 
 use crate::exit::Failure;
 use crate::output::GenerateOutput;
@@ -8,8 +8,8 @@ use crate::output::GenerateOutput;
 const HANDLE_HINT: &str = "a handle is provider:task_id (e.g. gptimg:gpt-image-2-…), the JSON line `imggen submit` prints, or @FILE holding either";
 
 /// Every handle the arguments name, in order, each once.
-pub(crate) fn parse_handles(args: &[String]) -> Result<Vec<JobHandle>, Failure> {
-    let mut handles: Vec<JobHandle> = Vec::new();
+pub(crate) fn parse_handles(args: &[String]) -> Result<Vec<TaskHandle>, Failure> {
+    let mut handles: Vec<TaskHandle> = Vec::new();
     for arg in args {
         let found = match arg.strip_prefix('@') {
             Some(path) => {
@@ -28,7 +28,7 @@ pub(crate) fn parse_handles(args: &[String]) -> Result<Vec<JobHandle>, Failure> 
                 found
             }
             None => vec![
-                arg.parse::<JobHandle>()
+                arg.parse::<TaskHandle>()
                     .map_err(|error| Failure::usage(error.to_string()).hint(HANDLE_HINT))?,
             ],
         };
@@ -48,10 +48,10 @@ pub(crate) fn parse_handles(args: &[String]) -> Result<Vec<JobHandle>, Failure> 
 
 /// The handles in a file: one JSON handle (even pretty-printed), the `--json` output of
 /// `imggen submit` or `generate`, or one handle per line (`#` starts a comment line).
-fn handles_in_text(text: &str) -> Result<Vec<JobHandle>, String> {
+fn handles_in_text(text: &str) -> Result<Vec<TaskHandle>, String> {
     let trimmed = text.trim();
     if trimmed.starts_with('{') {
-        if let Ok(handle) = JobHandle::from_json(trimmed) {
+        if let Ok(handle) = TaskHandle::from_json(trimmed) {
             return Ok(vec![handle]);
         }
         if let Ok(output) = serde_json::from_str::<GenerateOutput>(trimmed) {
@@ -59,7 +59,7 @@ fn handles_in_text(text: &str) -> Result<Vec<JobHandle>, String> {
                 .tasks
                 .iter()
                 .map(|task| {
-                    serde_json::from_value::<JobHandle>(task.handle.clone())
+                    serde_json::from_value::<TaskHandle>(task.handle.clone())
                         .map_err(|error| format!("task {}: {error}", task.task_id))
                 })
                 .collect();
@@ -72,7 +72,7 @@ fn handles_in_text(text: &str) -> Result<Vec<JobHandle>, String> {
             continue;
         }
         let handle = line
-            .parse::<JobHandle>()
+            .parse::<TaskHandle>()
             .map_err(|error| format!("line {}: {error}", number + 1))?;
         handles.push(handle);
     }

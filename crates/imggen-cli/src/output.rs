@@ -5,7 +5,7 @@
 //! `json-schema` feature).
 
 use imggen_core::batch::{LineError, UnknownRequest};
-use imggen_core::{Cost, GeneratedImage, ImageData, JobHandle, Warning};
+use imggen_core::{Cost, GeneratedImage, ImageData, TaskHandle, Warning};
 use serde::{Deserialize, Serialize};
 
 use crate::exit::Category;
@@ -280,7 +280,7 @@ impl From<&LineError> for InvalidLineOutput {
 
 impl TaskOutput {
     /// A task from its handle, with its status.
-    pub fn new(provider: &str, handle: &JobHandle, status: impl Into<String>) -> Self {
+    pub fn new(provider: &str, handle: &TaskHandle, status: impl Into<String>) -> Self {
         TaskOutput {
             provider: provider.to_owned(),
             task_id: handle.task_id.clone(),

@@ -12,7 +12,7 @@ use std::io::{IsTerminal as _, Write as _};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use imggen_core::JobHandle;
+use imggen_core::TaskHandle;
 use imggen_core::batch::Progress as BatchTotals;
 use imggen_types::text::{Untrusted, for_terminal};
 use indicatif::{HumanDuration, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -58,7 +58,7 @@ impl Progress {
     }
 
     /// Starts the line of a task, labelled `provider`, in `status`.
-    pub fn task(&self, provider: &str, handle: &JobHandle, status: &str) {
+    pub fn task(&self, provider: &str, handle: &TaskHandle, status: &str) {
         if !self.is_visible() {
             return;
         }
@@ -215,7 +215,7 @@ mod tests {
     fn hidden_lines_take_no_status_and_quiet_hides_them() {
         let progress = Progress::new(true);
         assert!(!progress.is_visible() && progress.is_quiet());
-        let handle: JobHandle = "gptimg:gpt-image-2-kUtpnus8fXpDKkuEjayG3".parse().unwrap();
+        let handle: TaskHandle = "gptimg:gpt-image-2-kUtpnus8fXpDKkuEjayG3".parse().unwrap();
         progress.task("gptimg", &handle, "created");
         progress.status(&handle.task_id, "running");
         assert!(

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use imggen_core::{
-    DownloadOptions, Error, GenerateOptions, GenerationRequest, Imggen, JobHandle, ProviderId,
-    Submission, SubmitOptions,
+    DownloadOptions, Error, GenerateOptions, GenerationRequest, Imggen, ProviderId, Submission,
+    SubmitOptions, TaskHandle,
 };
 
 use crate::args::WaitingArgs;
@@ -32,14 +32,14 @@ pub(crate) async fn submit(
     report: &mut Report,
 ) -> Result<Submission, Failure> {
     let emulated = route.emulated();
-    let seen: Arc<Mutex<Vec<JobHandle>>> = Arc::default();
+    let seen: Arc<Mutex<Vec<TaskHandle>>> = Arc::default();
     let on_handle = {
         let seen = Arc::clone(&seen);
         let progress = Arc::clone(&ctx.progress);
         // Without live lines, a plain line per task keeps its handle in the logs of a run
         // that is stopped before it ends; the emulator's tasks end with the run anyway.
         let plain = !print_handles && !emulated && !progress.is_visible() && !progress.is_quiet();
-        move |handle: &JobHandle| {
+        move |handle: &TaskHandle| {
             seen.lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(handle.clone());
@@ -119,7 +119,7 @@ pub(crate) async fn submit(
 /// Lists every task an error carries, with what is known of its status.
 pub(crate) fn record_failed_tasks(
     report: &mut Report,
-    handles: &[JobHandle],
+    handles: &[TaskHandle],
     error: &Error,
     emulated: bool,
 ) {
@@ -157,7 +157,7 @@ pub(crate) fn record_failed_tasks(
 /// counted from `started`.
 pub(crate) async fn collect(
     imggen: &Imggen,
-    handles: &[JobHandle],
+    handles: &[TaskHandle],
     waiting: &WaitingArgs,
     started: Instant,
     emulated: bool,
@@ -201,7 +201,7 @@ pub(crate) async fn collect(
                 _ => "stopped",
             };
             ctx.progress.finish_all(stopped);
-            let mut all: Vec<JobHandle> = handles.to_vec();
+            let mut all: Vec<TaskHandle> = handles.to_vec();
             for handle in &failure.facts.handles {
                 if !all.contains(handle) {
                     all.push(handle.clone());
@@ -214,7 +214,7 @@ pub(crate) async fn collect(
 }
 
 /// The providers of `handles`, each once, in order.
-pub(crate) fn providers_of(handles: &[JobHandle]) -> Vec<ProviderId> {
+pub(crate) fn providers_of(handles: &[TaskHandle]) -> Vec<ProviderId> {
     let mut providers: Vec<ProviderId> = Vec::new();
     for handle in handles {
         if !providers.contains(&handle.provider) {

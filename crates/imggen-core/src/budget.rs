@@ -1,7 +1,7 @@
-//! The request budget of one API key, and the scheduler that keeps every job on that key
+//! The request budget of one API key, and the scheduler that keeps every task on that key
 //! inside it.
 //!
-//! runbase allows 20 requests per 10 s per key, creates and polls together; 50 jobs polling on
+//! runbase allows 20 requests per 10 s per key, creates and polls together; 50 tasks polling on
 //! their own timers would earn 429s within seconds. So every request core makes on a key —
 //! create, poll, status — first asks that key's **scheduler** for a permit.
 //!
@@ -9,10 +9,10 @@
 //! shares with the permits a sliding-window log of the requests granted. When the budget is
 //! short and both kinds wait, **the slots are shared**: two of every three go to due polls,
 //! one to a create (creates and explicit status calls go in order), so results stream in
-//! while later creates still go out, finished jobs that piled up are drained quickly, and
+//! while later creates still go out, finished tasks that piled up are drained quickly, and
 //! neither kind starves; a kind with nothing due leaves its slots to the other. Among polls,
-//! the job most likely to be finished goes first (longest running relative to its expected
-//! duration, longest overdue), so an old job that is surely done is not starved by a young
+//! the task most likely to be finished goes first (longest running relative to its expected
+//! duration, longest overdue), so an old task that is surely done is not starved by a young
 //! one. A 429 pauses
 //! the whole key until `Retry-After` (or a growing backoff) and, unless the caller configured
 //! the budget, tightens it to three quarters of what was observed to fail. A tightened budget
@@ -24,8 +24,8 @@
 //! **The driver is the only thing in imggen-core that sleeps**, through the injected
 //! [`Sleeper`], and it never sleeps while a request it permitted is in flight: it waits for
 //! the answers. With `imggen_http::time::ManualTime` (whose sleep moves the clock only when it
-//! completes) virtual time then moves only when every job is waiting on the budget or the
-//! schedule — which makes tests with many jobs deterministic enough to assert "zero 429s"
+//! completes) virtual time then moves only when every task is waiting on the budget or the
+//! schedule — which makes tests with many tasks deterministic enough to assert "zero 429s"
 //! without waiting in real time.
 //!
 //! **A key with no budget skips the driver.** Until a 429 teaches it one, a runblob or gptimg
@@ -62,11 +62,11 @@ const WINDOW_GUARD: Duration = Duration::from_millis(250);
 /// How far back requests are counted when a 429 teaches an unconfigured budget.
 const LEARN_WINDOW: Duration = Duration::from_secs(10);
 const FIRST_PAUSE: Duration = Duration::from_secs(2);
-/// When creates and due polls both wait: `CONTENDED_CYCLE - 1` polls, then one create. A job
-/// needs one create and at least one poll, so an even split would keep up with new jobs but
+/// When creates and due polls both wait: `CONTENDED_CYCLE - 1` polls, then one create. A task
+/// needs one create and at least one poll, so an even split would keep up with new tasks but
 /// never catch up with finished ones that piled up while creates ran alone (the first window
 /// of a batch, when no poll is due yet); two polls per create drain such a pile, after which
-/// polls run out and leave their slots to creates, and the split settles at what the jobs
+/// polls run out and leave their slots to creates, and the split settles at what the tasks
 /// need. A third of a contended budget still goes to creates, however many polls are due.
 const CONTENDED_CYCLE: u8 = 3;
 const MAX_PAUSE: Duration = Duration::from_secs(60);
@@ -142,10 +142,10 @@ impl Window {
     }
 }
 
-/// How likely a polled job is to be finished by `now`, relative to others on the key: the
+/// How likely a polled task is to be finished by `now`, relative to others on the key: the
 /// time since it was created plus the time it has been overdue for a poll, over its expected
-/// duration. Counting the overdue time twice means a job that was just polled yields to one
-/// that has been waiting, so no job starves when the budget is short.
+/// duration. Counting the overdue time twice means a task that was just polled yields to one
+/// that has been waiting, so no task starves when the budget is short.
 pub(crate) fn likely_finished(
     now: Instant,
     started: Instant,
@@ -163,11 +163,11 @@ pub(crate) enum Priority {
     /// A create or an explicit status call: served in order, sharing a short budget with due
     /// polls (one slot in three when both wait).
     First,
-    /// A poll of a waiting job, ordered by [`likely_finished`].
+    /// A poll of a waiting task, ordered by [`likely_finished`].
     Poll {
-        /// When the job was created (or the wait began, for a handle without a time).
+        /// When the task was created (or the wait began, for a handle without a time).
         started: Instant,
-        /// How long such a job usually takes.
+        /// How long such a task usually takes.
         expected: Duration,
     },
     /// Only a wake-up at `not_before` (a download's backoff); no request, no budget.
@@ -753,10 +753,10 @@ impl Driver {
     }
 
     /// The budgeted ticket to serve now. Creates and status calls go in order; polls that
-    /// are due, the one most likely to find its job finished first. When both wait, two
+    /// are due, the one most likely to find its task finished first. When both wait, two
     /// slots of every three go to polls and one to a create, so neither starves the other.
     fn pick(&mut self, now: Instant) -> Option<usize> {
-        // One pass over the queue for both kinds: it may hold a ticket per job of a batch.
+        // One pass over the queue for both kinds: it may hold a ticket per task of a batch.
         let mut first: Option<(usize, u64)> = None;
         let mut poll = BestPoll::default();
         for (index, ticket) in self.queue.iter().enumerate() {
@@ -812,7 +812,7 @@ impl Driver {
     }
 }
 
-/// The due poll most likely to find its job finished, as candidates are offered; ties go to
+/// The due poll most likely to find its task finished, as candidates are offered; ties go to
 /// the older ticket.
 #[derive(Debug, Default)]
 struct BestPoll {
@@ -1190,8 +1190,8 @@ mod tests {
             ],
         )
         .await;
-        // Not every create first (the oldest job's result would wait two windows): two polls,
-        // the oldest jobs' first, then a create, and so on; creates take what polls leave.
+        // Not every create first (the oldest task's result would wait two windows): two polls,
+        // the oldest tasks' first, then a create, and so on; creates take what polls leave.
         assert_eq!(
             granted,
             [
@@ -1210,7 +1210,7 @@ mod tests {
         let time = ManualTime::new();
         let start = time.now();
         let sched = scheduler(&time, Some(RateLimit::new(2, 10 * S)), true);
-        // Four stuck jobs whose polls are always due again, and four creates.
+        // Four stuck tasks whose polls are always due again, and four creates.
         let creates: Vec<_> = (0..4)
             .map(|_| sched.register(Priority::First, start, None))
             .collect();

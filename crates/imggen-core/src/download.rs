@@ -14,9 +14,9 @@ use tracing::Instrument as _;
 use crate::Imggen;
 use crate::call::Call;
 use crate::error::{CallOperation, DownloadError, Error};
-use crate::handle::JobHandle;
+use crate::handle::TaskHandle;
 use crate::provider::{DownloadLimits, ProviderId};
-use crate::status::{JobState, JobStatus};
+use crate::status::{TaskState, TaskStatus};
 
 pub use imggen_http::{DEFAULT_DOWNLOAD_STALL_TIMEOUT, DEFAULT_MAX_DOWNLOAD_BYTES};
 
@@ -216,8 +216,8 @@ impl Imggen {
     /// not an image is an error. Files are named `<task_id>-<n>.<ext>` and written atomically.
     pub async fn download(
         &self,
-        handle: &JobHandle,
-        status: &JobStatus,
+        handle: &TaskHandle,
+        status: &TaskStatus,
         options: &DownloadOptions,
     ) -> Result<Vec<GeneratedImage>, Error> {
         self.download_until(handle, status, options, None).await
@@ -227,8 +227,8 @@ impl Imggen {
     /// well as by the options' own deadline.
     pub(crate) async fn download_until(
         &self,
-        handle: &JobHandle,
-        status: &JobStatus,
+        handle: &TaskHandle,
+        status: &TaskStatus,
         options: &DownloadOptions,
         until: Option<Instant>,
     ) -> Result<Vec<GeneratedImage>, Error> {
@@ -236,7 +236,7 @@ impl Imggen {
             (Some(caller), Some(own)) => Some(caller.min(own)),
             (caller, own) => caller.or(own),
         };
-        let JobState::Succeeded { images } = &status.state else {
+        let TaskState::Succeeded { images } = &status.state else {
             return Err(Error::invalid(
                 Some(handle.provider),
                 format!(
@@ -277,7 +277,7 @@ impl Imggen {
 
     async fn download_one(
         &self,
-        handle: &JobHandle,
+        handle: &TaskHandle,
         url: &str,
         index: usize,
         options: &DownloadOptions,

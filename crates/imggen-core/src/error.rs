@@ -15,10 +15,10 @@ use imggen_types::text::Untrusted;
 
 pub use imggen_provider::error::{CallError, CallErrorKind, CallOperation};
 
-use crate::handle::{JobHandle, RequestSummary};
+use crate::handle::{RequestSummary, TaskHandle};
 use crate::plan::PlanError;
 use crate::provider::ProviderId;
-use crate::status::{JobState, JobStatus};
+use crate::status::{TaskState, TaskStatus};
 
 /// Everything that can go wrong in imggen-core. Match on the variant for the category.
 #[derive(Debug, thiserror::Error)]
@@ -104,8 +104,8 @@ impl Error {
 
     /// Every task handle the error carries: the task it is about and the others of the same
     /// submission, all created and charged. None is ever dropped.
-    pub fn handles(&self) -> Vec<&JobHandle> {
-        let (first, rest): (Option<&JobHandle>, &[JobHandle]) = match self {
+    pub fn handles(&self) -> Vec<&TaskHandle> {
+        let (first, rest): (Option<&TaskHandle>, &[TaskHandle]) = match self {
             Error::Config(_) | Error::InvalidRequest(_) | Error::Plan(_) => (None, &[]),
             Error::Refused(e) => (None, &e.accepted),
             Error::CreateOutcomeUnknown(e) => (None, &e.accepted),
@@ -178,8 +178,8 @@ impl Error {
     }
 
     /// Adds the other handles of the same generation to an error about one of its tasks.
-    pub(crate) fn with_siblings(mut self, all: &[JobHandle]) -> Self {
-        let add = |handle: &JobHandle, siblings: &mut Vec<JobHandle>| {
+    pub(crate) fn with_siblings(mut self, all: &[TaskHandle]) -> Self {
+        let add = |handle: &TaskHandle, siblings: &mut Vec<TaskHandle>| {
             siblings.extend(all.iter().filter(|h| *h != handle).cloned());
         };
         match &mut self {
@@ -225,10 +225,10 @@ pub struct RefusedError {
     /// The last answer.
     pub call: CallError,
     /// Tasks of the same submission created (and charged) before the refusal.
-    pub accepted: Vec<JobHandle>,
+    pub accepted: Vec<TaskHandle>,
 }
 
-fn accepted_suffix(accepted: &[JobHandle]) -> String {
+fn accepted_suffix(accepted: &[TaskHandle]) -> String {
     match accepted.len() {
         0 => String::new(),
         n => format!(
@@ -254,7 +254,7 @@ pub struct CreateOutcomeUnknownError {
     /// What was asked for.
     pub summary: RequestSummary,
     /// Tasks of the same submission created (and charged) before this one.
-    pub accepted: Vec<JobHandle>,
+    pub accepted: Vec<TaskHandle>,
 }
 
 /// One provider's reason for not serving a request.
@@ -291,11 +291,11 @@ fn describe_attempts(attempts: &[ProviderAttempt]) -> String {
 #[error("{call} (task {handle}); the task is not lost: resume it from its handle")]
 pub struct StatusError {
     /// The task.
-    pub handle: JobHandle,
+    pub handle: TaskHandle,
     /// The last failure.
     pub call: CallError,
     /// The other tasks of the same generation.
-    pub siblings: Vec<JobHandle>,
+    pub siblings: Vec<TaskHandle>,
 }
 
 /// A task that ended in failure.
@@ -303,17 +303,17 @@ pub struct StatusError {
 #[error("{} task {} failed{}; the provider refunds failed tasks", handle.provider, Untrusted(&handle.task_id), failure_words(code.as_deref(), message.as_deref()))]
 pub struct TaskFailedError {
     /// The task.
-    pub handle: JobHandle,
+    pub handle: TaskHandle,
     /// The provider's failure code.
     pub code: Option<String>,
     /// The provider's words.
     pub message: Option<String>,
     /// The status that said so.
-    pub status: Box<JobStatus>,
+    pub status: Box<TaskStatus>,
     /// What the provider documents to do about this failure code, if anything.
     pub advice: Option<&'static str>,
     /// The other tasks of the same generation.
-    pub siblings: Vec<JobHandle>,
+    pub siblings: Vec<TaskHandle>,
 }
 
 /// `: CODE: message`, without saying the code twice when the message already starts with it;
@@ -333,13 +333,13 @@ fn failure_words(code: Option<&str>, message: Option<&str>) -> String {
 #[error("{} task {} did not finish within {}s (last status: {}); it is still paid for: resume it from its handle", handle.provider, Untrusted(&handle.task_id), seconds(*waited), Untrusted(last_state.as_ref().map_or("not read", |s| s.name())))]
 pub struct DeadlineExceededError {
     /// The task, to resume.
-    pub handle: JobHandle,
+    pub handle: TaskHandle,
     /// How long the wait lasted.
     pub waited: Duration,
     /// The last state read, if any poll was made.
-    pub last_state: Option<JobState>,
+    pub last_state: Option<TaskState>,
     /// The other tasks of the same generation.
-    pub siblings: Vec<JobHandle>,
+    pub siblings: Vec<TaskHandle>,
 }
 
 /// A wait that was cancelled.
@@ -347,9 +347,9 @@ pub struct DeadlineExceededError {
 #[error("waiting for {} task {} was cancelled; the task goes on and is paid for: resume it from its handle", handle.provider, Untrusted(&handle.task_id))]
 pub struct CancelledError {
     /// The task, to resume.
-    pub handle: JobHandle,
+    pub handle: TaskHandle,
     /// The other tasks of the same generation.
-    pub siblings: Vec<JobHandle>,
+    pub siblings: Vec<TaskHandle>,
 }
 
 /// A result that could not be downloaded or saved.
@@ -357,7 +357,7 @@ pub struct CancelledError {
 #[error("{} task {}: could not collect {}: {}", handle.provider, Untrusted(&handle.task_id), Untrusted(if url.is_empty() { "its images" } else { url }), Untrusted(problem))]
 pub struct DownloadError {
     /// The task, whose status still lists the URL.
-    pub handle: JobHandle,
+    pub handle: TaskHandle,
     /// The URL.
     pub url: String,
     /// What went wrong.
@@ -365,7 +365,7 @@ pub struct DownloadError {
     /// The failed call, when the download itself failed.
     pub call: Option<CallError>,
     /// The other tasks of the same generation.
-    pub siblings: Vec<JobHandle>,
+    pub siblings: Vec<TaskHandle>,
 }
 
 /// Seconds for a message: whole when whole (`30`), else one decimal (`0.4`).
@@ -437,11 +437,11 @@ mod tests {
 
     #[test]
     fn errors_about_tasks_carry_every_handle_of_the_generation() {
-        let handle = |id: &str| format!("runbase:{id}").parse::<JobHandle>().unwrap();
+        let handle = |id: &str| format!("runbase:{id}").parse::<TaskHandle>().unwrap();
         let error = Error::DeadlineExceeded(Box::new(DeadlineExceededError {
             handle: handle("run_1"),
             waited: Duration::from_secs(600),
-            last_state: Some(JobState::Running),
+            last_state: Some(TaskState::Running),
             siblings: Vec::new(),
         }))
         .with_siblings(&[handle("run_1"), handle("run_2")]);

@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use crate::download::{DownloadOptions, GeneratedImage};
 use crate::error::{Error, TaskFailedError};
-use crate::handle::JobHandle;
+use crate::handle::TaskHandle;
 use crate::plan::Warning;
 use crate::provider::ProviderId;
 use crate::request::GenerationRequest;
-use crate::status::{JobState, JobStatus};
+use crate::status::{TaskState, TaskStatus};
 use crate::submit::{FallbackReport, SubmitOptions};
 use crate::wait::{PollSchedule, StatusCallback, WaitOptions};
 use crate::webhook::WebhookHub;
@@ -88,7 +88,7 @@ impl GenerateOptions {
     /// Calls `callback` with every status read while waiting, for each task.
     pub fn on_status(
         mut self,
-        callback: impl Fn(&JobHandle, &JobStatus) + Send + Sync + 'static,
+        callback: impl Fn(&TaskHandle, &TaskStatus) + Send + Sync + 'static,
     ) -> Self {
         self.on_status = Some(Arc::new(callback));
         self
@@ -112,7 +112,7 @@ pub struct Generation {
     /// Settings dropped or sent unchecked.
     pub warnings: Vec<Warning>,
     /// The tasks' receipts.
-    pub handles: Vec<JobHandle>,
+    pub handles: Vec<TaskHandle>,
     /// The provider that served it, and why earlier ones did not.
     pub fallback: FallbackReport,
 }
@@ -159,7 +159,7 @@ impl Imggen {
     /// and downloads their images.
     pub async fn resume(
         &self,
-        handles: &[JobHandle],
+        handles: &[TaskHandle],
         options: &GenerateOptions,
     ) -> Result<Generation, Error> {
         let Some(first) = handles.first() else {
@@ -182,11 +182,11 @@ impl Imggen {
 
     async fn collect(
         &self,
-        handles: &[JobHandle],
+        handles: &[TaskHandle],
         options: &GenerateOptions,
         until: Option<Instant>,
     ) -> Result<Vec<GeneratedImage>, Error> {
-        let jobs = handles.iter().map(|handle| async move {
+        let waits = handles.iter().map(|handle| async move {
             let wait = WaitOptions {
                 deadline: until
                     .map(|until| until.saturating_duration_since(self.inner.clock.now())),
@@ -196,7 +196,7 @@ impl Imggen {
                 on_status: options.on_status.clone(),
             };
             let status = self.wait(handle, wait).await?;
-            if let JobState::Failed { code, message } = &status.state {
+            if let TaskState::Failed { code, message } = &status.state {
                 let advice = code.as_deref().and_then(|code| {
                     self.provider_ref(handle.provider)
                         .ok()?
@@ -214,7 +214,7 @@ impl Imggen {
             self.download_until(handle, &status, &options.download, until)
                 .await
         });
-        let results = futures_util::future::join_all(jobs).await;
+        let results = futures_util::future::join_all(waits).await;
         let mut images = Vec::new();
         for result in results {
             match result {

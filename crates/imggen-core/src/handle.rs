@@ -31,23 +31,23 @@ const SUMMARY_PROMPT_CHARS: usize = 200;
 /// crafted handle cannot send your key anywhere else.
 ///
 /// ```
-/// use imggen_core::{JobHandle, ProviderId};
+/// use imggen_core::{TaskHandle, ProviderId};
 ///
 /// let json = r#"{"version":1,"provider":"runbase","task_id":"run_01JABC","model":"openai/gpt-image-2",
 ///   "created_at":"2026-04-22T00:12:03Z","cost":{"usd":"0.05","credits":0},"images_expected":1,
 ///   "summary":{"prompt":"a lamp","aspect_ratio":null,"n":1}}"#;
-/// let handle = JobHandle::from_json(json)?;
+/// let handle = TaskHandle::from_json(json)?;
 /// assert_eq!(handle.to_string(), "runbase:run_01JABC");
 ///
 /// // The short form is enough to resume; cost and summary are then unknown.
-/// let short: JobHandle = "gptimg:gpt-image-2-kUtpnus8fXpDKkuEjayG3".parse()?;
+/// let short: TaskHandle = "gptimg:gpt-image-2-kUtpnus8fXpDKkuEjayG3".parse()?;
 /// assert_eq!(short.provider, imggen_gptimg::provider::ID);
 /// # Ok::<(), imggen_core::HandleError>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "WireHandle")]
 #[non_exhaustive]
-pub struct JobHandle {
+pub struct TaskHandle {
     /// The format version ([`HANDLE_VERSION`]).
     pub version: u32,
     /// The provider that runs the task.
@@ -101,7 +101,7 @@ impl RequestSummary {
 
 /// A handle that cannot be read.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("job handle: {problem}")]
+#[error("task handle: {problem}")]
 pub struct HandleError {
     /// What is wrong.
     pub problem: String,
@@ -115,7 +115,7 @@ impl HandleError {
     }
 }
 
-impl JobHandle {
+impl TaskHandle {
     /// A handle for a task imggen just created; `created_at` is `now`.
     pub fn new(
         provider: ProviderId,
@@ -124,7 +124,7 @@ impl JobHandle {
     ) -> Result<Self, HandleError> {
         let task_id = task_id.into();
         check_task_id(provider, &task_id)?;
-        Ok(JobHandle {
+        Ok(TaskHandle {
             version: HANDLE_VERSION,
             provider,
             task_id,
@@ -138,15 +138,15 @@ impl JobHandle {
     }
 
     /// The handle of a task a provider just created. The id is kept even if it would not pass
-    /// [`JobHandle::new`]'s check: a paid task's id is never dropped.
+    /// [`TaskHandle::new`]'s check: a paid task's id is never dropped.
     pub(crate) fn created(
         provider: ProviderId,
         created: Created,
         at: SystemTime,
         task: &PlannedTask,
         summary: &RequestSummary,
-    ) -> JobHandle {
-        JobHandle {
+    ) -> TaskHandle {
+        TaskHandle {
             version: HANDLE_VERSION,
             provider,
             task_id: created.task_id,
@@ -177,7 +177,7 @@ impl JobHandle {
         self
     }
 
-    /// Marks the task as created with a webhook URL (see [`JobHandle::webhook`]).
+    /// Marks the task as created with a webhook URL (see [`TaskHandle::webhook`]).
     pub fn with_webhook(mut self, webhook: bool) -> Self {
         self.webhook = webhook;
         self
@@ -222,7 +222,7 @@ fn check_task_id(provider: ProviderId, task_id: &str) -> Result<(), HandleError>
         .map_err(|error| HandleError::new(format!("{provider} {error}")))
 }
 
-impl fmt::Display for JobHandle {
+impl fmt::Display for TaskHandle {
     /// The short form, `provider:task_id`, safe to print: a task id is the provider's text,
     /// and its control characters are shown escaped (the JSON form keeps it as it is).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -230,7 +230,7 @@ impl fmt::Display for JobHandle {
     }
 }
 
-impl FromStr for JobHandle {
+impl FromStr for TaskHandle {
     type Err = HandleError;
 
     /// Reads the short form `provider:task_id` (cost, model and summary are then unknown), or
@@ -238,7 +238,7 @@ impl FromStr for JobHandle {
     fn from_str(value: &str) -> Result<Self, Self::Err> {
         let value = value.trim();
         if value.starts_with('{') {
-            return JobHandle::from_json(value);
+            return TaskHandle::from_json(value);
         }
         let (provider, task_id) = value.split_once(':').ok_or_else(|| {
             HandleError::new(format!(
@@ -252,7 +252,7 @@ impl FromStr for JobHandle {
                     HandleError::new(err.to_string())
                 })?;
         check_task_id(provider, task_id)?;
-        Ok(JobHandle {
+        Ok(TaskHandle {
             version: HANDLE_VERSION,
             provider,
             task_id: task_id.to_owned(),
@@ -286,7 +286,7 @@ struct WireHandle {
     webhook: bool,
 }
 
-impl TryFrom<WireHandle> for JobHandle {
+impl TryFrom<WireHandle> for TaskHandle {
     type Error = HandleError;
 
     fn try_from(wire: WireHandle) -> Result<Self, Self::Error> {
@@ -304,7 +304,7 @@ impl TryFrom<WireHandle> for JobHandle {
                 "created_at {at:?} is not an RFC 3339 time"
             )));
         }
-        Ok(JobHandle {
+        Ok(TaskHandle {
             version: wire.version,
             provider: wire.provider,
             task_id: wire.task_id,
@@ -324,9 +324,9 @@ mod tests {
 
     use super::*;
 
-    fn handle() -> JobHandle {
+    fn handle() -> TaskHandle {
         let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_776_816_723);
-        JobHandle::new(
+        TaskHandle::new(
             imggen_gptimg::provider::ID,
             "gpt-image-2-kUtpnus8fXpDKkuEjayG3",
             at,
@@ -348,8 +348,8 @@ mod tests {
             json,
             r#"{"version":1,"provider":"gptimg","task_id":"gpt-image-2-kUtpnus8fXpDKkuEjayG3","model":"gpt-image-2","created_at":"2026-04-22T00:12:03Z","cost":{"usd":"0","credits":4},"images_expected":2,"summary":{"prompt":"A lighthouse","aspect_ratio":null,"n":2}}"#
         );
-        assert_eq!(JobHandle::from_json(&json).unwrap(), handle);
-        assert_eq!(json.parse::<JobHandle>().unwrap(), handle);
+        assert_eq!(TaskHandle::from_json(&json).unwrap(), handle);
+        assert_eq!(json.parse::<TaskHandle>().unwrap(), handle);
         assert_eq!(
             handle.created_at_time(),
             Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_776_816_723))
@@ -361,34 +361,34 @@ mod tests {
         let handle = handle();
         let short = handle.to_string();
         assert_eq!(short, "gptimg:gpt-image-2-kUtpnus8fXpDKkuEjayG3");
-        let back: JobHandle = short.parse().unwrap();
+        let back: TaskHandle = short.parse().unwrap();
         assert_eq!(back.task_id, handle.task_id);
         assert_eq!(
             (back.cost, back.summary, back.created_at),
             (None, None, None)
         );
-        assert!("run_1".parse::<JobHandle>().is_err());
+        assert!("run_1".parse::<TaskHandle>().is_err());
         // Any provider name parses (a provider may be registered by the program); whether it
         // is configured is checked where the handle is used.
         assert_eq!(
-            "dalle:abc".parse::<JobHandle>().unwrap().provider.as_str(),
+            "dalle:abc".parse::<TaskHandle>().unwrap().provider.as_str(),
             "dalle"
         );
-        assert!("Dall E:abc".parse::<JobHandle>().is_err());
+        assert!("Dall E:abc".parse::<TaskHandle>().is_err());
     }
 
     #[test]
     fn crafted_handles_are_refused() {
-        let err = "runbase:../../admin".parse::<JobHandle>().unwrap_err();
+        let err = "runbase:../../admin".parse::<TaskHandle>().unwrap_err();
         assert!(err.problem.contains("a task id holds only"), "{err}");
-        let err = JobHandle::from_json(r#"{"version":1,"provider":"runblob","task_id":"a/b"}"#)
+        let err = TaskHandle::from_json(r#"{"version":1,"provider":"runblob","task_id":"a/b"}"#)
             .unwrap_err();
         assert!(err.problem.contains("contains '/'"), "{err}");
-        let err = JobHandle::from_json(r#"{"version":9,"provider":"runblob","task_id":"a"}"#)
+        let err = TaskHandle::from_json(r#"{"version":9,"provider":"runblob","task_id":"a"}"#)
             .unwrap_err();
         assert!(err.problem.contains("upgrade imggen"), "{err}");
         // Unknown fields (a base URL, say) are ignored, never used.
-        let handle = JobHandle::from_json(
+        let handle = TaskHandle::from_json(
             r#"{"version":1,"provider":"runblob","task_id":"a","base_url":"https://evil.example"}"#,
         )
         .unwrap();

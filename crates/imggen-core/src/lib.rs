@@ -19,21 +19,21 @@
 //! # Ok(()) }
 //! ```
 //!
-//! For long jobs, keep the receipt and resume from it — in another process, later:
+//! For long tasks, keep the receipt and resume from it — in another process, later:
 //!
 //! ```no_run
-//! use imggen_core::{GenerateOptions, GenerationRequest, Imggen, JobHandle, SubmitOptions};
+//! use imggen_core::{GenerateOptions, GenerationRequest, Imggen, TaskHandle, SubmitOptions};
 //!
 //! # async fn run() -> Result<(), imggen_core::Error> {
 //! let imggen = Imggen::from_env()?;
 //! let submission = imggen
 //!     .submit(&GenerationRequest::new("A ceramic lamp"), &SubmitOptions::default())
 //!     .await?;
-//! let saved: Vec<String> = submission.handles.iter().map(JobHandle::to_json).collect();
+//! let saved: Vec<String> = submission.handles.iter().map(TaskHandle::to_json).collect();
 //! // … store `saved`; then, any time later:
-//! let handles: Vec<JobHandle> = saved
+//! let handles: Vec<TaskHandle> = saved
 //!     .iter()
-//!     .map(|json| JobHandle::from_json(json))
+//!     .map(|json| TaskHandle::from_json(json))
 //!     .collect::<Result<_, _>>()
 //!     .map_err(|err| imggen_core::Error::from(err))?;
 //! let generation = imggen.resume(&handles, &GenerateOptions::default()).await?;
@@ -45,7 +45,7 @@
 //!   [`capabilities`]; a setting it cannot honour is an error (strict) or
 //!   dropped with a [`Warning`] (lenient), never silently.
 //! - **Submit** ([`Imggen::submit`]): one create per task, retried only when the answer proves
-//!   nothing was charged ([`policy`]); each [`JobHandle`] is handed to
+//!   nothing was charged ([`policy`]); each [`TaskHandle`] is handed to
 //!   [`SubmitOptions::on_handle`] the moment it exists. A create whose answer was lost is
 //!   [`Error::CreateOutcomeUnknown`], never resubmitted. A fallback list moves on only when a
 //!   provider provably did not accept the task.
@@ -103,14 +103,14 @@ pub use cost::Cost;
 pub use download::{DownloadOptions, GeneratedImage, ImageData, Output};
 pub use error::{CallError, CallErrorKind, CallOperation, Error, ProviderAttempt};
 pub use generate::{GenerateOptions, Generation};
-pub use handle::{HandleError, JobHandle, RequestSummary};
+pub use handle::{HandleError, RequestSummary, TaskHandle};
 pub use imggen_provider::RateLimit;
 pub use plan::{Plan, PlanError, PlanOptions, PlannedTask, Strictness, Warning};
 pub use policy::RetryConfig;
 pub use provider::{Created, Provider, ProviderId, RecentTask, Registration};
 pub use reconcile::{LostTaskSearch, LostTasks};
 pub use request::{GenerationRequest, OptionError, ProviderOptions, Reference};
-pub use status::{ImageRef, JobState, JobStatus, RawObject};
+pub use status::{ImageRef, RawObject, TaskState, TaskStatus};
 pub use submit::{FallbackReport, HandleCallback, Submission, SubmitOptions};
 pub use wait::{PollSchedule, StatusCallback, WaitOptions};
 pub use webhook::{WebhookEvent, WebhookHub};
@@ -130,7 +130,7 @@ pub use tokio_util::sync::CancellationToken;
 use budget::Scheduler;
 
 /// The entry point: the configured providers, their budgets and schedules. Cheap to clone;
-/// share one per program so every job on a key shares that key's request budget.
+/// share one per program so every task on a key shares that key's request budget.
 #[derive(Clone)]
 pub struct Imggen {
     inner: Arc<Inner>,

@@ -272,11 +272,11 @@ fn config_error(provider: ProviderId, message: String) -> CallError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::{JobState, JobStatus, RawObject};
+    use crate::status::{RawObject, TaskState, TaskStatus};
 
     fn task(id: &str, prompt: &str) -> RecentTask {
         let raw = RawObject::new(serde_json::json!({"id": id, "prompt": prompt}));
-        let status = JobStatus::new(JobState::Queued, raw);
+        let status = TaskStatus::new(TaskState::Queued, raw);
         RecentTask::new(id, Some(prompt.to_owned()), status)
     }
 

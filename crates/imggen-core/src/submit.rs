@@ -19,14 +19,14 @@ use crate::error::{
     self, CallError, CallErrorKind, CallOperation, CreateOutcomeUnknownError, Error,
     ProviderAttempt, RefusedError,
 };
-use crate::handle::{self, JobHandle, RequestSummary};
+use crate::handle::{self, RequestSummary, TaskHandle};
 use crate::plan::{PlannedTask, Warning};
 use crate::policy::Decision;
 use crate::provider::{Provider, ProviderId};
 use crate::request::GenerationRequest;
 
-/// Called with each [`JobHandle`] the moment its task exists, before anything else can fail.
-pub type HandleCallback = Arc<dyn Fn(&JobHandle) + Send + Sync>;
+/// Called with each [`TaskHandle`] the moment its task exists, before anything else can fail.
+pub type HandleCallback = Arc<dyn Fn(&TaskHandle) + Send + Sync>;
 
 /// Where and how to submit.
 #[derive(Clone, Default)]
@@ -73,7 +73,7 @@ impl SubmitOptions {
     }
 
     /// Sets the handle callback.
-    pub fn on_handle(mut self, callback: impl Fn(&JobHandle) + Send + Sync + 'static) -> Self {
+    pub fn on_handle(mut self, callback: impl Fn(&TaskHandle) + Send + Sync + 'static) -> Self {
         self.on_handle = Some(Arc::new(callback));
         self
     }
@@ -103,7 +103,7 @@ pub struct Submission {
     /// The provider that accepted them.
     pub provider: ProviderId,
     /// One handle per task, in task order.
-    pub handles: Vec<JobHandle>,
+    pub handles: Vec<TaskHandle>,
     /// Settings dropped or sent unchecked.
     pub warnings: Vec<Warning>,
     /// Why earlier providers of the fallback list did not serve it.
@@ -199,7 +199,7 @@ impl Imggen {
         request: &GenerationRequest,
         options: &SubmitOptions,
         until: Option<Instant>,
-    ) -> Result<(Vec<JobHandle>, Vec<Warning>), SubmitError> {
+    ) -> Result<(Vec<TaskHandle>, Vec<Warning>), SubmitError> {
         let plan = match self.plan(request, id) {
             Ok(plan) => plan,
             Err(error @ Error::Plan(_)) => return Err(SubmitError::NotAccepted(Box::new(error))),
@@ -221,14 +221,14 @@ impl Imggen {
         let summary = RequestSummary::of(request);
         let mut running = FuturesUnordered::new();
         let mut next = 0;
-        let mut accepted: Vec<(usize, JobHandle)> = Vec::new();
+        let mut accepted: Vec<(usize, TaskHandle)> = Vec::new();
         let mut failure: Option<CreateFailure> = None;
         loop {
             while failure.is_none()
                 && running.len() < self.inner.max_concurrent_tasks
                 && next < tasks.len()
             {
-                let job = CreateJob {
+                let job = TaskCreate {
                     imggen: self.clone(),
                     provider: Arc::clone(&provider),
                     scheduler: scheduler.clone(),
@@ -266,7 +266,7 @@ impl Imggen {
             }
         }
         accepted.sort_by_key(|(index, _)| *index);
-        let handles: Vec<JobHandle> = accepted.into_iter().map(|(_, handle)| handle).collect();
+        let handles: Vec<TaskHandle> = accepted.into_iter().map(|(_, handle)| handle).collect();
         let Some(failure) = failure else {
             return Ok((handles, plan.warnings));
         };
@@ -307,7 +307,7 @@ impl SubmitError {
 }
 
 /// One task's create, with its retries, run as its own tokio task.
-struct CreateJob {
+struct TaskCreate {
     imggen: Imggen,
     provider: Arc<dyn Provider>,
     scheduler: Scheduler,
@@ -318,8 +318,8 @@ struct CreateJob {
     until: Option<Instant>,
 }
 
-impl CreateJob {
-    async fn run(self) -> Result<JobHandle, CreateFailure> {
+impl TaskCreate {
+    async fn run(self) -> Result<TaskHandle, CreateFailure> {
         let inner = &self.imggen.inner;
         let id = self.provider.id();
         let mut sent_at = inner.clock.wall();
@@ -393,7 +393,7 @@ impl CreateJob {
             // Kept all the same: a paid task's id is never dropped.
             tracing::warn!(provider = %id, task_id = %Untrusted(&created.task_id), %error, "the provider returned an unusual task id");
         }
-        let handle = JobHandle::created(id, created, sent_at, &self.task, &self.summary);
+        let handle = TaskHandle::created(id, created, sent_at, &self.task, &self.summary);
         if let Some(callback) = &self.on_handle {
             // A panicking callback must not take the paid task's handle with it: the handle
             // is still returned.

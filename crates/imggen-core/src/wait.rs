@@ -13,10 +13,10 @@ use crate::Imggen;
 use crate::budget::{Grant, Priority};
 use crate::call::{Call, CallFailure, outcome_of};
 use crate::error::{CallOperation, CancelledError, DeadlineExceededError, Error, StatusError};
-use crate::handle::JobHandle;
+use crate::handle::TaskHandle;
 use crate::policy::{self, Decision, Facts};
 use crate::provider::Provider;
-use crate::status::{JobState, JobStatus};
+use crate::status::{TaskState, TaskStatus};
 use crate::webhook::EventStream;
 
 pub use imggen_http::PollSchedule;
@@ -43,7 +43,7 @@ pub struct WaitOptions {
 
 /// What [`WaitOptions::on_status`] and [`GenerateOptions::on_status`](crate::GenerateOptions)
 /// call.
-pub type StatusCallback = Arc<dyn Fn(&JobHandle, &JobStatus) + Send + Sync>;
+pub type StatusCallback = Arc<dyn Fn(&TaskHandle, &TaskStatus) + Send + Sync>;
 
 impl std::fmt::Debug for WaitOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -90,7 +90,7 @@ impl WaitOptions {
     /// Calls `callback` with every status the wait reads.
     pub fn on_status(
         mut self,
-        callback: impl Fn(&JobHandle, &JobStatus) + Send + Sync + 'static,
+        callback: impl Fn(&TaskHandle, &TaskStatus) + Send + Sync + 'static,
     ) -> Self {
         self.on_status = Some(Arc::new(callback));
         self
@@ -100,14 +100,14 @@ impl WaitOptions {
 /// A handle typed as `provider:task_id` (no `created_at`: not a receipt of a create) whose id
 /// is not in the provider's format is refused before anything is sent. A receipt is never
 /// refused: a paid task's id, however unusual, is polled.
-fn check_typed_handle(provider: &dyn Provider, handle: &JobHandle) -> Result<(), Error> {
+fn check_typed_handle(provider: &dyn Provider, handle: &TaskHandle) -> Result<(), Error> {
     if handle.created_at.is_some() {
         return Ok(());
     }
     provider.check_task_id(&handle.task_id).map_err(|error| {
         Error::invalid(
             Some(handle.provider),
-            format!("job handle {handle}: {error}"),
+            format!("task handle {handle}: {error}"),
             None,
         )
     })
@@ -130,13 +130,17 @@ async fn next_event(events: &mut Option<EventStream>) -> Option<crate::webhook::
 impl Imggen {
     /// Waits until the task ends, polling on its provider's schedule inside the key's request
     /// budget, and returns its terminal status — succeeded or failed (see
-    /// [`JobState`]).
+    /// [`TaskState`]).
     ///
     /// Resumable: `handle` may come from another process (serialised JSON, or the short form
     /// `provider:task_id`). Returns [`Error::DeadlineExceeded`] or [`Error::Cancelled`] with
     /// the handle when the wait stops first, and [`Error::Status`] when the status cannot be
     /// read for good (after the retry policy's attempts). The task itself is never touched.
-    pub async fn wait(&self, handle: &JobHandle, options: WaitOptions) -> Result<JobStatus, Error> {
+    pub async fn wait(
+        &self,
+        handle: &TaskHandle,
+        options: WaitOptions,
+    ) -> Result<TaskStatus, Error> {
         let provider = self.provider(handle.provider)?;
         check_typed_handle(provider.as_ref(), handle)?;
         let scheduler = self.scheduler(&provider)?;
@@ -177,9 +181,9 @@ impl Imggen {
         let mut pending = scheduler.register(poll, due.min(deadline), Some(deadline));
         let mut polls = 0u32;
         let mut failures = 0u32;
-        let mut last_state: Option<JobState> = None;
+        let mut last_state: Option<TaskState> = None;
         let mut seen = HashSet::new();
-        let exceeded = |last_state: Option<JobState>| {
+        let exceeded = |last_state: Option<TaskState>| {
             Error::DeadlineExceeded(Box::new(DeadlineExceededError {
                 handle: handle.clone(),
                 waited: clock.now().saturating_duration_since(began),
@@ -254,7 +258,7 @@ impl Imggen {
                         permit.finish(outcome);
                         return Ok(status);
                     }
-                    if let JobState::Unknown { raw_status } = &status.state {
+                    if let TaskState::Unknown { raw_status } = &status.state {
                         tracing::warn!(
                             provider = %handle.provider,
                             task_id = %Untrusted(&handle.task_id),
@@ -316,7 +320,7 @@ impl Imggen {
     }
 
     /// Reads a task's status once (retrying transient failures), inside the key's budget.
-    pub async fn status(&self, handle: &JobHandle) -> Result<JobStatus, Error> {
+    pub async fn status(&self, handle: &TaskHandle) -> Result<TaskStatus, Error> {
         // Borrowed, not cloned: this is the call a busy program makes most.
         let provider = self.provider_ref(handle.provider)?;
         check_typed_handle(provider.as_ref(), handle)?;

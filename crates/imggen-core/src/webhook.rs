@@ -1,7 +1,7 @@
 //! Webhook intake: runblob's callbacks, turned into events that shorten a wait.
 //!
 //! runblob signs nothing, so anyone who learns the callback URL can POST to it. An event is
-//! therefore only a **hint**: a waiting job that receives one for its task makes one status
+//! therefore only a **hint**: a waiting task that receives one for its task makes one status
 //! call at once and believes that answer, not the event. Duplicates (runblob retries a
 //! delivery up to 5 times) are ignored, by task id and status. When no event comes, the wait
 //! polls on its normal schedule, as it would without webhooks.
@@ -87,7 +87,7 @@ impl std::fmt::Debug for WebhookError {
 /// How many (task, status) pairs the hub remembers to drop duplicates.
 const REMEMBERED: usize = 10_000;
 
-/// Fans webhook events out to every waiting job, dropping duplicates. Cheap to clone.
+/// Fans webhook events out to every waiting task, dropping duplicates. Cheap to clone.
 ///
 /// ```
 /// use imggen_core::webhook::{WebhookEvent, WebhookHub};

@@ -9,9 +9,9 @@ use imggen_http::{ApiClient as _, PollSchedule, RequestBudget, RetryPolicy};
 use imggen_provider::capabilities::TypicalDuration;
 use imggen_provider::{
     BoxFuture, Built, CallError, CallOperation, Cost, Created, DownloadLimits, Downloaded,
-    ImageRef, JobState, JobStatus, ModelCapabilities, Plan, PlanError, PlanOptions, PlannedTask,
-    Planner, Price, Provider, ProviderCapabilities, ProviderId, RawObject, ReferenceCapabilities,
-    Registration,
+    ImageRef, ModelCapabilities, Plan, PlanError, PlanOptions, PlannedTask, Planner, Price,
+    Provider, ProviderCapabilities, ProviderId, RawObject, ReferenceCapabilities, Registration,
+    TaskState, TaskStatus,
 };
 use imggen_provider::{GenerationRequest, Reference};
 use imggen_types::{AspectRatio, ValidationError};
@@ -19,7 +19,7 @@ use imggen_types::{AspectRatio, ValidationError};
 use crate::{
     API_KEY_ENV, ASPECT_RATIOS, BASE_URL_ENV, CREDITS_PER_IMAGE, Client, DEFAULT_DEADLINE,
     DownloadOptions, GenerateRequest, MAX_N, MAX_REFERENCE_IMAGES, POLL_SCHEDULE, Task, TaskId,
-    TaskStatus,
+    TaskStatus as WireStatus,
 };
 
 /// gptimg's name among providers.
@@ -145,10 +145,10 @@ fn wire(task: &PlannedTask) -> Result<GenerateRequest, ValidationError> {
 }
 
 /// A gptimg task in the common vocabulary.
-pub fn job_status(task: Task) -> JobStatus {
+pub fn task_status(task: Task) -> TaskStatus {
     let state = match &task.status {
-        TaskStatus::Processing => JobState::Running,
-        TaskStatus::Completed => JobState::Succeeded {
+        WireStatus::Processing => TaskState::Running,
+        WireStatus::Completed => TaskState::Succeeded {
             images: task
                 .images
                 .iter()
@@ -156,15 +156,15 @@ pub fn job_status(task: Task) -> JobStatus {
                 .map(|image| ImageRef::new(image.url.clone(), image.content_type.clone()))
                 .collect(),
         },
-        TaskStatus::Failed => JobState::Failed {
+        WireStatus::Failed => TaskState::Failed {
             code: imggen_provider::status::json_code(task.error.as_ref()),
             message: task.error_message(),
         },
-        other => JobState::Unknown {
+        other => TaskState::Unknown {
             raw_status: other.to_string(),
         },
     };
-    JobStatus::new(state, RawObject::new(task))
+    TaskStatus::new(state, RawObject::new(task))
 }
 
 /// Plans a request for gptimg (see [`Provider::plan`]).
@@ -257,14 +257,14 @@ impl Provider for GptimgProvider {
         })
     }
 
-    fn status<'a>(&'a self, task_id: &'a str) -> BoxFuture<'a, Result<JobStatus, CallError>> {
+    fn status<'a>(&'a self, task_id: &'a str) -> BoxFuture<'a, Result<TaskStatus, CallError>> {
         Box::pin(async move {
             let task = self
                 .client
                 .status(&TaskId::new(task_id))
                 .await
                 .map_err(|err| error(CallOperation::Status, err))?;
-            Ok(job_status(task))
+            Ok(task_status(task))
         })
     }
 
@@ -370,13 +370,13 @@ mod tests {
     #[test]
     fn tasks_read_as_the_common_states() {
         let task = |json: serde_json::Value| -> Task { serde_json::from_value(json).unwrap() };
-        let completed = job_status(task(serde_json::json!({
+        let completed = task_status(task(serde_json::json!({
             "id": "a", "task_id": "gpt-image-2-a", "status": "completed",
             "images": [{"url": "https://cdn.example/1.png", "content_type": "image/png"}]
         })));
         assert_eq!(
             completed.state,
-            JobState::Succeeded {
+            TaskState::Succeeded {
                 images: vec![ImageRef::new(
                     "https://cdn.example/1.png",
                     Some("image/png".into())
@@ -390,23 +390,23 @@ mod tests {
                 .map(|t| t.task_id.as_str()),
             Some("gpt-image-2-a")
         );
-        let failed = job_status(task(serde_json::json!({
+        let failed = task_status(task(serde_json::json!({
             "id": "a", "task_id": "gpt-image-2-a", "status": "failed",
             "error": {"code": "MODERATION", "message": "blocked"}
         })));
         assert_eq!(
             failed.state,
-            JobState::Failed {
+            TaskState::Failed {
                 code: Some("MODERATION".into()),
                 message: Some("MODERATION: blocked".into())
             }
         );
-        let later = job_status(task(serde_json::json!({
+        let later = task_status(task(serde_json::json!({
             "id": "a", "task_id": "gpt-image-2-a", "status": "queued"
         })));
         assert_eq!(
             later.state,
-            JobState::Unknown {
+            TaskState::Unknown {
                 raw_status: "queued".into()
             }
         );

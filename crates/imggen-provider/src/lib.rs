@@ -3,7 +3,7 @@
 //! A provider crate (imggen-runblob, imggen-gptimg, imggen-runbase, or one of your own)
 //! implements [`Provider`] over its client: what it can do ([`ProviderCapabilities`]), how a
 //! [`GenerationRequest`] is planned for it ([`Plan`], with the shared [`plan::Planner`] steps),
-//! how a [`PlannedTask`] is created and its status read ([`JobStatus`]), what it costs
+//! how a [`PlannedTask`] is created and its status read ([`TaskStatus`]), what it costs
 //! ([`Cost`]), when to poll and for how long, its request budget ([`RateLimit`]), and what its
 //! errors mean for money ([`CallError`]). imggen-core orchestrates any provider that does —
 //! planning across providers, one retry loop, the per-key request budget, fallback, downloads
@@ -35,7 +35,7 @@ pub use rate_limit::RateLimit;
 pub use request::{
     GenerationRequest, OptionError, OptionReader, ProviderOptions, Reference, no_options,
 };
-pub use status::{ImageRef, JobState, JobStatus, RawObject};
+pub use status::{ImageRef, RawObject, TaskState, TaskStatus};
 
 /// Re-exported: a provider's poll schedule is one of these.
 pub use imggen_http::PollSchedule;

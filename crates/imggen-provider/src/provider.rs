@@ -17,7 +17,7 @@ use crate::id::ProviderId;
 use crate::plan::{Plan, PlanError, PlanOptions, PlannedTask};
 use crate::rate_limit::RateLimit;
 use crate::request::{GenerationRequest, Reference};
-use crate::status::JobStatus;
+use crate::status::TaskStatus;
 
 pub use imggen_http::Downloaded;
 
@@ -58,12 +58,12 @@ pub struct RecentTask {
     /// The prompt the task was created with, when the list says.
     pub prompt: Option<String>,
     /// Where the task is.
-    pub status: JobStatus,
+    pub status: TaskStatus,
 }
 
 impl RecentTask {
     /// An entry of the list.
-    pub fn new(task_id: impl Into<String>, prompt: Option<String>, status: JobStatus) -> Self {
+    pub fn new(task_id: impl Into<String>, prompt: Option<String>, status: TaskStatus) -> Self {
         RecentTask {
             task_id: task_id.into(),
             prompt,
@@ -175,7 +175,7 @@ pub trait Provider: Send + Sync + fmt::Debug + 'static {
     fn create<'a>(&'a self, task: &'a PlannedTask) -> BoxFuture<'a, Result<Created, CallError>>;
 
     /// Reads a task's status.
-    fn status<'a>(&'a self, task_id: &'a str) -> BoxFuture<'a, Result<JobStatus, CallError>>;
+    fn status<'a>(&'a self, task_id: &'a str) -> BoxFuture<'a, Result<TaskStatus, CallError>>;
 
     /// Downloads a result file without sending the API key.
     fn download<'a>(

@@ -1,5 +1,5 @@
 //! A provider's documented per-key request budget, as data: the orchestrator's scheduler keeps
-//! every job on a key inside it.
+//! every task on a key inside it.
 
 use std::fmt;
 use std::time::Duration;

@@ -11,7 +11,7 @@ use serde::{Serialize, Serializer};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 #[non_exhaustive]
-pub enum JobState {
+pub enum TaskState {
     /// Accepted, not started (a provider's `pending`).
     Queued,
     /// Being generated.
@@ -37,20 +37,20 @@ pub enum JobState {
     },
 }
 
-impl JobState {
+impl TaskState {
     /// Whether the task will not change any more.
     pub fn is_terminal(&self) -> bool {
-        matches!(self, JobState::Succeeded { .. } | JobState::Failed { .. })
+        matches!(self, TaskState::Succeeded { .. } | TaskState::Failed { .. })
     }
 
     /// A one-word name: `queued`, `running`, `succeeded`, `failed`, or the unknown raw status.
     pub fn name(&self) -> &str {
         match self {
-            JobState::Queued => "queued",
-            JobState::Running => "running",
-            JobState::Succeeded { .. } => "succeeded",
-            JobState::Failed { .. } => "failed",
-            JobState::Unknown { raw_status } => raw_status,
+            TaskState::Queued => "queued",
+            TaskState::Running => "running",
+            TaskState::Succeeded { .. } => "succeeded",
+            TaskState::Failed { .. } => "failed",
+            TaskState::Unknown { raw_status } => raw_status,
         }
     }
 }
@@ -137,18 +137,18 @@ impl Serialize for RawObject {
 /// A task's state and the object it was read from.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[non_exhaustive]
-pub struct JobStatus {
+pub struct TaskStatus {
     /// The common state.
     #[serde(flatten)]
-    pub state: JobState,
+    pub state: TaskState,
     /// What the provider answered.
     pub raw: RawObject,
 }
 
-impl JobStatus {
+impl TaskStatus {
     /// A status from its parts.
-    pub fn new(state: JobState, raw: RawObject) -> Self {
-        JobStatus { state, raw }
+    pub fn new(state: TaskState, raw: RawObject) -> Self {
+        TaskStatus { state, raw }
     }
 }
 
@@ -171,7 +171,7 @@ mod tests {
         struct Wire {
             status: &'static str,
         }
-        let status = JobStatus::new(JobState::Running, RawObject::new(Wire { status: "busy" }));
+        let status = TaskStatus::new(TaskState::Running, RawObject::new(Wire { status: "busy" }));
         assert_eq!(
             status.raw.downcast_ref::<Wire>(),
             Some(&Wire { status: "busy" })
@@ -182,14 +182,14 @@ mod tests {
             serde_json::json!({"state": "running", "raw": {"status": "busy"}})
         );
         assert!(
-            JobState::Failed {
+            TaskState::Failed {
                 code: None,
                 message: None
             }
             .is_terminal()
         );
         assert_eq!(
-            JobState::Unknown {
+            TaskState::Unknown {
                 raw_status: "queued".into()
             }
             .name(),

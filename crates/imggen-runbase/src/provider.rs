@@ -9,9 +9,9 @@ use std::time::Duration;
 use imggen_http::{ApiClient as _, PollSchedule, RequestBudget, RetryPolicy};
 use imggen_provider::{
     BoxFuture, Built, CallError, CallOperation, Cost, Created, DownloadLimits, Downloaded,
-    GenerationRequest, ImageRef, JobState, JobStatus, ModelCapabilities, Plan, PlanError,
-    PlanOptions, PlannedTask, Planner, Price, Provider, ProviderCapabilities, ProviderId,
-    RateLimit, RawObject, Reference, ReferenceCapabilities, Registration,
+    GenerationRequest, ImageRef, ModelCapabilities, Plan, PlanError, PlanOptions, PlannedTask,
+    Planner, Price, Provider, ProviderCapabilities, ProviderId, RateLimit, RawObject, Reference,
+    ReferenceCapabilities, Registration, TaskState, TaskStatus,
 };
 use imggen_types::ValidationError;
 use serde_json::{Map, Value};
@@ -218,26 +218,26 @@ fn wire(task: &PlannedTask) -> CreateRunRequest {
 }
 
 /// A run in the common vocabulary.
-pub fn job_status(run: Run) -> JobStatus {
+pub fn task_status(run: Run) -> TaskStatus {
     let state = match &run.status {
-        RunStatus::Pending => JobState::Queued,
-        RunStatus::Processing => JobState::Running,
-        RunStatus::Succeeded => JobState::Succeeded {
+        RunStatus::Pending => TaskState::Queued,
+        RunStatus::Processing => TaskState::Running,
+        RunStatus::Succeeded => TaskState::Succeeded {
             images: run
                 .output_urls()
                 .iter()
                 .map(|url| ImageRef::new(url.clone(), None))
                 .collect(),
         },
-        RunStatus::Failed => JobState::Failed {
+        RunStatus::Failed => TaskState::Failed {
             code: imggen_provider::status::json_code(run.error.as_ref()),
             message: run.error_message(),
         },
-        other => JobState::Unknown {
+        other => TaskState::Unknown {
             raw_status: other.to_string(),
         },
     };
-    JobStatus::new(state, RawObject::new(run))
+    TaskStatus::new(state, RawObject::new(run))
 }
 
 /// Plans a request for runbase (see [`Provider::plan`]).
@@ -382,14 +382,14 @@ impl Provider for RunbaseProvider {
         })
     }
 
-    fn status<'a>(&'a self, task_id: &'a str) -> BoxFuture<'a, Result<JobStatus, CallError>> {
+    fn status<'a>(&'a self, task_id: &'a str) -> BoxFuture<'a, Result<TaskStatus, CallError>> {
         Box::pin(async move {
             let run = self
                 .client
                 .status(&RunId::new(task_id))
                 .await
                 .map_err(|err| error(CallOperation::Status, err))?;
-            Ok(job_status(run))
+            Ok(task_status(run))
         })
     }
 
@@ -552,26 +552,26 @@ mod tests {
     #[test]
     fn runs_read_as_the_common_states_and_a_later_status_is_unknown() {
         let run = |json: Value| -> Run { serde_json::from_value(json).unwrap() };
-        let succeeded = job_status(run(serde_json::json!({
+        let succeeded = task_status(run(serde_json::json!({
             "id": "run_1", "model": "openai/gpt-image-2", "status": "succeeded",
             "output": {"urls": ["https://cdn.example/a.png"]}
         })));
         assert_eq!(
             succeeded.state,
-            JobState::Succeeded {
+            TaskState::Succeeded {
                 images: vec![ImageRef::new("https://cdn.example/a.png", None)]
             }
         );
-        let pending = job_status(run(serde_json::json!({
+        let pending = task_status(run(serde_json::json!({
             "id": "run_1", "model": "openai/gpt-image-2", "status": "pending"
         })));
-        assert_eq!(pending.state, JobState::Queued);
-        let later = job_status(run(serde_json::json!({
+        assert_eq!(pending.state, TaskState::Queued);
+        let later = task_status(run(serde_json::json!({
             "id": "run_1", "model": "openai/gpt-image-2", "status": "cancelled"
         })));
         assert_eq!(
             later.state,
-            JobState::Unknown {
+            TaskState::Unknown {
                 raw_status: "cancelled".into()
             }
         );

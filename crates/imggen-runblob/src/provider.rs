@@ -10,9 +10,9 @@ use imggen_http::{ApiClient as _, PollSchedule, RequestBudget, RetryPolicy};
 use imggen_provider::capabilities::TypicalDuration;
 use imggen_provider::{
     BoxFuture, Built, CallError, CallOperation, Cost, Created, DownloadLimits, Downloaded,
-    GenerationRequest, ImageRef, JobState, JobStatus, ModelCapabilities, Plan, PlanError,
-    PlanOptions, PlannedTask, Planner, Provider, ProviderCapabilities, ProviderId, RawObject,
-    RecentTask, Reference, ReferenceCapabilities, Registration,
+    GenerationRequest, ImageRef, ModelCapabilities, Plan, PlanError, PlanOptions, PlannedTask,
+    Planner, Provider, ProviderCapabilities, ProviderId, RawObject, RecentTask, Reference,
+    ReferenceCapabilities, Registration, TaskState, TaskStatus,
 };
 use imggen_types::ValidationError;
 use serde_json::{Map, Value};
@@ -184,26 +184,26 @@ fn source(reference: &Reference) -> ImageSource {
 }
 
 /// A runblob generation in the common vocabulary.
-pub fn job_status(generation: Generation) -> JobStatus {
+pub fn task_status(generation: Generation) -> TaskStatus {
     let state = match &generation.status {
-        GenerationStatus::Pending => JobState::Queued,
-        GenerationStatus::Processing => JobState::Running,
-        GenerationStatus::Completed => JobState::Succeeded {
+        GenerationStatus::Pending => TaskState::Queued,
+        GenerationStatus::Processing => TaskState::Running,
+        GenerationStatus::Completed => TaskState::Succeeded {
             images: generation
                 .result_image_url
                 .iter()
                 .map(|url| ImageRef::new(url.clone(), None))
                 .collect(),
         },
-        GenerationStatus::Failed => JobState::Failed {
+        GenerationStatus::Failed => TaskState::Failed {
             code: generation.failure_code().map(|code| code.to_string()),
             message: generation.message.clone(),
         },
-        other => JobState::Unknown {
+        other => TaskState::Unknown {
             raw_status: other.to_string(),
         },
     };
-    JobStatus::new(state, RawObject::new(generation))
+    TaskStatus::new(state, RawObject::new(generation))
 }
 
 /// Plans a request for runblob (see [`Provider::plan`]): the model and quality may also come
@@ -328,14 +328,14 @@ impl Provider for RunblobProvider {
         })
     }
 
-    fn status<'a>(&'a self, task_id: &'a str) -> BoxFuture<'a, Result<JobStatus, CallError>> {
+    fn status<'a>(&'a self, task_id: &'a str) -> BoxFuture<'a, Result<TaskStatus, CallError>> {
         Box::pin(async move {
             let generation = self
                 .client
                 .status(&TaskUuid::new(task_id))
                 .await
                 .map_err(|err| error(CallOperation::Status, err))?;
-            Ok(job_status(generation))
+            Ok(task_status(generation))
         })
     }
 
@@ -383,7 +383,7 @@ impl Provider for RunblobProvider {
                 .map(|generation| {
                     let task_id = generation.task_uuid.as_str().to_owned();
                     let prompt = generation.prompt.clone();
-                    RecentTask::new(task_id, prompt, job_status(generation))
+                    RecentTask::new(task_id, prompt, task_status(generation))
                 })
                 .collect())
         })
@@ -481,22 +481,22 @@ mod tests {
     #[test]
     fn generations_read_as_the_common_states() {
         let generation = |json: Value| -> Generation { serde_json::from_value(json).unwrap() };
-        let status = job_status(generation(serde_json::json!({
+        let status = task_status(generation(serde_json::json!({
             "task_uuid": "t1", "status": "completed", "prompt": "p",
             "result_image_url": "https://cdn.example/a.png", "message": null
         })));
         assert_eq!(
             status.state,
-            JobState::Succeeded {
+            TaskState::Succeeded {
                 images: vec![ImageRef::new("https://cdn.example/a.png", None)]
             }
         );
-        let failed = job_status(generation(serde_json::json!({
+        let failed = task_status(generation(serde_json::json!({
             "task_uuid": "t1", "status": "failed", "message": "OPENAI_DECLINED"
         })));
         assert_eq!(
             failed.state,
-            JobState::Failed {
+            TaskState::Failed {
                 code: Some("OPENAI_DECLINED".into()),
                 message: Some("OPENAI_DECLINED".into())
             }

@@ -132,7 +132,7 @@ async fn run_jobs(jobs: usize) -> Result<Outcome, String> {
                 .wait(&handle, options)
                 .await
                 .map_err(|err| err.to_string())?;
-            let succeeded = matches!(status.state, imggen_core::JobState::Succeeded { .. });
+            let succeeded = matches!(status.state, imggen_core::TaskState::Succeeded { .. });
             Ok::<_, String>((handle.task_id, clock.wall(), succeeded))
         });
     }

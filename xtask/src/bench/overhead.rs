@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use imggen_core::{GenerationRequest, Imggen, JobHandle, SubmitOptions};
+use imggen_core::{GenerationRequest, Imggen, SubmitOptions, TaskHandle};
 use imggen_mock::{MockConfig, Profile};
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue, USER_AGENT};
 
@@ -114,7 +114,7 @@ enum Caller {
     },
     Core {
         imggen: Imggen,
-        handle: JobHandle,
+        handle: TaskHandle,
     },
 }
 

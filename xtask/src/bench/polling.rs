@@ -589,7 +589,7 @@ fn with_webhooks(hooked: &[&(Strategy, Outcome)]) -> String {
          says the task ended (delivered: {}). An event is a hint: the wait confirms it with \
          exactly one status GET and returns that answer, so the lag is the callback's delivery \
          and one round trip. The wait still polls meanwhile, because a callback can be lost; \
-         but the job's handle says it was created with a `callback_url` (`JobHandle::webhook`), \
+         but the job's handle says it was created with a `callback_url` (`TaskHandle::webhook`), \
          and a wait that takes events on such a job polls on the schedule's \
          `webhook_interval` — 30 s for runblob, its redelivery interval, so a lost callback is \
          found no later than runblob's next attempt would bring it — instead of every 9 s. \

@@ -1,6 +1,6 @@
 //! `imggen status`: one status call per handle, printed; nothing is downloaded.
 
-use imggen_core::JobState;
+use imggen_core::TaskState;
 
 use crate::args::StatusArgs;
 use crate::context::Ctx;
@@ -39,7 +39,7 @@ async fn status(args: &StatusArgs, report: &mut Report) -> Result<(), Failure> {
         let label = handle.provider.to_string();
         let mut line = format!("{handle}\t{}", status.state.name());
         match &status.state {
-            JobState::Succeeded { images } => {
+            TaskState::Succeeded { images } => {
                 for image in images {
                     line.push('\t');
                     line.push_str(&image.url);
@@ -54,7 +54,7 @@ async fn status(args: &StatusArgs, report: &mut Report) -> Result<(), Failure> {
                     });
                 }
             }
-            JobState::Failed { code, message } => {
+            TaskState::Failed { code, message } => {
                 let words: Vec<&str> = [code.as_deref(), message.as_deref()]
                     .into_iter()
                     .flatten()

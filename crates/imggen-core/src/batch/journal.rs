@@ -26,7 +26,7 @@ use serde::Serialize;
 
 use crate::batch::input::BatchRequest;
 use crate::cost::Cost;
-use crate::handle::JobHandle;
+use crate::handle::TaskHandle;
 use crate::provider::ProviderId;
 use crate::request::GenerationRequest;
 
@@ -139,7 +139,7 @@ pub enum TaskOutcome {
 #[non_exhaustive]
 pub struct JournalTask {
     /// Its receipt.
-    pub handle: JobHandle,
+    pub handle: TaskHandle,
     /// Images it makes.
     pub images: u32,
     /// When the journal learned of it.
@@ -196,7 +196,7 @@ impl JournalEntry {
     }
 
     /// The handles of its tasks.
-    pub fn handles(&self) -> Vec<JobHandle> {
+    pub fn handles(&self) -> Vec<TaskHandle> {
         self.tasks.iter().map(|task| task.handle.clone()).collect()
     }
 
@@ -556,7 +556,7 @@ impl Journal {
         &self,
         tx: &Transaction<'_>,
         id: &str,
-        handle: &JobHandle,
+        handle: &TaskHandle,
         adopted: bool,
     ) -> Result<(), JournalError> {
         let owner: Option<String> = tx
@@ -697,7 +697,7 @@ impl Journal {
 
     /// Records a task of a request the moment it exists (idempotent). The state does not
     /// change: the request stays `submitting` until [`mark_submitted`](Self::mark_submitted).
-    pub fn record_task(&self, id: &str, handle: &JobHandle) -> Result<(), JournalError> {
+    pub fn record_task(&self, id: &str, handle: &TaskHandle) -> Result<(), JournalError> {
         self.write("could not record a task", |tx| {
             self.state_of(tx, id)?;
             self.insert_task(tx, id, handle, false)
@@ -705,7 +705,7 @@ impl Journal {
     }
 
     /// Records a task found in the provider's list for a lost create.
-    pub fn adopt_task(&self, id: &str, handle: &JobHandle) -> Result<(), JournalError> {
+    pub fn adopt_task(&self, id: &str, handle: &TaskHandle) -> Result<(), JournalError> {
         self.write("could not record a task", |tx| {
             self.state_of(tx, id)?;
             self.insert_task(tx, id, handle, true)
@@ -719,7 +719,7 @@ impl Journal {
         &self,
         id: &str,
         provider: ProviderId,
-        handles: &[JobHandle],
+        handles: &[TaskHandle],
         note: Option<&str>,
     ) -> Result<(), JournalError> {
         self.write("could not record a submission", |tx| {
@@ -751,7 +751,7 @@ impl Journal {
         &self,
         id: &str,
         provider: Option<ProviderId>,
-        handles: &[JobHandle],
+        handles: &[TaskHandle],
         reason: &str,
     ) -> Result<(), JournalError> {
         self.write("could not record an unknown outcome", |tx| {
@@ -1083,7 +1083,7 @@ impl Journal {
         let mut tasks: std::collections::HashMap<String, Vec<JournalTask>> =
             std::collections::HashMap::new();
         for (request_id, handle, images, recorded_at, adopted, outcome, files, error) in task_rows {
-            let handle = JobHandle::from_json(&handle)
+            let handle = TaskHandle::from_json(&handle)
                 .map_err(|e| corrupt(format!("a task of request {request_id:?}: {e}")))?;
             let outcome = match outcome.as_deref() {
                 None => None,
@@ -1172,8 +1172,8 @@ mod tests {
         )
     }
 
-    fn handle(task: &str) -> JobHandle {
-        JobHandle::new(ProviderId::new("runblob"), task, UNIX_EPOCH)
+    fn handle(task: &str) -> TaskHandle {
+        TaskHandle::new(ProviderId::new("runblob"), task, UNIX_EPOCH)
             .unwrap()
             .with_cost(Some(Cost::usd("0.0123".parse().unwrap())))
             .with_images_expected(1)

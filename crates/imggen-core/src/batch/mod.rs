@@ -62,11 +62,11 @@ use tokio::sync::{RwLock, Semaphore};
 
 use crate::download::{DownloadOptions, ImageData};
 use crate::error::Error;
-use crate::handle::{self, JobHandle, RequestSummary};
+use crate::handle::{self, RequestSummary, TaskHandle};
 use crate::plan::PlanOptions;
 use crate::provider::ProviderId;
 use crate::reconcile::LostTaskSearch;
-use crate::status::{JobState, JobStatus};
+use crate::status::{TaskState, TaskStatus};
 use crate::submit::SubmitOptions;
 use crate::wait::{PollSchedule, WaitOptions};
 use crate::webhook::WebhookHub;
@@ -328,21 +328,21 @@ pub enum BatchEventKind {
     /// Its tasks exist (journaled).
     Submitted {
         /// Their handles.
-        handles: Vec<JobHandle>,
+        handles: Vec<TaskHandle>,
     },
     /// A status was read while waiting.
     Status {
         /// The task.
-        handle: JobHandle,
+        handle: TaskHandle,
         /// Where it is.
-        state: JobState,
+        state: TaskState,
     },
     /// The provider's task list is being read for a lost create.
     Reconciling,
     /// Tasks of a lost create were found in the provider's task list.
     Adopted {
         /// Their handles.
-        handles: Vec<JobHandle>,
+        handles: Vec<TaskHandle>,
     },
     /// Every image is on disk.
     Done {
@@ -485,7 +485,7 @@ pub struct BatchRunner {
 
 /// What a request still needs when the run starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Job {
+enum Step {
     /// Send its create.
     Submit,
     /// Wait for its tasks and download their images.
@@ -654,7 +654,7 @@ impl BatchRunner {
                 )
             })
             .collect();
-        let mut jobs: Vec<(usize, usize, Job, String)> = Vec::new();
+        let mut steps: Vec<(usize, usize, Step, String)> = Vec::new();
         let mut tracker = Tracker::default();
         let mut skipped_done = 0;
         for entry in &entries {
@@ -667,27 +667,27 @@ impl BatchRunner {
                 ),
                 orphan: true,
             });
-            let job = match entry.state {
+            let step = match entry.state {
                 RequestState::Done => {
                     let missing = entry
                         .files()
                         .iter()
                         .any(|file| !out_dir.join(file).exists());
                     skipped_done += 1;
-                    missing.then_some(Job::Collect)
+                    missing.then_some(Step::Collect)
                 }
                 RequestState::Failed => None,
-                RequestState::Submitted => Some(Job::Collect),
-                RequestState::Submitting | RequestState::Unknown => Some(Job::Reconcile {
+                RequestState::Submitted => Some(Step::Collect),
+                RequestState::Submitting | RequestState::Unknown => Some(Step::Reconcile {
                     resubmit: options.resubmit_unknown && !item.orphan,
                 }),
                 RequestState::Planned if item.orphan => {
                     journal.set_error(&entry.id, Some(ORPHAN_NOT_SENT))?;
                     None
                 }
-                RequestState::Planned => Some(Job::Submit),
+                RequestState::Planned => Some(Step::Submit),
             };
-            let category = match (entry.state, job) {
+            let category = match (entry.state, step) {
                 (RequestState::Done, _) => Category::Done,
                 (RequestState::Failed, _) => Category::Failed,
                 (_, Some(_)) => Category::Queued,
@@ -695,19 +695,19 @@ impl BatchRunner {
                 (_, None) => Category::Pending,
             };
             tracker.set(&entry.id, category, entry.cost());
-            if let Some(job) = job {
-                let order = match job {
-                    Job::Collect => 0,
-                    Job::Reconcile { .. } => 1,
-                    Job::Submit => 2,
+            if let Some(step) = step {
+                let order = match step {
+                    Step::Collect => 0,
+                    Step::Reconcile { .. } => 1,
+                    Step::Submit => 2,
                 };
-                jobs.push((order, entry.line, job, entry.id.clone()));
+                steps.push((order, entry.line, step, entry.id.clone()));
             }
         }
         tracker.progress.finished_before = tracker.progress.finished();
         // Paid tasks first: collecting them frees nothing but loses nothing either; then the
         // unknown ones, then new submissions, each group in line order.
-        jobs.sort_by_key(|(order, line, _, _)| (*order, *line));
+        steps.sort_by_key(|(order, line, _, _)| (*order, *line));
 
         let cancel = options
             .cancel
@@ -731,12 +731,12 @@ impl BatchRunner {
         });
         run.emit(None, BatchEventKind::Started);
 
-        let mut running: FuturesUnordered<_> = jobs
+        let mut running: FuturesUnordered<_> = steps
             .into_iter()
-            .map(|(_, _, job, id)| {
+            .map(|(_, _, step, id)| {
                 let run = Arc::clone(&run);
                 async move {
-                    let result = run.job(&id, job).await;
+                    let result = run.step(&id, step).await;
                     (id, result)
                 }
             })
@@ -1000,9 +1000,9 @@ impl Run {
         self.items.get(id)
     }
 
-    /// Runs one request's job inside a slot, and accounts for where it ends.
-    async fn job(self: &Arc<Self>, id: &str, job: Job) -> Result<(), JournalError> {
-        if let Job::Reconcile { .. } = job {
+    /// Runs one request's task inside a slot, and accounts for where it ends.
+    async fn step(self: &Arc<Self>, id: &str, step: Step) -> Result<(), JournalError> {
+        if let Step::Reconcile { .. } = step {
             // The grace period is waited out before taking a slot: it holds nothing up.
             self.grace(id).await?;
         }
@@ -1014,10 +1014,10 @@ impl Run {
             return Ok(());
         }
         lock(&self.tracker).set_category(id, Category::InFlight);
-        let outcome = match job {
-            Job::Submit => self.submit(id).await,
-            Job::Collect => self.collect(id).await,
-            Job::Reconcile { resubmit } => self.resume_unknown(id, resubmit).await,
+        let outcome = match step {
+            Step::Submit => self.submit(id).await,
+            Step::Collect => self.collect(id).await,
+            Step::Reconcile { resubmit } => self.resume_unknown(id, resubmit).await,
         };
         // Account for the request even when the journal failed, so totals stay right.
         let settled = self.settle(id);
@@ -1122,16 +1122,17 @@ impl Run {
             );
             let journal = Arc::clone(&self.journal);
             let owner = id.to_owned();
-            let mut submit = SubmitOptions::fallback(route).on_handle(move |handle: &JobHandle| {
-                if let Err(error) = journal.record_task(&owner, handle) {
-                    tracing::error!(
-                        request = %owner,
-                        handle = %handle.to_json(),
-                        %error,
-                        "could not journal a paid task: keep this handle to resume it"
-                    );
-                }
-            });
+            let mut submit =
+                SubmitOptions::fallback(route).on_handle(move |handle: &TaskHandle| {
+                    if let Err(error) = journal.record_task(&owner, handle) {
+                        tracing::error!(
+                            request = %owner,
+                            handle = %handle.to_json(),
+                            %error,
+                            "could not journal a paid task: keep this handle to resume it"
+                        );
+                    }
+                });
             submit.deadline = self.time_left();
             let result = {
                 let _creates = self.creates.read().await;
@@ -1166,7 +1167,7 @@ impl Run {
                     }
                 }
                 Err(error) => {
-                    let accepted: Vec<JobHandle> = error.handles().into_iter().cloned().collect();
+                    let accepted: Vec<TaskHandle> = error.handles().into_iter().cloned().collect();
                     if let Some(first) = accepted.first() {
                         // Some tasks were created (and charged) before the refusal: collect
                         // them; the request ends failed, short of images.
@@ -1302,7 +1303,7 @@ impl Run {
         let _creates = self.creates.write().await;
         let mut conclusive = listing.len() == suspects.len();
         let mut notes: Vec<String> = Vec::new();
-        let mut adopted: Vec<JobHandle> = Vec::new();
+        let mut adopted: Vec<TaskHandle> = Vec::new();
         for provider in &listing {
             let entry = self.entry(id)?;
             let missing = entry.images_missing();
@@ -1345,7 +1346,7 @@ impl Run {
                 Ok(Some(lost)) => {
                     let summary = RequestSummary::of(&entry.request);
                     for (found, task) in lost.found.iter().zip(plan.tasks.iter()) {
-                        let handle = JobHandle {
+                        let handle = TaskHandle {
                             version: handle::HANDLE_VERSION,
                             provider: *provider,
                             task_id: found.task_id.clone(),
@@ -1480,7 +1481,7 @@ impl Run {
             cancel: Some(self.cancel.clone()),
             schedule: self.options.schedule,
             events: self.options.events.as_ref().map(WebhookHub::subscribe),
-            on_status: Some(Arc::new(move |handle: &JobHandle, status: &JobStatus| {
+            on_status: Some(Arc::new(move |handle: &TaskHandle, status: &TaskStatus| {
                 run.emit(
                     Some(&owner),
                     BatchEventKind::Status {
@@ -1496,7 +1497,7 @@ impl Run {
             .await
             .map_err(|error| Shortfall::Wait(error.to_string()))?;
         match &status.state {
-            JobState::Failed { code, message } => {
+            TaskState::Failed { code, message } => {
                 let why = match (code, message) {
                     (Some(code), Some(message)) if code != message => {
                         format!("{code}: {message}")
@@ -1508,7 +1509,7 @@ impl Run {
                 self.journal
                     .task_failed(handle.provider, &handle.task_id, &why)?;
             }
-            JobState::Succeeded { .. } => {
+            TaskState::Succeeded { .. } => {
                 let download =
                     DownloadOptions::to_dir(&self.out_dir).max_bytes(self.options.max_image_bytes);
                 let images = self
@@ -1539,7 +1540,7 @@ impl Run {
     }
 }
 
-fn log_unjournaled(id: &str, handles: &[JobHandle]) {
+fn log_unjournaled(id: &str, handles: &[TaskHandle]) {
     for handle in handles {
         tracing::error!(
             request = %id,

@@ -18,7 +18,7 @@
 //!
 //! What it answers, and why:
 //! - **200** for a runblob status object, new or a duplicate, at once: the event is handed to
-//!   waiting jobs, which confirm it with a status call of their own, after the answer. A slow
+//!   waiting tasks, which confirm it with a status call of their own, after the answer. A slow
 //!   answer would make runblob retry (30 s timeout, 5 attempts).
 //! - **400** for a body that is not a status object: it is not a delivery imggen can use, and
 //!   a 2xx would tell a misconfigured sender that all is well. runblob's retries of it are

@@ -12,8 +12,8 @@ use imggen_core::batch::{
     BatchRunner, Journal, JournalError, RequestDefaults, RequestState, ResultStatus,
 };
 use imggen_core::{
-    CancellationToken, DownloadOptions, GenerationRequest, ImageData, Imggen, JobHandle,
-    SubmitOptions,
+    CancellationToken, DownloadOptions, GenerationRequest, ImageData, Imggen, SubmitOptions,
+    TaskHandle,
 };
 use imggen_core::{imggen_gptimg, imggen_runbase, imggen_runblob};
 use imggen_http::time::{Clock, SleepFuture, Sleeper};
@@ -342,7 +342,7 @@ async fn invalid_lines_stop_the_batch_before_anything_is_sent_unless_skipped() {
 }
 
 /// Submits `prompt` to runblob outside any batch: a task that exists at the provider.
-async fn create_task(imggen: &Imggen, prompt: &str) -> JobHandle {
+async fn create_task(imggen: &Imggen, prompt: &str) -> TaskHandle {
     imggen
         .submit(
             &GenerationRequest::new(prompt),
@@ -420,7 +420,7 @@ async fn resuming_picks_up_every_state_and_pays_for_nothing_twice() {
     journal
         .mark_submitting("failed", &[crate::RUNBLOB])
         .unwrap();
-    let refunded = JobHandle::new(crate::RUNBLOB, "refunded-task", time.wall()).unwrap();
+    let refunded = TaskHandle::new(crate::RUNBLOB, "refunded-task", time.wall()).unwrap();
     journal
         .mark_submitted("failed", crate::RUNBLOB, &[refunded], None)
         .unwrap();

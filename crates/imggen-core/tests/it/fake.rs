@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use imggen_core::provider::{BoxFuture, Created, DownloadLimits, Downloaded};
 use imggen_core::{
-    CallError, CallErrorKind, CallOperation, Cost, GenerationRequest, JobStatus, Plan, PlanError,
-    PlanOptions, PlannedTask, PollSchedule, Provider, ProviderCapabilities, ProviderId,
+    CallError, CallErrorKind, CallOperation, Cost, GenerationRequest, Plan, PlanError, PlanOptions,
+    PlannedTask, PollSchedule, Provider, ProviderCapabilities, ProviderId, TaskStatus,
 };
 use imggen_http::time::{Clock, ManualTime};
 use imggen_types::runbase;
@@ -263,7 +263,7 @@ impl Provider for Fake {
         })
     }
 
-    fn status<'a>(&'a self, task_id: &'a str) -> BoxFuture<'a, Result<JobStatus, CallError>> {
+    fn status<'a>(&'a self, task_id: &'a str) -> BoxFuture<'a, Result<TaskStatus, CallError>> {
         Box::pin(async move {
             if let Some(error) = self.arrive("status", CallOperation::Status) {
                 return Err(error);
@@ -273,7 +273,7 @@ impl Provider for Fake {
                 return Err(error);
             }
             match self.run(task_id) {
-                Some(run) => Ok(imggen_runbase::provider::job_status(run)),
+                Some(run) => Ok(imggen_runbase::provider::task_status(run)),
                 None => Err(CallError::api(
                     self.id,
                     CallOperation::Status,

@@ -15,9 +15,9 @@ use imggen_core::capabilities::{ModelCapabilities, Price, ReferenceCapabilities}
 use imggen_core::provider::{BoxFuture, Created, DownloadLimits, Downloaded};
 use imggen_core::{
     CallError, CallOperation, Cost, DownloadOptions, Error, GenerateOptions, GenerationRequest,
-    ImageData, ImageRef, Imggen, JobHandle, JobState, JobStatus, Plan, PlanError, PlanOptions,
-    PlannedTask, PollSchedule, Provider, ProviderCapabilities, ProviderId, RawObject, RecentTask,
-    Strictness, SubmitOptions, WaitOptions,
+    ImageData, ImageRef, Imggen, Plan, PlanError, PlanOptions, PlannedTask, PollSchedule, Provider,
+    ProviderCapabilities, ProviderId, RawObject, RecentTask, Strictness, SubmitOptions, TaskHandle,
+    TaskState, TaskStatus, WaitOptions,
 };
 use imggen_http::time::{Clock, ManualTime};
 use imggen_provider::Planner;
@@ -243,13 +243,13 @@ impl Provider for Pixelforge {
         })
     }
 
-    fn status<'a>(&'a self, task_id: &'a str) -> BoxFuture<'a, Result<JobStatus, CallError>> {
+    fn status<'a>(&'a self, task_id: &'a str) -> BoxFuture<'a, Result<TaskStatus, CallError>> {
         Box::pin(async move {
             self.with(|ledger| ledger.statuses += 1);
             let task = self
                 .task(task_id)
                 .ok_or_else(|| pixel_error(CallOperation::Status, 404, "NO_SUCH_TASK"))?;
-            Ok(job_status(task))
+            Ok(task_status(task))
         })
     }
 
@@ -293,7 +293,11 @@ impl Provider for Pixelforge {
             .iter()
             .filter_map(|id| self.task(id))
             .map(|task| {
-                RecentTask::new(task.id.clone(), Some(task.prompt.clone()), job_status(task))
+                RecentTask::new(
+                    task.id.clone(),
+                    Some(task.prompt.clone()),
+                    task_status(task),
+                )
             })
             .collect();
         Box::pin(std::future::ready(Ok(page)))
@@ -301,25 +305,25 @@ impl Provider for Pixelforge {
 }
 
 /// A Pixelforge task in the common vocabulary.
-fn job_status(task: PixelTask) -> JobStatus {
+fn task_status(task: PixelTask) -> TaskStatus {
     let state = match task.phase {
-        "rendering" => JobState::Running,
-        "ready" => JobState::Succeeded {
+        "rendering" => TaskState::Running,
+        "ready" => TaskState::Succeeded {
             images: task
                 .images
                 .iter()
                 .map(|url| ImageRef::new(url.clone(), Some("image/png".into())))
                 .collect(),
         },
-        "rejected" => JobState::Failed {
+        "rejected" => TaskState::Failed {
             code: task.error.map(str::to_owned),
             message: Some("the prompt breaks the content policy".into()),
         },
-        other => JobState::Unknown {
+        other => TaskState::Unknown {
             raw_status: other.to_owned(),
         },
     };
-    JobStatus::new(state, RawObject::new(task))
+    TaskStatus::new(state, RawObject::new(task))
 }
 
 fn imggen(time: &ManualTime, forge: &Pixelforge) -> Imggen {
@@ -437,7 +441,7 @@ async fn a_handle_resumes_in_another_imggen_and_a_foreign_id_is_refused_unsent()
 
     // Later, elsewhere: the short form alone resumes it.
     let second = imggen(&time, &forge);
-    let handle: JobHandle = receipt.parse().unwrap();
+    let handle: TaskHandle = receipt.parse().unwrap();
     let generation = second
         .resume(&[handle], &GenerateOptions::default())
         .await
@@ -446,7 +450,7 @@ async fn a_handle_resumes_in_another_imggen_and_a_foreign_id_is_refused_unsent()
 
     // An id that is not Pixelforge's is refused by its own check, before any request.
     let statuses = forge.with(|ledger| ledger.statuses);
-    let foreign: JobHandle = "pixelforge:run_abc".parse().unwrap();
+    let foreign: TaskHandle = "pixelforge:run_abc".parse().unwrap();
     let error = second.wait(&foreign, WaitOptions::new()).await.unwrap_err();
     assert!(error.to_string().contains("not a Pixelforge id"), "{error}");
     assert_eq!(forge.with(|ledger| ledger.statuses), statuses);

@@ -7,8 +7,8 @@ use std::time::Duration;
 use imggen_core::webhook::{WebhookEvent, channel_stream};
 use imggen_core::{
     CallError, CallErrorKind, CallOperation, CancellationToken, DownloadOptions, Error,
-    GenerateOptions, GenerationRequest, ImageData, Imggen, ImggenBuilder, JobHandle, JobState,
-    ProviderId, RateLimit, SubmitOptions, WaitOptions, WebhookHub,
+    GenerateOptions, GenerationRequest, ImageData, Imggen, ImggenBuilder, ProviderId, RateLimit,
+    SubmitOptions, TaskHandle, TaskState, WaitOptions, WebhookHub,
 };
 use imggen_http::time::{Clock, ManualTime};
 use imggen_types::AspectRatio;
@@ -51,7 +51,7 @@ async fn every_handle_reaches_on_handle_and_the_concurrency_cap_holds() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let recorder = Arc::clone(&seen);
     let options = SubmitOptions::provider(crate::RUNBASE)
-        .on_handle(move |handle: &JobHandle| recorder.lock().unwrap().push(handle.clone()));
+        .on_handle(move |handle: &TaskHandle| recorder.lock().unwrap().push(handle.clone()));
 
     let submission = imggen.submit(&request().n(5), &options).await.unwrap();
 
@@ -267,15 +267,15 @@ async fn a_deadline_returns_the_handle_and_a_fresh_imggen_resumes_from_its_json(
         30 * S,
         "the last poll is trimmed to the deadline"
     );
-    assert_eq!(exceeded.last_state, Some(JobState::Running));
+    assert_eq!(exceeded.last_state, Some(TaskState::Running));
     assert!(error.is_retryable() && error.may_have_been_charged());
     let saved = exceeded.handle.to_json();
 
     // Another process: a new Imggen, the handle read back from JSON.
     let fresh = imggen_with_fresh_scheduler(&time, &fake);
-    let handle = JobHandle::from_json(&saved).unwrap();
+    let handle = TaskHandle::from_json(&saved).unwrap();
     let status = fresh.wait(&handle, WaitOptions::new()).await.unwrap();
-    assert!(matches!(status.state, JobState::Succeeded { .. }));
+    assert!(matches!(status.state, TaskState::Succeeded { .. }));
     assert!(time.now() - start >= 100 * S);
     assert!(time.now() - start < 105 * S, "resumed on the 2 s schedule");
 }
@@ -351,7 +351,7 @@ async fn a_429_storm_on_status_is_waited_out_within_the_budget_of_attempts() {
         .await
         .unwrap();
 
-    assert!(matches!(status.state, JobState::Succeeded { .. }));
+    assert!(matches!(status.state, TaskState::Succeeded { .. }));
     assert_eq!(fake.status_calls(), 11);
     assert!(
         time.now() - start >= 3 * S + 10 * 2 * S,
@@ -459,7 +459,7 @@ async fn a_webhook_event_is_confirmed_by_one_status_call_instead_of_waiting_a_mi
         .await
         .unwrap();
 
-    assert!(matches!(status.state, JobState::Succeeded { .. }));
+    assert!(matches!(status.state, TaskState::Succeeded { .. }));
     assert_eq!(fake.status_calls(), 1);
     assert_eq!(
         time.now() - start,
@@ -488,7 +488,7 @@ async fn an_early_event_is_not_believed_and_its_duplicate_is_ignored() {
         .await
         .unwrap();
 
-    assert!(matches!(status.state, JobState::Succeeded { .. }));
+    assert!(matches!(status.state, TaskState::Succeeded { .. }));
     // One confirmation at once (still running), then the schedule: 60, 69, 78, 87, 96, 105 s.
     assert_eq!(fake.status_calls(), 7);
     drop(tx);
@@ -513,14 +513,14 @@ async fn without_events_the_wait_falls_back_to_polling() {
         .await
         .unwrap();
 
-    assert!(matches!(status.state, JobState::Succeeded { .. }));
+    assert!(matches!(status.state, TaskState::Succeeded { .. }));
     // 60, 69, 78, 87, 96 and 105 s.
     assert_eq!(fake.status_calls(), 6);
     assert_eq!(time.now() - start, 105 * S);
 }
 
 /// A runblob task (done after 100 s) created with a webhook URL, on a jitter-free schedule.
-async fn created_with_a_webhook(time: &ManualTime) -> (Fake, Imggen, JobHandle) {
+async fn created_with_a_webhook(time: &ManualTime) -> (Fake, Imggen, TaskHandle) {
     let fake = Fake::new(crate::RUNBLOB, time, 100 * S);
     let imggen = runblob_without_jitter(time, &fake);
     let handle = imggen
@@ -540,7 +540,7 @@ async fn a_task_that_will_call_back_is_polled_only_to_catch_a_lost_callback() {
     let time = ManualTime::new();
     let (fake, imggen, handle) = created_with_a_webhook(&time).await;
     assert!(handle.webhook, "the receipt says a callback will come");
-    let resumed = JobHandle::from_json(&handle.to_json()).unwrap();
+    let resumed = TaskHandle::from_json(&handle.to_json()).unwrap();
     assert!(resumed.webhook, "and keeps saying so when resumed");
     let start = time.now();
     let hub = WebhookHub::new();
@@ -552,7 +552,7 @@ async fn a_task_that_will_call_back_is_polled_only_to_catch_a_lost_callback() {
         .await
         .unwrap();
 
-    assert!(matches!(status.state, JobState::Succeeded { .. }));
+    assert!(matches!(status.state, TaskState::Succeeded { .. }));
     assert_eq!(fake.status_calls(), 3, "polls at 60, 90 and 120 s");
     assert_eq!(time.now() - start, 120 * S);
 
@@ -691,11 +691,11 @@ async fn status_works_from_the_short_form_and_unconfigured_providers_are_named()
         .unwrap()
         .handles
         .remove(0);
-    let short: JobHandle = handle.to_string().parse().unwrap();
+    let short: TaskHandle = handle.to_string().parse().unwrap();
     let status = imggen.status(&short).await.unwrap();
-    assert!(matches!(status.state, JobState::Succeeded { .. }));
+    assert!(matches!(status.state, TaskState::Succeeded { .. }));
 
-    let elsewhere: JobHandle = "gptimg:gpt-image-2-abc".parse().unwrap();
+    let elsewhere: TaskHandle = "gptimg:gpt-image-2-abc".parse().unwrap();
     let error = imggen.status(&elsewhere).await.unwrap_err();
     assert_eq!(
         error.to_string(),

@@ -13,8 +13,8 @@ use imggen_core::imggen_runblob::provider::RunblobProvider;
 use imggen_core::provider::{BoxFuture, Created, DownloadLimits, Downloaded};
 use imggen_core::{
     CallError, CancellationToken, Cost, DownloadOptions, Error, GenerateOptions, GenerationRequest,
-    ImageData, Imggen, ImggenBuilder, JobHandle, JobState, JobStatus, PlannedTask, Provider,
-    ProviderId, Reference, SubmitOptions, WaitOptions, WebhookHub,
+    ImageData, Imggen, ImggenBuilder, PlannedTask, Provider, ProviderId, Reference, SubmitOptions,
+    TaskHandle, TaskState, TaskStatus, WaitOptions, WebhookHub,
 };
 use imggen_core::{imggen_gptimg, imggen_runbase, imggen_runblob};
 use imggen_http::time::{Clock, SleepFuture, Sleeper};
@@ -221,7 +221,7 @@ impl<P: Provider> Provider for Counting<P> {
         })
     }
 
-    fn status<'a>(&'a self, task_id: &'a str) -> BoxFuture<'a, Result<JobStatus, CallError>> {
+    fn status<'a>(&'a self, task_id: &'a str) -> BoxFuture<'a, Result<TaskStatus, CallError>> {
         Box::pin(async move {
             self.counts.statuses.fetch_add(1, Ordering::SeqCst);
             let result = self.inner.status(task_id).await;
@@ -488,7 +488,7 @@ async fn a_handle_read_back_from_json_resumes_in_a_fresh_imggen() {
     // Another process: new clients, new connection pool, the receipt from disk.
     let (builder, _) = imggen(&server, &time);
     let fresh = builder.build().unwrap();
-    let handle = JobHandle::from_json(&saved).unwrap();
+    let handle = TaskHandle::from_json(&saved).unwrap();
     let generation = fresh
         .resume(&[handle], &GenerateOptions::default())
         .await
@@ -517,8 +517,8 @@ async fn a_deadline_keeps_the_handle_and_resuming_it_succeeds() {
     let Error::DeadlineExceeded(exceeded) = &error else {
         panic!("expected the deadline, got {error:?}");
     };
-    assert_eq!(exceeded.last_state, Some(JobState::Running));
-    let handles: Vec<JobHandle> = error.handles().into_iter().cloned().collect();
+    assert_eq!(exceeded.last_state, Some(TaskState::Running));
+    let handles: Vec<TaskHandle> = error.handles().into_iter().cloned().collect();
     assert_eq!(handles.len(), 1);
 
     let generation = imggen
@@ -1006,7 +1006,7 @@ async fn a_webhook_is_a_hint_confirmed_by_one_status_call_and_its_duplicate_is_i
     time.advance(&server, 30 * S).await;
     let status = waiting.await.unwrap().unwrap();
 
-    assert!(matches!(status.state, JobState::Succeeded { .. }));
+    assert!(matches!(status.state, TaskState::Succeeded { .. }));
     assert_eq!(runblob.statuses(), 1, "one confirmation, no poll");
     let deliveries = server.webhooks();
     assert_eq!(deliveries.len(), 1);
@@ -1059,7 +1059,7 @@ async fn without_a_webhook_the_wait_falls_back_to_polling() {
         .await
         .unwrap();
 
-    assert!(matches!(status.state, JobState::Succeeded { .. }));
+    assert!(matches!(status.state, TaskState::Succeeded { .. }));
     assert!(counts[&crate::RUNBLOB].statuses() >= 2);
     assert!(server.webhooks().is_empty());
 }
