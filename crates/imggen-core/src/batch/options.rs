@@ -1,0 +1,192 @@
+//! How to run a batch: [`BatchOptions`] and its defaults.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{BatchEvent, DEFAULT_JOURNAL_NAME};
+use crate::CancellationToken;
+use crate::wait::PollSchedule;
+use crate::webhook::WebhookHub;
+
+/// Requests in progress at once, by default.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+
+/// How long after a create was sent (or its answer lost) the provider's task list is read
+/// for it, by default: longer than a create can take (imggen's request timeout is 60 s), so
+/// a create still being handled cannot be taken for one that never arrived.
+pub const DEFAULT_RECONCILE_GRACE: Duration = Duration::from_secs(90);
+
+/// Called with every [`BatchEvent`].
+pub type EventCallback = Arc<dyn Fn(&BatchEvent) + Send + Sync>;
+
+/// How to run a batch.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct BatchOptions {
+    /// Where images, `results.jsonl` and (by default) the journal go. Created if missing.
+    pub out_dir: PathBuf,
+    /// The journal (default `out_dir/imggen-journal.sqlite`).
+    pub journal: Option<PathBuf>,
+    /// Requests in progress at once — submitting, waiting or downloading (default 8). Every
+    /// request on one key also shares that key's request budget.
+    pub concurrency: usize,
+    /// How long to wait for each task in this run (default: the provider's
+    /// [`Provider::default_deadline`](crate::Provider::default_deadline)). A task still running then stays
+    /// `submitted`, to be waited on by the next run.
+    pub deadline: Option<Duration>,
+    /// The whole run's time limit, from when it starts: no create is sent after it, and every
+    /// request in flight then — a create, a status read, a download — ends by it (a create
+    /// cut off has an unknown outcome, never resubmitted). What is unfinished stays journaled
+    /// for the next run. `None`: no limit.
+    pub time_limit: Option<Duration>,
+    /// A poll schedule instead of the configured one.
+    pub schedule: Option<PollSchedule>,
+    /// Stops the run: nothing new is sent, waits stop, and every request stays where the
+    /// journal says — the next run carries on.
+    pub cancel: Option<CancellationToken>,
+    /// Webhook events, to shorten waits.
+    pub events: Option<WebhookHub>,
+    /// Resubmit requests whose outcome is unknown at the start of the run (the CLI's
+    /// `--resubmit-unknown`). They may already be paid for: off by default.
+    pub resubmit_unknown: bool,
+    /// Run the valid lines when some are invalid (default: an invalid line stops the batch
+    /// before anything is sent).
+    pub skip_invalid: bool,
+    /// How long after a create was sent, or its answer lost, the provider's task list is read
+    /// for it (default [`DEFAULT_RECONCILE_GRACE`]).
+    pub reconcile_grace: Duration,
+    /// Entries of a provider's task list read at most per lost create
+    /// (default [`crate::reconcile::DEFAULT_MAX_ENTRIES`]).
+    pub max_list_entries: usize,
+    /// The largest image accepted, in bytes.
+    pub max_image_bytes: u64,
+    /// Called with every event.
+    pub on_event: Option<EventCallback>,
+}
+
+impl fmt::Debug for BatchOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BatchOptions")
+            .field("out_dir", &self.out_dir)
+            .field("journal", &self.journal)
+            .field("concurrency", &self.concurrency)
+            .field("time_limit", &self.time_limit)
+            .field("deadline", &self.deadline)
+            .field("schedule", &self.schedule)
+            .field("resubmit_unknown", &self.resubmit_unknown)
+            .field("skip_invalid", &self.skip_invalid)
+            .field("reconcile_grace", &self.reconcile_grace)
+            .field("max_list_entries", &self.max_list_entries)
+            .field("on_event", &self.on_event.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl BatchOptions {
+    /// The defaults, writing to `out_dir`.
+    pub fn new(out_dir: impl Into<PathBuf>) -> Self {
+        BatchOptions {
+            out_dir: out_dir.into(),
+            journal: None,
+            concurrency: DEFAULT_CONCURRENCY,
+            deadline: None,
+            time_limit: None,
+            schedule: None,
+            cancel: None,
+            events: None,
+            resubmit_unknown: false,
+            skip_invalid: false,
+            reconcile_grace: DEFAULT_RECONCILE_GRACE,
+            max_list_entries: crate::reconcile::DEFAULT_MAX_ENTRIES,
+            max_image_bytes: crate::download::DEFAULT_MAX_DOWNLOAD_BYTES,
+            on_event: None,
+        }
+    }
+
+    /// Sets the whole run's time limit.
+    pub fn time_limit(mut self, limit: Duration) -> Self {
+        self.time_limit = Some(limit);
+        self
+    }
+
+    /// Sets the journal's path.
+    pub fn journal(mut self, path: impl Into<PathBuf>) -> Self {
+        self.journal = Some(path.into());
+        self
+    }
+
+    /// Sets how many requests are in progress at once.
+    pub fn concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency;
+        self
+    }
+
+    /// Sets the wait's deadline per task.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Sets the poll schedule.
+    pub fn schedule(mut self, schedule: PollSchedule) -> Self {
+        self.schedule = Some(schedule);
+        self
+    }
+
+    /// Sets the cancellation token.
+    pub fn cancel(mut self, token: CancellationToken) -> Self {
+        self.cancel = Some(token);
+        self
+    }
+
+    /// Sets the webhook hub.
+    pub fn events(mut self, hub: WebhookHub) -> Self {
+        self.events = Some(hub);
+        self
+    }
+
+    /// Sets whether requests of unknown outcome are resubmitted.
+    pub fn resubmit_unknown(mut self, resubmit: bool) -> Self {
+        self.resubmit_unknown = resubmit;
+        self
+    }
+
+    /// Sets whether invalid lines are skipped.
+    pub fn skip_invalid(mut self, skip: bool) -> Self {
+        self.skip_invalid = skip;
+        self
+    }
+
+    /// Sets how long after a create its provider's task list is read.
+    pub fn reconcile_grace(mut self, grace: Duration) -> Self {
+        self.reconcile_grace = grace;
+        self
+    }
+
+    /// Sets the bound on task-list entries read per lost create.
+    pub fn max_list_entries(mut self, entries: usize) -> Self {
+        self.max_list_entries = entries;
+        self
+    }
+
+    /// Sets the largest image accepted, in bytes.
+    pub fn max_image_bytes(mut self, bytes: u64) -> Self {
+        self.max_image_bytes = bytes;
+        self
+    }
+
+    /// Calls `callback` with every event.
+    pub fn on_event(mut self, callback: impl Fn(&BatchEvent) + Send + Sync + 'static) -> Self {
+        self.on_event = Some(Arc::new(callback));
+        self
+    }
+
+    /// The journal's path.
+    pub fn journal_path(&self) -> PathBuf {
+        self.journal
+            .clone()
+            .unwrap_or_else(|| self.out_dir.join(DEFAULT_JOURNAL_NAME))
+    }
+}
