@@ -48,7 +48,7 @@ pub struct BatchReport {
     pub unknown: Vec<UnknownRequest>,
     /// Requests whose lost creates were found in the provider's task list in this run.
     pub adopted: Vec<String>,
-    /// Requests of unknown outcome resubmitted in this run ([`BatchOptions::resubmit_unknown`]).
+    /// Requests of unknown outcome resubmitted in this run ([`BatchOptions::resubmit_unknown`](super::BatchOptions::resubmit_unknown)).
     pub resubmitted: Vec<String>,
     /// Requests already done when the run started.
     pub skipped_done: usize,

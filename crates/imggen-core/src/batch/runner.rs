@@ -113,7 +113,7 @@ impl BatchRunner {
         }
     }
 
-    /// Runs the batch — or resumes it, when its journal exists (see the [module docs](self)).
+    /// Runs the batch — or resumes it, when its journal exists (see the [module docs](crate::batch)).
     ///
     /// Nothing is sent when a line is invalid (unless [`BatchOptions::skip_invalid`]), when
     /// the journal belongs to another batch, or when another process has it open. Requests

@@ -1,0 +1,681 @@
+//! The SQLite store: one file, WAL synced on every commit (`synchronous = FULL`, because a
+//! lost "submitting" would mean paying twice), held with an exclusive lock while open so a
+//! second process fails at once instead of submitting the same requests again, versioned
+//! (`PRAGMA user_version`) and marked as imggen's (`PRAGMA application_id`). SQLite comes
+//! from rusqlite's bundled library: nothing to install.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{
+    Connection, ErrorCode, OptionalExtension as _, Row, Transaction, TransactionBehavior, params,
+};
+use serde::Serialize;
+
+use super::store::{JournalStore, JournalTx};
+use super::transitions::Known;
+use super::{JOURNAL_VERSION, JournalEntry, JournalError, JournalTask, RequestState, TaskOutcome};
+use crate::batch::input::BatchRequest;
+use crate::handle::TaskHandle;
+use crate::provider::ProviderId;
+
+/// `PRAGMA application_id` of an imggen journal: "imgg".
+const APPLICATION_ID: i32 = 0x696d_6767;
+
+const SCHEMA: &str = "
+CREATE TABLE requests (
+    id            TEXT PRIMARY KEY NOT NULL,
+    line          INTEGER NOT NULL,
+    fingerprint   TEXT NOT NULL,
+    request       TEXT NOT NULL,
+    providers     TEXT NOT NULL,
+    state         TEXT NOT NULL CHECK (state IN ('planned', 'submitting', 'submitted', 'done', 'failed', 'unknown')),
+    provider      TEXT,
+    error         TEXT,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    submitting_at INTEGER,
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL
+) STRICT;
+CREATE TABLE tasks (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id  TEXT NOT NULL REFERENCES requests (id),
+    provider    TEXT NOT NULL,
+    task_id     TEXT NOT NULL,
+    handle      TEXT NOT NULL,
+    images      INTEGER NOT NULL,
+    recorded_at INTEGER NOT NULL,
+    adopted     INTEGER NOT NULL DEFAULT 0,
+    outcome     TEXT CHECK (outcome IN ('succeeded', 'failed')),
+    files       TEXT NOT NULL DEFAULT '[]',
+    error       TEXT,
+    UNIQUE (provider, task_id)
+) STRICT;
+CREATE INDEX tasks_by_request ON tasks (request_id, seq);
+";
+
+/// A journal in a SQLite file.
+pub struct SqliteStore {
+    path: PathBuf,
+    connection: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(super) fn millis(at: SystemTime) -> i64 {
+    at.duration_since(UNIX_EPOCH).map_or(0, |since| {
+        i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+    })
+}
+
+pub(super) fn from_millis(ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+fn is_busy(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+/// JSON of a value whose serialisation cannot fail (plain data).
+fn json<T: Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| String::from("null"))
+}
+
+fn storage(path: &Path, problem: &str, error: rusqlite::Error) -> JournalError {
+    JournalError::Storage {
+        path: path.to_path_buf(),
+        problem: format!("{problem}: {error}"),
+        source: Box::new(error),
+    }
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the journal file at `path`, and locks it.
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, JournalError> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|error| JournalError::Storage {
+                path: path.clone(),
+                problem: format!("could not create {}: {error}", parent.display()),
+                source: Box::new(error),
+            })?;
+        }
+        let storage = |problem: &str, error: rusqlite::Error| {
+            if is_busy(&error) {
+                return JournalError::Locked { path: path.clone() };
+            }
+            if error.sqlite_error_code() == Some(ErrorCode::NotADatabase) {
+                return JournalError::Format {
+                    path: path.clone(),
+                    problem: "the file is not an imggen journal (not a SQLite database); give another path".into(),
+                };
+            }
+            JournalError::Storage {
+                path: path.clone(),
+                problem: format!("{problem}: {error}"),
+                source: Box::new(error),
+            }
+        };
+        let mut connection =
+            Connection::open(&path).map_err(|e| storage("could not open it", e))?;
+        connection
+            .busy_timeout(Duration::ZERO)
+            .map_err(|e| storage("could not configure it", e))?;
+        // Exclusive before WAL: no shared memory, and the lock taken below is kept until the
+        // journal is closed (or the process dies, when the OS releases it).
+        connection
+            .pragma_update(None, "locking_mode", "EXCLUSIVE")
+            .map_err(|e| storage("could not lock it", e))?;
+        let mode: String = connection
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(|e| storage("could not switch it to WAL", e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(JournalError::Format {
+                path,
+                problem: format!("SQLite refused write-ahead logging (journal mode {mode})"),
+            });
+        }
+        connection
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(|e| storage("could not configure it", e))?;
+        connection
+            .pragma_update(None, "foreign_keys", "ON")
+            .map_err(|e| storage("could not configure it", e))?;
+        {
+            // A write transaction takes the exclusive lock now, so a second process fails
+            // here rather than halfway through a batch.
+            let tx = connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| storage("could not lock it", e))?;
+            let version: i32 = tx
+                .pragma_query_value(None, "user_version", |row| row.get(0))
+                .map_err(|e| storage("could not read its version", e))?;
+            let application: i32 = tx
+                .pragma_query_value(None, "application_id", |row| row.get(0))
+                .map_err(|e| storage("could not read its version", e))?;
+            match version {
+                0 => {
+                    let tables: i64 = tx
+                        .query_row("SELECT count(*) FROM sqlite_master", [], |row| row.get(0))
+                        .map_err(|e| storage("could not read it", e))?;
+                    if tables > 0 {
+                        return Err(JournalError::Format {
+                            path,
+                            problem: "the file is a SQLite database but not an imggen journal; give another path".into(),
+                        });
+                    }
+                    tx.execute_batch(SCHEMA)
+                        .map_err(|e| storage("could not create its tables", e))?;
+                    tx.pragma_update(None, "application_id", APPLICATION_ID)
+                        .map_err(|e| storage("could not create it", e))?;
+                    tx.pragma_update(None, "user_version", JOURNAL_VERSION)
+                        .map_err(|e| storage("could not create it", e))?;
+                }
+                _ if application != APPLICATION_ID => {
+                    return Err(JournalError::Format {
+                        path,
+                        problem: "the file is a SQLite database but not an imggen journal; give another path".into(),
+                    });
+                }
+                JOURNAL_VERSION => {}
+                newer => {
+                    return Err(JournalError::Format {
+                        path,
+                        problem: format!(
+                            "written by a newer imggen (format {newer}; this one reads {JOURNAL_VERSION}); upgrade imggen"
+                        ),
+                    });
+                }
+            }
+            tx.commit().map_err(|e| storage("could not lock it", e))?;
+        }
+        Ok(SqliteStore {
+            path,
+            connection: Mutex::new(connection),
+        })
+    }
+
+    fn connection(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn storage(&self, problem: &str, error: rusqlite::Error) -> JournalError {
+        storage(&self.path, problem, error)
+    }
+
+    fn corrupt(&self, problem: String) -> JournalError {
+        JournalError::Format {
+            path: self.path.clone(),
+            problem,
+        }
+    }
+}
+
+/// A `requests` row, as stored.
+struct RequestRow {
+    id: String,
+    line: i64,
+    fingerprint: String,
+    request: String,
+    providers: String,
+    state: String,
+    provider: Option<String>,
+    error: Option<String>,
+    attempts: i64,
+    submitting_at: Option<i64>,
+    updated_at: i64,
+}
+
+const REQUEST_COLUMNS: &str = "id, line, fingerprint, request, providers, state, provider, error, attempts, submitting_at, updated_at";
+
+impl RequestRow {
+    fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(RequestRow {
+            id: row.get("id")?,
+            line: row.get("line")?,
+            fingerprint: row.get("fingerprint")?,
+            request: row.get("request")?,
+            providers: row.get("providers")?,
+            state: row.get("state")?,
+            provider: row.get("provider")?,
+            error: row.get("error")?,
+            attempts: row.get("attempts")?,
+            submitting_at: row.get("submitting_at")?,
+            updated_at: row.get("updated_at")?,
+        })
+    }
+}
+
+/// A `tasks` row, as stored.
+struct TaskRow {
+    request_id: String,
+    handle: String,
+    images: i64,
+    recorded_at: i64,
+    adopted: bool,
+    outcome: Option<String>,
+    files: String,
+    error: Option<String>,
+}
+
+const TASK_COLUMNS: &str =
+    "request_id, handle, images, recorded_at, adopted, outcome, files, error";
+
+impl TaskRow {
+    fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(TaskRow {
+            request_id: row.get("request_id")?,
+            handle: row.get("handle")?,
+            images: row.get("images")?,
+            recorded_at: row.get("recorded_at")?,
+            adopted: row.get("adopted")?,
+            outcome: row.get("outcome")?,
+            files: row.get("files")?,
+            error: row.get("error")?,
+        })
+    }
+}
+
+fn outcome_text(outcome: TaskOutcome) -> &'static str {
+    match outcome {
+        TaskOutcome::Succeeded => "succeeded",
+        TaskOutcome::Failed => "failed",
+    }
+}
+
+impl SqliteStore {
+    fn task(&self, row: TaskRow) -> Result<JournalTask, JournalError> {
+        let request_id = &row.request_id;
+        let handle = TaskHandle::from_json(&row.handle)
+            .map_err(|e| self.corrupt(format!("a task of request {request_id:?}: {e}")))?;
+        let outcome = match row.outcome.as_deref() {
+            None => None,
+            Some("succeeded") => Some(TaskOutcome::Succeeded),
+            Some("failed") => Some(TaskOutcome::Failed),
+            Some(other) => return Err(self.corrupt(format!("task outcome {other:?} is not known"))),
+        };
+        let files: Vec<String> = serde_json::from_str(&row.files)
+            .map_err(|e| self.corrupt(format!("the files of task {handle}: {e}")))?;
+        Ok(JournalTask {
+            handle,
+            images: u32::try_from(row.images).unwrap_or(1),
+            recorded_at: from_millis(row.recorded_at),
+            adopted: row.adopted,
+            outcome,
+            files,
+            error: row.error,
+        })
+    }
+
+    fn entry(
+        &self,
+        row: RequestRow,
+        tasks: Vec<JournalTask>,
+    ) -> Result<JournalEntry, JournalError> {
+        let id = row.id;
+        let request = serde_json::from_str(&row.request)
+            .map_err(|e| self.corrupt(format!("request {id:?}: {e}")))?;
+        let providers: Vec<ProviderId> = serde_json::from_str(&row.providers)
+            .map_err(|e| self.corrupt(format!("the providers of request {id:?}: {e}")))?;
+        let state = RequestState::parse(&row.state).ok_or_else(|| {
+            self.corrupt(format!(
+                "request {id:?} has the state {:?}, which imggen does not know",
+                row.state
+            ))
+        })?;
+        let provider = row
+            .provider
+            .map(|p| p.parse::<ProviderId>())
+            .transpose()
+            .map_err(|e| self.corrupt(format!("request {id:?}: {e}")))?;
+        Ok(JournalEntry {
+            tasks,
+            id,
+            line: usize::try_from(row.line).unwrap_or(0),
+            fingerprint: row.fingerprint,
+            request,
+            providers,
+            state,
+            provider,
+            error: row.error,
+            attempts: u32::try_from(row.attempts).unwrap_or(0),
+            submitting_at: row.submitting_at.map(from_millis),
+            updated_at: from_millis(row.updated_at),
+        })
+    }
+}
+
+impl JournalStore for SqliteStore {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn write(
+        &self,
+        what: &str,
+        change: &mut dyn FnMut(&mut dyn JournalTx) -> Result<(), JournalError>,
+    ) -> Result<(), JournalError> {
+        let mut connection = self.connection();
+        let tx = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.storage(what, e))?;
+        change(&mut SqliteTx {
+            tx: &tx,
+            path: &self.path,
+        })?;
+        tx.commit().map_err(|e| self.storage(what, e))
+    }
+
+    fn read(&self, only: Option<&str>) -> Result<Vec<JournalEntry>, JournalError> {
+        let read_error = |e| self.storage("could not read the requests", e);
+        // One query each, for one request or all: `?1 IS NULL` selects every row.
+        let (requests, tasks) = {
+            let connection = self.connection();
+            let mut statement = connection
+                .prepare_cached(&format!(
+                    "SELECT {REQUEST_COLUMNS} FROM requests WHERE ?1 IS NULL OR id = ?1 ORDER BY line, id"
+                ))
+                .map_err(read_error)?;
+            let requests: Vec<RequestRow> = statement
+                .query_map([only], RequestRow::from_row)
+                .map_err(read_error)?
+                .collect::<Result<_, _>>()
+                .map_err(read_error)?;
+            let mut statement = connection
+                .prepare_cached(&format!(
+                    "SELECT {TASK_COLUMNS} FROM tasks WHERE ?1 IS NULL OR request_id = ?1 ORDER BY seq"
+                ))
+                .map_err(read_error)?;
+            let tasks: Vec<TaskRow> = statement
+                .query_map([only], TaskRow::from_row)
+                .map_err(read_error)?
+                .collect::<Result<_, _>>()
+                .map_err(read_error)?;
+            (requests, tasks)
+        };
+        let mut by_request: std::collections::HashMap<String, Vec<JournalTask>> =
+            std::collections::HashMap::new();
+        for row in tasks {
+            let request_id = row.request_id.clone();
+            by_request
+                .entry(request_id)
+                .or_default()
+                .push(self.task(row)?);
+        }
+        requests
+            .into_iter()
+            .map(|row| {
+                let tasks = by_request.remove(&row.id).unwrap_or_default();
+                self.entry(row, tasks)
+            })
+            .collect()
+    }
+
+    fn last_activity(&self) -> Result<SystemTime, JournalError> {
+        let latest: Option<i64> = self
+            .connection()
+            .query_row(
+                "SELECT max(coalesce((SELECT max(updated_at) FROM requests), 0),
+                            coalesce((SELECT max(recorded_at) FROM tasks), 0))",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(|e| self.storage("could not read the journal", e))?;
+        Ok(from_millis(latest.unwrap_or(0)))
+    }
+
+    fn tasks_of(&self, provider: ProviderId) -> Result<Vec<(String, SystemTime)>, JournalError> {
+        let read_error = |e| self.storage("could not read the tasks", e);
+        let connection = self.connection();
+        let mut statement = connection
+            .prepare_cached("SELECT task_id, recorded_at FROM tasks WHERE provider = ?1")
+            .map_err(read_error)?;
+        let rows = statement
+            .query_map([provider.as_str()], |row| {
+                Ok((row.get::<_, String>(0)?, from_millis(row.get(1)?)))
+            })
+            .map_err(read_error)?;
+        rows.collect::<Result<_, _>>().map_err(read_error)
+    }
+}
+
+/// One SQLite transaction.
+struct SqliteTx<'a> {
+    tx: &'a Transaction<'a>,
+    path: &'a Path,
+}
+
+impl SqliteTx<'_> {
+    fn execute(
+        &self,
+        problem: &str,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<usize, JournalError> {
+        self.tx
+            .execute(sql, params)
+            .map_err(|e| storage(self.path, problem, e))
+    }
+}
+
+impl JournalTx for SqliteTx<'_> {
+    fn state(&mut self, id: &str) -> Result<Option<RequestState>, JournalError> {
+        let state: Option<String> = self
+            .tx
+            .query_row("SELECT state FROM requests WHERE id = ?1", [id], |row| {
+                row.get(0)
+            })
+            .optional()
+            .map_err(|e| storage(self.path, "could not read a request", e))?;
+        state
+            .map(|state| {
+                RequestState::parse(&state).ok_or_else(|| JournalError::Format {
+                    path: self.path.to_path_buf(),
+                    problem: format!(
+                        "request {id:?} has the state {state:?}, which imggen does not know"
+                    ),
+                })
+            })
+            .transpose()
+    }
+
+    fn known(&mut self, id: &str) -> Result<Option<Known>, JournalError> {
+        let found: Option<(String, String, i64)> = self
+            .tx
+            .query_row(
+                "SELECT fingerprint, state, (SELECT count(*) FROM tasks WHERE request_id = requests.id)
+                 FROM requests WHERE id = ?1",
+                [id],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .optional()
+            .map_err(|e| storage(self.path, "could not read a request", e))?;
+        let Some((fingerprint, state, tasks)) = found else {
+            return Ok(None);
+        };
+        let state = RequestState::parse(&state).ok_or_else(|| JournalError::Format {
+            path: self.path.to_path_buf(),
+            problem: format!("request {id:?} has the state {state:?}, which imggen does not know"),
+        })?;
+        Ok(Some(Known {
+            fingerprint,
+            state,
+            tasks: u64::try_from(tasks).unwrap_or(0),
+        }))
+    }
+
+    fn insert_request(
+        &mut self,
+        request: &BatchRequest,
+        fingerprint: &str,
+        at: SystemTime,
+    ) -> Result<(), JournalError> {
+        self.execute(
+            "could not plan a request",
+            "INSERT INTO requests (id, line, fingerprint, request, providers, state, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'planned', ?6, ?6)",
+            params![
+                request.id,
+                request.line,
+                fingerprint,
+                json(&request.request),
+                json(&request.providers),
+                millis(at),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn replace_request(
+        &mut self,
+        request: &BatchRequest,
+        fingerprint: &str,
+        at: SystemTime,
+    ) -> Result<(), JournalError> {
+        self.execute(
+            "could not plan a request",
+            "UPDATE requests SET line = ?2, fingerprint = ?3, request = ?4, providers = ?5,
+             state = 'planned', provider = NULL, error = NULL, updated_at = ?6 WHERE id = ?1",
+            params![
+                request.id,
+                request.line,
+                fingerprint,
+                json(&request.request),
+                json(&request.providers),
+                millis(at),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn set_line(&mut self, id: &str, line: usize) -> Result<(), JournalError> {
+        self.execute(
+            "could not update a request",
+            "UPDATE requests SET line = ?2 WHERE id = ?1 AND line != ?2",
+            params![id, line],
+        )?;
+        Ok(())
+    }
+
+    fn set_state(
+        &mut self,
+        id: &str,
+        state: RequestState,
+        at: SystemTime,
+    ) -> Result<(), JournalError> {
+        self.execute(
+            "could not update a request",
+            "UPDATE requests SET state = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id, state.as_str(), millis(at)],
+        )?;
+        Ok(())
+    }
+
+    fn begin_submitting(
+        &mut self,
+        id: &str,
+        providers: &[ProviderId],
+        at: SystemTime,
+    ) -> Result<(), JournalError> {
+        self.execute(
+            "could not record a submission",
+            "UPDATE requests SET providers = ?2, submitting_at = ?3, attempts = attempts + 1 WHERE id = ?1",
+            params![id, json(&providers), millis(at)],
+        )?;
+        Ok(())
+    }
+
+    fn annotate(
+        &mut self,
+        id: &str,
+        provider: Option<ProviderId>,
+        error: Option<&str>,
+        touched: Option<SystemTime>,
+    ) -> Result<(), JournalError> {
+        self.execute(
+            "could not record a request",
+            "UPDATE requests SET provider = coalesce(?2, provider), error = ?3,
+             updated_at = coalesce(?4, updated_at) WHERE id = ?1",
+            params![
+                id,
+                provider.map(ProviderId::as_str),
+                error,
+                touched.map(millis)
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn task_owner(
+        &mut self,
+        provider: ProviderId,
+        task_id: &str,
+    ) -> Result<Option<String>, JournalError> {
+        self.tx
+            .query_row(
+                "SELECT request_id FROM tasks WHERE provider = ?1 AND task_id = ?2",
+                params![provider.as_str(), task_id],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|e| storage(self.path, "could not read a task", e))
+    }
+
+    fn insert_task(
+        &mut self,
+        id: &str,
+        handle: &TaskHandle,
+        adopted: bool,
+        at: SystemTime,
+    ) -> Result<(), JournalError> {
+        self.execute(
+            "could not record a task",
+            "INSERT INTO tasks (request_id, provider, task_id, handle, images, recorded_at, adopted)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                id,
+                handle.provider.as_str(),
+                handle.task_id,
+                handle.to_json(),
+                handle.images_expected.unwrap_or(1),
+                millis(at),
+                adopted,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn set_task_outcome(
+        &mut self,
+        provider: ProviderId,
+        task_id: &str,
+        outcome: Option<TaskOutcome>,
+        files: &[String],
+        error: Option<&str>,
+    ) -> Result<bool, JournalError> {
+        let changed = self.execute(
+            "could not record a task",
+            "UPDATE tasks SET outcome = ?3, files = ?4, error = ?5 WHERE provider = ?1 AND task_id = ?2",
+            params![
+                provider.as_str(),
+                task_id,
+                outcome.map(outcome_text),
+                json(&files),
+                error,
+            ],
+        )?;
+        Ok(changed > 0)
+    }
+}

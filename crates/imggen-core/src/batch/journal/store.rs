@@ -1,0 +1,118 @@
+//! Where a journal keeps its rows. [`Journal`](super::Journal) decides (with
+//! [`transitions`](super::transitions)); a store only reads and writes, each write one
+//! transaction that is durable when it returns. SQLite ([`SqliteStore`](super::SqliteStore))
+//! is the one built in; another store is another implementation of these two traits.
+
+use std::fmt;
+use std::path::Path;
+use std::time::SystemTime;
+
+use super::transitions::Known;
+use super::{JournalEntry, JournalError, RequestState, TaskOutcome};
+use crate::batch::input::BatchRequest;
+use crate::handle::TaskHandle;
+use crate::provider::ProviderId;
+
+/// A journal's storage.
+pub trait JournalStore: Send + Sync + fmt::Debug {
+    /// Where it is, for messages.
+    fn path(&self) -> &Path;
+
+    /// Runs `change` in one transaction, committed (and durable) when it returns `Ok`, rolled
+    /// back when it returns `Err`. `what` says what failed, should the store fail.
+    fn write(
+        &self,
+        what: &str,
+        change: &mut dyn FnMut(&mut dyn JournalTx) -> Result<(), JournalError>,
+    ) -> Result<(), JournalError>;
+
+    /// One request (`Some(id)`) or every request in line order, each with its tasks in the
+    /// order they were recorded.
+    fn read(&self, only: Option<&str>) -> Result<Vec<JournalEntry>, JournalError>;
+
+    /// The latest time anything was written (the epoch for an empty journal).
+    fn last_activity(&self) -> Result<SystemTime, JournalError>;
+
+    /// Every task of `provider` it holds, with when it was recorded.
+    fn tasks_of(&self, provider: ProviderId) -> Result<Vec<(String, SystemTime)>, JournalError>;
+}
+
+/// The reads and writes of one transaction.
+pub trait JournalTx {
+    /// A request's state, `None` when there is no such request.
+    fn state(&mut self, id: &str) -> Result<Option<RequestState>, JournalError>;
+
+    /// What is held under a request's id, for planning.
+    fn known(&mut self, id: &str) -> Result<Option<Known>, JournalError>;
+
+    /// Adds a request, `planned`.
+    fn insert_request(
+        &mut self,
+        request: &BatchRequest,
+        fingerprint: &str,
+        at: SystemTime,
+    ) -> Result<(), JournalError>;
+
+    /// Replaces what is held under the request's id: `planned`, no provider, no error.
+    fn replace_request(
+        &mut self,
+        request: &BatchRequest,
+        fingerprint: &str,
+        at: SystemTime,
+    ) -> Result<(), JournalError>;
+
+    /// Moves a request's line (the batch file was edited).
+    fn set_line(&mut self, id: &str, line: usize) -> Result<(), JournalError>;
+
+    /// Moves a request to `state`, touching its time.
+    fn set_state(
+        &mut self,
+        id: &str,
+        state: RequestState,
+        at: SystemTime,
+    ) -> Result<(), JournalError>;
+
+    /// Records that a create is about to be sent: its route, the time, one more attempt.
+    fn begin_submitting(
+        &mut self,
+        id: &str,
+        providers: &[ProviderId],
+        at: SystemTime,
+    ) -> Result<(), JournalError>;
+
+    /// Sets a request's note, and its provider unless `provider` is `None` (kept); touches
+    /// its time when `touched` is given.
+    fn annotate(
+        &mut self,
+        id: &str,
+        provider: Option<ProviderId>,
+        error: Option<&str>,
+        touched: Option<SystemTime>,
+    ) -> Result<(), JournalError>;
+
+    /// The request a task belongs to, `None` when it is not recorded.
+    fn task_owner(
+        &mut self,
+        provider: ProviderId,
+        task_id: &str,
+    ) -> Result<Option<String>, JournalError>;
+
+    /// Records a task of a request.
+    fn insert_task(
+        &mut self,
+        id: &str,
+        handle: &TaskHandle,
+        adopted: bool,
+        at: SystemTime,
+    ) -> Result<(), JournalError>;
+
+    /// Sets how a task ended; `false` when there is no such task.
+    fn set_task_outcome(
+        &mut self,
+        provider: ProviderId,
+        task_id: &str,
+        outcome: Option<TaskOutcome>,
+        files: &[String],
+        error: Option<&str>,
+    ) -> Result<bool, JournalError>;
+}
