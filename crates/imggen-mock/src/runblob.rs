@@ -6,7 +6,6 @@
 //! `{"detail": [{loc, msg, type}]}` for a body that is not the documented JSON (422).
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -27,7 +26,11 @@ use crate::provider::Provider;
 use crate::ratelimit::retry_after_secs;
 use crate::respond::{Reject, json, with_retry_after};
 use crate::state::{NewTask, Shared};
-use crate::tasks::{self, Detail, Phase, Task};
+use crate::tasks::{self, Detail};
+
+pub(crate) mod wire;
+
+use wire::generation;
 
 /// Ratios later versions of the API accept besides the seed's 1:1, 4:3 and 3:4 (documented
 /// by runblob's SDK).
@@ -364,25 +367,4 @@ async fn list(
         .map(|task| generation(task, now, &shared.base_url))
         .collect();
     Ok(json(StatusCode::OK, &page))
-}
-
-/// The status object (and webhook body) of a task at `now`.
-pub(crate) fn generation(task: &Task, now: Instant, base_url: &str) -> Generation {
-    let phase = task.phase(now);
-    Generation {
-        task_uuid: TaskUuid::new(task.id.clone()),
-        status: match phase {
-            Phase::Pending => GenerationStatus::Pending,
-            Phase::Processing => GenerationStatus::Processing,
-            Phase::Completed => GenerationStatus::Completed,
-            Phase::Failed => GenerationStatus::Failed,
-        },
-        prompt: Some(task.prompt.clone()),
-        result_image_url: (phase == Phase::Completed)
-            .then(|| task.file_urls(base_url).into_iter().next())
-            .flatten(),
-        message: (phase == Phase::Failed)
-            .then(|| task.failure.clone())
-            .flatten(),
-    }
 }

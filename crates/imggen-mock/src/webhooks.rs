@@ -179,7 +179,7 @@ impl Shared {
                 delivery.note = Some("the task is gone".into());
                 continue;
             };
-            let generation = crate::runblob::generation(task, now, &self.base_url);
+            let generation = crate::runblob::wire::generation(task, now, &self.base_url);
             let Ok(body) = serde_json::to_vec(&generation) else {
                 continue;
             };
