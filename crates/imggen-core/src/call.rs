@@ -105,14 +105,18 @@ impl Imggen {
     {
         let clock = &self.inner.clock;
         let mut retry_at: Option<Instant> = None;
-        let mut last: Option<(CallError, SystemTime)> = None;
+        // Boxed: held across every await of the call, it would otherwise make each call's
+        // future (moved through the layers above) larger, for the rare call that is retried.
+        let mut last: Option<Box<(CallError, SystemTime)>> = None;
         let mut number = 0u32;
         loop {
             number += 1;
             if let Some(until) = call.until
                 && retry_at.unwrap_or_else(|| clock.now()) >= until
             {
-                return Err(CallFailure::OutOfTime { last });
+                return Err(CallFailure::OutOfTime {
+                    last: last.map(|last| *last),
+                });
             }
             // A budgeted attempt waits for its permit; a download's first attempt goes at
             // once, and its retries wait on a timer.
@@ -128,14 +132,23 @@ impl Imggen {
                 };
                 match pending.await {
                     Grant::Go(permit) => Some(permit),
-                    Grant::Deadline => return Err(CallFailure::OutOfTime { last }),
+                    Grant::Deadline => {
+                        return Err(CallFailure::OutOfTime {
+                            last: last.map(|last| *last),
+                        });
+                    }
                     Grant::Closed => return Err(CallFailure::Closed),
                 }
             } else {
                 None
             };
-            let attempted_at = clock.wall();
-            let result = self.bounded(call.until, attempt(number)).await;
+            // When a create was sent is a fact of its outcome; a read's is not worth a clock
+            // read on every call.
+            let sent_at = (call.operation == CallOperation::Create).then(|| clock.wall());
+            let result = match call.until {
+                Some(_) => self.bounded(call.until, attempt(number)).await,
+                None => attempt(number).await,
+            };
             if let Some(permit) = permit {
                 permit.finish(outcome_of(&result));
             }
@@ -143,6 +156,7 @@ impl Imggen {
                 Ok(answer) => return Ok(answer),
                 Err(error) => error,
             };
+            let attempted_at = sent_at.unwrap_or_else(|| clock.wall());
             let decision = policy::decide(
                 call.operation,
                 &Facts::from(&error),
@@ -187,7 +201,7 @@ impl Imggen {
                 );
             }
             retry_at = Some(next);
-            last = Some((error, attempted_at));
+            last = Some(Box::new((error, attempted_at)));
         }
     }
 }

@@ -138,6 +138,8 @@ pub struct Imggen {
 
 struct Inner {
     providers: Vec<Arc<dyn Provider>>,
+    /// Each provider's id, at the same index: found without a call through the trait.
+    ids: Vec<ProviderId>,
     strictness: Strictness,
     allow_extra_tasks: bool,
     max_concurrent_tasks: usize,
@@ -353,6 +355,7 @@ impl ImggenBuilder {
             .collect();
         Ok(Imggen {
             inner: Arc::new(Inner {
+                ids: self.providers.iter().map(|p| p.id()).collect(),
                 providers: self.providers,
                 strictness: self.strictness,
                 allow_extra_tasks: self.allow_extra_tasks,
@@ -413,7 +416,7 @@ impl Imggen {
 
     /// The configured providers, in order.
     pub fn providers(&self) -> Vec<ProviderId> {
-        self.inner.providers.iter().map(|p| p.id()).collect()
+        self.inner.ids.clone()
     }
 
     /// The capabilities of the configured providers.
@@ -479,9 +482,10 @@ impl Imggen {
     /// The configured provider `id`, borrowed.
     pub(crate) fn provider_ref(&self, id: ProviderId) -> Result<&Arc<dyn Provider>, Error> {
         self.inner
-            .providers
+            .ids
             .iter()
-            .find(|provider| provider.id() == id)
+            .position(|configured| *configured == id)
+            .map(|index| &self.inner.providers[index])
             .ok_or_else(|| {
                 let how = builtin::registration(id).map_or_else(
                     || "add it with .provider(..)".to_owned(),
@@ -514,9 +518,9 @@ impl Imggen {
         let id = provider.id();
         let index = self
             .inner
-            .providers
+            .ids
             .iter()
-            .position(|configured| configured.id() == id)
+            .position(|configured| *configured == id)
             .ok_or_else(|| Error::config(format!("{id} is not configured")))?;
         let slot = &self.inner.schedulers[index];
         let running = |scheduler: &&Scheduler| !scheduler.is_closed();

@@ -140,6 +140,31 @@ impl Client {
         Ok(response.value.data)
     }
 
+    /// [`status`](Self::status) sent once (no retries: the caller retries), its result handed
+    /// to `finish`, as one boxed future — what a caller that boxes its future anyway (the
+    /// `provider` feature's trait object) uses, so a call allocates once.
+    /// The id is checked as [`TaskId::validate`] does, without building one.
+    pub fn status_then<'a, R: Send + 'a>(
+        &'a self,
+        task_id: &str,
+        finish: impl FnOnce(Result<Task, Error>) -> R + Send + 'a,
+    ) -> std::pin::Pin<Box<dyn Future<Output = R> + Send + 'a>> {
+        if let Err(error) = imggen_types::validation::check_opaque_id("task_id", task_id) {
+            let error = self
+                .transport
+                .invalid(STATUS, "/api/v1/images/task/{task_id}", error);
+            return Box::pin(std::future::ready(finish(Err(error))));
+        }
+        self.transport.get_once_then(
+            STATUS,
+            "/api/v1/images/task/{task_id}",
+            &format!("/api/v1/images/task/{task_id}"),
+            |result: Result<imggen_http::Response<imggen_types::gptimg::TaskResponse>, Error>| {
+                finish(result.map(|response| response.value.data))
+            },
+        )
+    }
+
     /// Waits until the task ends — `completed` or `failed` — polling on [`POLL_SCHEDULE`]
     /// (or `options.schedule`) within `options.deadline` (default [`DEFAULT_DEADLINE`]); every
     /// status call ends by the deadline too. A task of unknown age (no

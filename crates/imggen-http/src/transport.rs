@@ -239,6 +239,47 @@ impl<B: ProviderErrorBody> Transport<B> {
         .await
     }
 
+    /// One GET of `url_path`, decoded and handed to `finish`, as **one** boxed future — sent
+    /// once, whatever the transport's retry policy: for an orchestrator that retries itself and
+    /// must box its future anyway (a provider behind a trait object), so that a call allocates
+    /// once, carries no retry state, and stays small enough for the allocator's per-thread
+    /// cache. Errors name the route as `path` (its template, `/tasks/{task_id}`): the caller
+    /// knows which task it asked for.
+    pub fn get_once_then<'a, T, R, F>(
+        &'a self,
+        operation: Operation,
+        path: &'static str,
+        url_path: &str,
+        finish: F,
+    ) -> Pin<Box<dyn Future<Output = R> + Send + 'a>>
+    where
+        T: DeserializeOwned + Send + 'a,
+        F: FnOnce(Result<Response<T>, Error<B>>) -> R + Send + 'a,
+        R: 'a,
+    {
+        use futures_util::FutureExt as _;
+        // The URL is built now; the request when the future is first polled, inside the
+        // caller's deadline (`deadline::within` holds only while it polls), which bounds it.
+        // Combinators, not an async block: the block would keep the request's future twice (as
+        // a capture and as what it awaits), and the one box would outgrow the allocator's
+        // per-thread cache.
+        let url = self.url(url_path);
+        let future = futures_util::future::lazy(move |_| {
+            self.send_raw_inline(
+                operation,
+                Method::GET,
+                path,
+                url,
+                None,
+                true,
+                self.api_limits(),
+            )
+        })
+        .flatten()
+        .map(move |answer| finish(answer.and_then(|answer| self.decode(operation, path, answer))));
+        Box::pin(future)
+    }
+
     /// POSTs `body` as JSON to `path` and decodes the JSON answer. **Never retried**: a POST
     /// here creates a task, and a task is charged when it is created.
     pub async fn post<Req: Serialize + ?Sized, T: DeserializeOwned>(
@@ -424,11 +465,16 @@ impl<B: ProviderErrorBody> Transport<B> {
             url,
             body,
             authorized,
-            ReadLimits {
-                max_bytes: self.inner.max_response_bytes,
-                stall: None,
-            },
+            self.api_limits(),
         )
+    }
+
+    /// How an API answer is read: capped, and bounded by the request's timeout alone.
+    fn api_limits(&self) -> ReadLimits {
+        ReadLimits {
+            max_bytes: self.inner.max_response_bytes,
+            stall: None,
+        }
     }
 
     /// Sends one request and reads its answer. The request's state machine is boxed: it is
@@ -447,6 +493,22 @@ impl<B: ProviderErrorBody> Transport<B> {
         authorized: bool,
         limits: ReadLimits,
     ) -> Pin<Box<dyn Future<Output = Result<Answer, Error<B>>> + Send + 'a>> {
+        Box::pin(self.send_raw_inline(operation, method, path, url, body, authorized, limits))
+    }
+
+    /// [`send_raw`](Self::send_raw) not boxed: for a caller whose own future is the one box of
+    /// the call ([`get_then`](Self::get_then)).
+    #[allow(clippy::too_many_arguments)]
+    fn send_raw_inline<'a>(
+        &'a self,
+        operation: Operation,
+        method: Method,
+        path: &'a str,
+        url: Url,
+        body: Option<Bytes>,
+        authorized: bool,
+        limits: ReadLimits,
+    ) -> impl Future<Output = Result<Answer, Error<B>>> + Send + 'a {
         let span = tracing::info_span!(
             "imggen_http.request",
             provider = self.inner.provider,
@@ -491,105 +553,98 @@ impl<B: ProviderErrorBody> Transport<B> {
         // Built before the state machine, which then holds only the pending request and not
         // the method, URL and body that went into it. Nothing is sent until it is polled.
         let pending = span.in_scope(|| request.send());
-        Box::pin(
-            async move {
-                let context = || self.context(operation, path);
-                if authorized {
-                    let inner = &self.inner;
-                    inner
-                        .budget
-                        .acquire(inner.clock.as_ref(), inner.sleeper.as_ref())
-                        .await;
-                }
-                if timeout.is_zero() {
-                    // The deadline passed before this request could start: it is not sent.
-                    return Err(Error::Timeout(Box::new(TimeoutError {
-                        context: context(),
-                        phase: Phase::Connect,
-                        limit: Some(limit),
-                        source: None,
-                    })));
-                }
-                let stalled = |stall| {
-                    Error::Timeout(Box::new(TimeoutError {
-                        context: context(),
-                        phase: Phase::AfterSend,
-                        limit: Some(TimeLimit::Stall(stall)),
-                        source: None,
-                    }))
-                };
-                let answered = match limits.stall {
-                    Some(stall) => tokio::time::timeout(stall, pending)
-                        .await
-                        .map_err(|_| stalled(stall))?,
-                    None => pending.await,
-                };
-                let mut response =
-                    answered.map_err(|err| self.connection_error(context(), err, limit))?;
-                let status = response.status();
-                let request_id = header_str(response.headers(), &X_REQUEST_ID)
-                    .map(|id| self.inner.redactor.redact_str(id));
-                // A successful API answer needs nothing more than its body: its headers go with
-                // the response, and the call's state stays small. An error keeps them for its
-                // Retry-After, a download (sent without the key) for where it ended up and
-                // what it claims to be. Moved out, not cloned.
-                let kept = (!authorized || !status.is_success()).then(|| {
-                    Box::new(Kept {
-                        headers: std::mem::take(response.headers_mut()),
-                        final_url: response.url().clone(),
-                    })
-                });
-                if recording {
-                    let current = tracing::Span::current();
-                    current.record("status", status.as_u16());
-                    if let Some(id) = &request_id {
-                        current.record("request_id", id.as_str());
-                    }
-                }
-                let body =
-                    read_capped(response, limits)
-                        .await
-                        .map_err(|failure| match failure {
-                            ReadFailure::TooLarge => {
-                                Error::BodyTooLarge(Box::new(BodyTooLargeError {
-                                    context: context(),
-                                    status: status.as_u16(),
-                                    limit: limits.max_bytes,
-                                    request_id: request_id.clone(),
-                                }))
-                            }
-                            ReadFailure::Stalled(stall) => stalled(stall),
-                            ReadFailure::Connection(err) => {
-                                self.connection_error(context(), err, limit)
-                            }
-                        })?;
-                // Everything a server says on a call that carried the key — and any error a
-                // download gets — is text the key must not reach through. An image's bytes are
-                // left alone.
-                let body = if authorized || !status.is_success() {
-                    self.inner.redactor.redact(body)
-                } else {
-                    body
-                };
-                if let Some(started) = started {
-                    let latency_ms = started.elapsed().as_millis() as u64;
-                    tracing::Span::current().record("latency_ms", latency_ms);
-                    tracing::debug!(
-                        status = status.as_u16(),
-                        latency_ms,
-                        bytes = body.len(),
-                        "answered"
-                    );
-                }
-                Ok(Answer {
-                    status,
-                    request_id,
-                    kept,
-                    body,
-                })
+        async move {
+            let context = || self.context(operation, path);
+            if authorized {
+                let inner = &self.inner;
+                inner
+                    .budget
+                    .acquire(inner.clock.as_ref(), inner.sleeper.as_ref())
+                    .await;
             }
-            .instrument(span),
-        )
+            if timeout.is_zero() {
+                // The deadline passed before this request could start: it is not sent.
+                return Err(Error::Timeout(Box::new(TimeoutError {
+                    context: context(),
+                    phase: Phase::Connect,
+                    limit: Some(limit),
+                    source: None,
+                })));
+            }
+            let stalled = |stall| {
+                Error::Timeout(Box::new(TimeoutError {
+                    context: context(),
+                    phase: Phase::AfterSend,
+                    limit: Some(TimeLimit::Stall(stall)),
+                    source: None,
+                }))
+            };
+            let answered = match limits.stall {
+                Some(stall) => tokio::time::timeout(stall, pending)
+                    .await
+                    .map_err(|_| stalled(stall))?,
+                None => pending.await,
+            };
+            let mut response =
+                answered.map_err(|err| self.connection_error(context(), err, limit))?;
+            let status = response.status();
+            let request_id = header_str(response.headers(), &X_REQUEST_ID)
+                .map(|id| self.inner.redactor.redact_str(id));
+            // A successful API answer needs nothing more than its body: its headers go with
+            // the response, and the call's state stays small. An error keeps them for its
+            // Retry-After, a download (sent without the key) for where it ended up and
+            // what it claims to be. Moved out, not cloned.
+            let kept = (!authorized || !status.is_success()).then(|| {
+                Box::new(Kept {
+                    headers: std::mem::take(response.headers_mut()),
+                    final_url: response.url().clone(),
+                })
+            });
+            if recording {
+                let current = tracing::Span::current();
+                current.record("status", status.as_u16());
+                if let Some(id) = &request_id {
+                    current.record("request_id", id.as_str());
+                }
+            }
+            let body = read_capped(response, limits)
+                .await
+                .map_err(|failure| match failure {
+                    ReadFailure::TooLarge => Error::BodyTooLarge(Box::new(BodyTooLargeError {
+                        context: context(),
+                        status: status.as_u16(),
+                        limit: limits.max_bytes,
+                        request_id: request_id.clone(),
+                    })),
+                    ReadFailure::Stalled(stall) => stalled(stall),
+                    ReadFailure::Connection(err) => self.connection_error(context(), err, limit),
+                })?;
+            // Everything a server says on a call that carried the key — and any error a
+            // download gets — is text the key must not reach through. An image's bytes are
+            // left alone.
+            let body = if authorized || !status.is_success() {
+                self.inner.redactor.redact(body)
+            } else {
+                body
+            };
+            if let Some(started) = started {
+                let latency_ms = started.elapsed().as_millis() as u64;
+                tracing::Span::current().record("latency_ms", latency_ms);
+                tracing::debug!(
+                    status = status.as_u16(),
+                    latency_ms,
+                    bytes = body.len(),
+                    "answered"
+                );
+            }
+            Ok(Answer {
+                status,
+                request_id,
+                kept,
+                body,
+            })
+        }
+        .instrument(span)
     }
 
     fn decode<T: DeserializeOwned>(

@@ -20,8 +20,21 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// assert_eq!(MINE.to_string(), "mine");
 /// assert!("Not A Name!".parse::<ProviderId>().is_err());
 /// ```
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Eq, PartialOrd, Ord)]
 pub struct ProviderId(&'static str);
+
+impl std::hash::Hash for ProviderId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl PartialEq for ProviderId {
+    fn eq(&self, other: &Self) -> bool {
+        // The same constant (or interned name) is the same pointer: no bytes to compare.
+        std::ptr::eq(self.0, other.0) || self.0 == other.0
+    }
+}
 
 /// The longest provider name.
 pub const MAX_NAME_LEN: usize = 32;

@@ -204,6 +204,29 @@ impl Client {
         Ok(response.value)
     }
 
+    /// [`status`](Self::status) sent once (no retries: the caller retries), its result handed
+    /// to `finish`, as one boxed future — what a caller that boxes its future anyway (the
+    /// `provider` feature's trait object) uses, so a call allocates once. The id is checked
+    /// as its type's `validate` does, without building one.
+    pub fn status_then<'a, R: Send + 'a>(
+        &'a self,
+        id: &str,
+        finish: impl FnOnce(Result<Run, Error>) -> R + Send + 'a,
+    ) -> std::pin::Pin<Box<dyn Future<Output = R> + Send + 'a>> {
+        if let Err(error) = imggen_types::validation::check_opaque_id("id", id) {
+            let error = self.transport.invalid(STATUS, "/api/v1/runs/{id}", error);
+            return Box::pin(std::future::ready(finish(Err(error))));
+        }
+        self.transport.get_once_then(
+            STATUS,
+            "/api/v1/runs/{id}",
+            &format!("{RUNS_PATH}/{id}"),
+            |result: Result<imggen_http::Response<Run>, Error>| {
+                finish(result.map(|response| response.value))
+            },
+        )
+    }
+
     /// Waits until the run ends — `succeeded` or `failed` — polling on [`POLL_SCHEDULE`] (or
     /// `options.schedule`) inside the key's budget, within `options.deadline` (default
     /// [`DEFAULT_DEADLINE`]); every status call ends by the deadline too. A run of unknown

@@ -196,6 +196,31 @@ impl Client {
         Ok(response.value)
     }
 
+    /// [`status`](Self::status) sent once (no retries: the caller retries), its result handed
+    /// to `finish`, as one boxed future — what a caller that boxes its future anyway (the
+    /// `provider` feature's trait object) uses, so a call allocates once. The id is checked
+    /// as its type's `validate` does, without building one.
+    pub fn status_then<'a, R: Send + 'a>(
+        &'a self,
+        task_uuid: &str,
+        finish: impl FnOnce(Result<Generation, Error>) -> R + Send + 'a,
+    ) -> std::pin::Pin<Box<dyn Future<Output = R> + Send + 'a>> {
+        if let Err(error) = imggen_types::validation::check_opaque_id("task_uuid", task_uuid) {
+            let error =
+                self.transport
+                    .invalid(STATUS, "/v1/chatgpt-images/generations/{task_uuid}", error);
+            return Box::pin(std::future::ready(finish(Err(error))));
+        }
+        self.transport.get_once_then(
+            STATUS,
+            "/v1/chatgpt-images/generations/{task_uuid}",
+            &format!("{GENERATIONS_PATH}/{task_uuid}"),
+            |result: Result<imggen_http::Response<Generation>, Error>| {
+                finish(result.map(|response| response.value))
+            },
+        )
+    }
+
     /// Lists this key's tasks: `GET /v1/chatgpt-images/generations?limit=&offset=`, a bare
     /// array (documented by runblob's SDK, not its API pages). The way to learn whether a
     /// create whose answer was lost made a task. Retried like a status call.

@@ -26,19 +26,20 @@ bottleneck (the loopback mock answers in microseconds), calls/s follows CPU per 
 callgrind profile of each side alone (`XTASK_BENCH_OVERHEAD_SIDE=core valgrind \
 --tool=callgrind --separate-threads=yes target/release/xtask bench overhead --quick`, then the \
 same with `=raw`; the client thread's instructions over its 11,000 calls; taken when \
-imggen-core was last changed for this benchmark, rerun it to refresh) counts about 91,900 \
-instructions per call through imggen-core against raw reqwest's 91,400 (+0.5%, ±0.7% from run \
-to run; it was 103,700 against 91,900, +13%, before that change). What imggen-core adds — the \
-gptimg client's own check of the task id and the formatting of its path on every call \
-(~1,300, in imggen-gptimg), the two boxed futures of a call (the `Provider` trait's and the \
-transport's) and the status object carried back through them, the request-budget permit \
+imggen-core was last changed for this benchmark, rerun it to refresh) counts about 93,400 \
+instructions per call through imggen-core against raw reqwest's 91,400 (+2.2%, ±1% from run \
+to run; it was 103,700 against 91,900, +13%, before the first such change). What imggen-core \
+adds — the gptimg client's own check of the task id and the formatting of its path on every \
+call (~1,300, in imggen-gptimg), the one boxed future of a status call (the `Provider` trait's \
+future is the transport's, built at its first poll) and the status object carried back \
+through it, the request-budget permit \
 (~350: a key with no budget is granted on the spot, counted in the scheduler's in-flight count \
 and log, without the driver task) — is nearly offset by building the URL more cheaply than \
 reqwest parses a string URL (~4,200 against ~8,200). What is left is memory traffic, which \
-instruction counts do not show: imggen-core's call carries two boxed futures (~1.4 KB) and \
-moves the status object back through its layers, for about a fifth more L1 data-cache misses \
-per call than raw reqwest in callgrind's cache simulation (`--cache-sim=yes`). To keep it \
-small: both boxes stay under the size glibc serves from its per-thread cache (1,032 bytes), an \
+instruction counts do not show: imggen-core's status call carries one boxed future (~1 KB) \
+and moves the status object back through its layers, for more L1 data-cache misses per call \
+than raw reqwest in callgrind's cache simulation (`--cache-sim=yes`). To keep it small: the \
+box stays under the size glibc serves from its per-thread cache (1,032 bytes), an \
 answer that arrives in one chunk is kept without a copy, a successful answer's headers are left \
 with the response (only an error or a download keeps them), and nothing reads the clock or \
 fills a span field when no tracing subscriber listens. Against a real provider, whose answer \

@@ -376,4 +376,50 @@ mod body {
         let error = get(&transport).await.unwrap_err();
         assert!(matches!(error, Error::Transport(_)), "{error:?}");
     }
+
+    #[tokio::test]
+    async fn get_once_then_sends_once_whatever_the_retry_policy_and_finishes_the_answer() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        // A server that counts its requests: 503 (retryable) first, then an answer.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let served = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&served);
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut request = [0u8; 4096];
+                let _ = socket.read(&mut request).await;
+                let answer = if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+                    "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}"
+                } else {
+                    "HTTP/1.1 200 OK\r\ncontent-length: 11\r\nconnection: close\r\n\r\n{\"ok\":true}"
+                };
+                let _ = socket.write_all(answer.as_bytes()).await;
+            }
+        });
+        // The standard policy would retry a 503; this call is sent once all the same.
+        let transport = ClientBuilder::<Probe>::new()
+            .api_key("sk-probe")
+            .base_url(url)
+            .build()
+            .unwrap()
+            .0;
+        let read = || {
+            transport.get_once_then(
+                Operation::read("probe"),
+                "/probe/{id}",
+                "/probe/7",
+                |result: Result<crate::Response<serde_json::Value>, Error<_>>| {
+                    result.map(|response| response.value)
+                },
+            )
+        };
+        let refused = guarded(read()).await.unwrap_err();
+        assert!(matches!(refused, Error::Api(_)), "{refused:?}");
+        assert_eq!(served.load(Ordering::SeqCst), 1, "sent once");
+        let answered = guarded(read()).await.unwrap();
+        assert_eq!(answered, serde_json::json!({"ok": true}));
+        assert_eq!(served.load(Ordering::SeqCst), 2);
+    }
 }

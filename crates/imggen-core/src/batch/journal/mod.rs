@@ -19,6 +19,8 @@
 //! more implementation of [`JournalStore`], the rules unchanged.
 
 mod error;
+#[cfg(test)]
+mod memory_tests;
 mod rows;
 mod sqlite;
 mod store;
