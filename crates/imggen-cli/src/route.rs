@@ -102,11 +102,6 @@ pub(crate) fn key_set(provider: ProviderId) -> bool {
     registration(provider).is_some_and(|registration| registration.key_set())
 }
 
-/// The variable a provider's key is read from.
-pub(crate) fn api_key_env(provider: ProviderId) -> &'static str {
-    registration(provider).map_or("", |registration| registration.api_key_env)
-}
-
 /// The variable that overrides a provider's base URL.
 pub(crate) fn base_url_env(provider: ProviderId) -> &'static str {
     registration(provider).map_or("", |registration| registration.base_url_env)

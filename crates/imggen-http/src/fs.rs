@@ -30,6 +30,18 @@ pub struct WriteError {
 /// checked for its length and renamed over the target; then the folder is synced so the
 /// rename survives a crash.
 pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, WriteError> {
+    write_atomically_with(dir, name, |out| out.write_all(bytes))
+}
+
+/// [`write_atomically`] for a file written piece by piece — `results.jsonl` of a million
+/// lines is never whole in memory: `write` fills the temporary file (buffered), which is then
+/// flushed, synced, checked against the bytes `write` gave and renamed over `dir/name`.
+/// `write`'s own error fails the write the same way.
+pub fn write_atomically_with(
+    dir: &Path,
+    name: &str,
+    write: impl FnOnce(&mut dyn io::Write) -> io::Result<()>,
+) -> Result<PathBuf, WriteError> {
     let target = dir.join(name);
     let fail = |cause| WriteError {
         path: target.clone(),
@@ -37,13 +49,48 @@ pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf,
     };
     fs::create_dir_all(dir).map_err(fail)?;
     let temporary = dir.join(temporary_name(name));
-    let written = write_whole(&temporary, bytes).and_then(|()| fs::rename(&temporary, &target));
+    let written = File::options()
+        .write(true)
+        .create_new(true)
+        .open(&temporary)
+        .and_then(|file| {
+            let mut counted = Counted {
+                inner: io::BufWriter::with_capacity(256 * 1024, file),
+                bytes: 0,
+            };
+            write(&mut counted)?;
+            let bytes = counted.bytes;
+            let file = counted
+                .inner
+                .into_inner()
+                .map_err(io::IntoInnerError::into_error)?;
+            finish(file, bytes)
+        })
+        .and_then(|()| fs::rename(&temporary, &target));
     if let Err(cause) = written {
         let _ = fs::remove_file(&temporary);
         return Err(fail(cause));
     }
     sync_dir(dir).map_err(fail)?;
     Ok(target)
+}
+
+/// A writer that counts what it was given, to check the length on disk against.
+struct Counted<W> {
+    inner: W,
+    bytes: u64,
+}
+
+impl<W: io::Write> io::Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let written = self.inner.write(buf)?;
+        self.bytes += written as u64;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// [`write_atomically`] on tokio's blocking pool.
@@ -125,13 +172,17 @@ fn write_whole(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// disk.
 fn fill(mut file: File, bytes: &[u8]) -> io::Result<()> {
     file.write_all(bytes)?;
+    finish(file, bytes.len() as u64)
+}
+
+/// Flushes and syncs a file `expected` bytes were written to, and checks its length on disk.
+fn finish(mut file: File, expected: u64) -> io::Result<()> {
     file.flush()?;
     file.sync_all()?;
     let length = file.metadata()?.len();
-    if length != bytes.len() as u64 {
+    if length != expected {
         return Err(io::Error::other(format!(
-            "{length} of {} bytes reached the disk",
-            bytes.len()
+            "{length} of {expected} bytes reached the disk"
         )));
     }
     Ok(())
@@ -208,6 +259,33 @@ mod tests {
         let file = File::options().write(true).open(full).unwrap();
         let error = fill(file, &[7u8; 64 * 1024]).unwrap_err();
         assert_eq!(error.raw_os_error(), Some(28), "{error}");
+    }
+
+    #[test]
+    fn a_file_written_in_pieces_is_whole_or_absent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_atomically_with(dir.path(), "results.jsonl", |out| {
+            for n in 0..10_000 {
+                writeln!(out, "{{\"line\":{n}}}")?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 10_000);
+        assert!(text.ends_with("{\"line\":9999}\n"));
+        // The writer's own failure halfway: the earlier file stays, no temporary is left.
+        let error = write_atomically_with(dir.path(), "results.jsonl", |out| {
+            out.write_all(b"half")?;
+            Err(io::Error::other("the journal could not be read"))
+        })
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("the journal could not be read"),
+            "{error}"
+        );
+        assert_eq!(fs::read_to_string(&path).unwrap(), text);
+        assert_eq!(names(dir.path()), ["results.jsonl"]);
     }
 
     #[test]

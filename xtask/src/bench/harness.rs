@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use imggen_mock::{MockClock, MockConfig, MockServer};
+use imggen_mock::{EntryKind, MockClock, MockConfig, MockServer};
 
 /// The prefix of the mock's worker thread names, so its CPU time can be told from the
 /// client's (`/proc` shows at most 15 characters of a thread's name).
@@ -507,6 +507,51 @@ pub fn thousands(value: u64) -> String {
         out.push(digit);
     }
     out
+}
+
+/// Runs a benchmark worker's body on a multi-threaded runtime of its own and prints its
+/// report as one JSON line, for the parent to read.
+pub fn print_worker_report<R: serde::Serialize>(
+    work: impl Future<Output = Result<R, String>>,
+) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| err.to_string())?;
+    let report = runtime.block_on(work)?;
+    drop(runtime);
+    let line = serde_json::to_string(&report).map_err(|err| err.to_string())?;
+    println!("{line}");
+    Ok(())
+}
+
+/// imggen-core with only the gptimg provider, against a mock at `base_url`, polling on
+/// gptimg's schedule scaled by `scale` (1 = as shipped).
+pub fn gptimg_imggen(base_url: &str, key: &str, scale: f64) -> Result<imggen_core::Imggen, String> {
+    let client = imggen_core::imggen_gptimg::Client::builder()
+        .api_key(key)
+        .base_url(base_url)
+        .build()
+        .map_err(|err| err.to_string())?;
+    imggen_core::Imggen::builder()
+        .provider(imggen_core::imggen_gptimg::provider::GptimgProvider::new(
+            client,
+        ))
+        .poll_schedule(
+            imggen_core::imggen_gptimg::provider::ID,
+            imggen_core::imggen_gptimg::POLL_SCHEDULE.scaled(scale),
+        )
+        .build()
+        .map_err(|err| err.to_string())
+}
+
+/// Creates the mock charged for.
+pub fn charges(server: &MockServer) -> usize {
+    server
+        .ledger()
+        .iter()
+        .filter(|entry| entry.kind == EntryKind::Charge)
+        .count()
 }
 
 #[cfg(test)]

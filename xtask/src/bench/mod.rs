@@ -1,11 +1,13 @@
-//! `cargo xtask bench [NAME...] [--quick]`: the five benchmarks of the batch issue, run
-//! against imggen-mock on loopback, written to `BENCHMARKS.md`.
+//! `cargo xtask bench [NAME...] [--quick]`: the benchmarks of the issues (five of the batch
+//! issue, one of the streaming batch), run against imggen-mock on loopback, written to
+//! `BENCHMARKS.md`.
 //!
 //! The `xtask` alias runs this binary as a debug build, which would measure unoptimised code.
 //! So, unless it already is one, it first builds the release binaries (`xtask` itself and the
 //! `imggen` CLI) and runs the release `xtask` with the same arguments: every measured line of
 //! code is a release build, and so is the mock it talks to.
 
+mod batch;
 mod budget;
 mod harness;
 mod overhead;
@@ -28,7 +30,7 @@ const DEBUG_ENV: &str = "XTASK_BENCH_DEBUG";
 pub const USAGE: &str = "\
 usage: cargo xtask bench [NAME...] [--quick]
 
-Runs the benchmarks against imggen-mock on loopback and writes BENCHMARKS.md (all five, full
+Runs the benchmarks against imggen-mock on loopback and writes BENCHMARKS.md (all six, full
 size, none failed) or else target/bench/BENCHMARKS.partial.md. Builds the measured code with
 --release first. Takes a few minutes; never run by CI.
 
@@ -38,17 +40,19 @@ benchmarks (by name or number):
   3 budget     100 runbase jobs on one key under 20 requests / 10 s: 429s and useful polls
   4 scale      10,000 jobs in flight in one process: peak RSS and CPU per job
   5 seed       the seed docs' Python client vs `imggen batch` on 20 jobs
+  6 batch      a 1,000,000-line batch file: peak RSS, validation and journal load, first create
 
 options:
   --quick      smaller sizes: a smoke run, not a measurement";
 
 /// The benchmarks, in the issue's order: number, name, title.
-const BENCHMARKS: [(&str, &str, &str); 5] = [
+const BENCHMARKS: [(&str, &str, &str); 6] = [
     ("1", "overhead", "Client overhead"),
     ("2", "polling", "Polling efficiency"),
     ("3", "budget", "Rate budget"),
     ("4", "scale", "Scale"),
     ("5", "seed", "Against the seed docs' client"),
+    ("6", "batch", "Batch of a million lines"),
 ];
 
 /// What the command line asked for.
@@ -183,6 +187,7 @@ fn run_one(root: &Path, name: &str, quick: bool) -> Result<Section, String> {
         "budget" => budget::run(quick),
         "scale" => scale::run(quick),
         "seed" => seed::run(root, quick),
+        "batch" => batch::run(root, quick),
         other => Err(format!("no benchmark named {other}")),
     }
 }
@@ -206,6 +211,7 @@ fn failed(number: &str, title: &str, error: &str) -> Section {
 pub fn worker(args: &[&str]) -> Result<(), String> {
     match args {
         ["scale", rest @ ..] => scale::worker(rest),
+        ["batch", rest @ ..] => batch::worker(rest),
         _ => Err(format!("unknown bench worker: {}", args.join(" "))),
     }
 }

@@ -7,11 +7,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use imggen_core::{GenerationRequest, Imggen, SubmitOptions, WaitOptions};
+use imggen_core::{GenerationRequest, SubmitOptions, WaitOptions};
 use imggen_mock::{EntryKind, MockConfig, Profile};
 use serde::{Deserialize, Serialize};
 
-use super::harness::{MockHost, process_cpu, status_kib, thousands};
+use super::harness::{
+    MockHost, gptimg_imggen, print_worker_report, process_cpu, status_kib, thousands,
+};
 use super::report::{Section, Table, Target, Verdict, fixed};
 
 const KEY: &str = "sk-bench-scale-0001";
@@ -255,33 +257,11 @@ fn parse_worker(args: &[&str]) -> Result<WorkerOptions, String> {
 /// prints a [`WorkerReport`] line.
 pub fn worker(args: &[&str]) -> Result<(), String> {
     let options = parse_worker(args)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|err| err.to_string())?;
-    let report = runtime.block_on(run_worker(options))?;
-    drop(runtime);
-    let line = serde_json::to_string(&report).map_err(|err| err.to_string())?;
-    println!("{line}");
-    Ok(())
+    print_worker_report(run_worker(options))
 }
 
 async fn run_worker(options: WorkerOptions) -> Result<WorkerReport, String> {
-    let client = imggen_core::imggen_gptimg::Client::builder()
-        .api_key(KEY)
-        .base_url(&options.base_url)
-        .build()
-        .map_err(|err| err.to_string())?;
-    let imggen = Imggen::builder()
-        .provider(imggen_core::imggen_gptimg::provider::GptimgProvider::new(
-            client,
-        ))
-        .poll_schedule(
-            imggen_core::imggen_gptimg::provider::ID,
-            imggen_core::imggen_gptimg::POLL_SCHEDULE.scaled(options.schedule_scale),
-        )
-        .build()
-        .map_err(|err| err.to_string())?;
+    let imggen = gptimg_imggen(&options.base_url, KEY, options.schedule_scale)?;
     let baseline_rss_kib = status_kib("VmRSS").unwrap_or(0);
     let creates = Arc::new(tokio::sync::Semaphore::new(CREATE_CONCURRENCY));
     let in_flight = Arc::new(AtomicUsize::new(0));

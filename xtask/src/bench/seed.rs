@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use imggen_mock::{EntryKind, MockClock, MockConfig, Profile, RequestStats};
+use imggen_mock::{MockClock, MockConfig, Profile, RequestStats};
 
 use super::harness::{MockHost, TimeWarp};
 use super::polling::{SEED, SPEEDUP};
@@ -136,12 +136,7 @@ fn measure(configure: impl FnOnce() -> Command, out: &Path) -> Result<Measured, 
     }
     let stats = host.server().requests();
     let (creates, statuses, downloads, errors) = classify(&stats);
-    let charges = host
-        .server()
-        .ledger()
-        .iter()
-        .filter(|entry| entry.kind == EntryKind::Charge)
-        .count();
+    let charges = super::harness::charges(host.server());
     Ok(Measured {
         wall,
         creates,

@@ -10,8 +10,9 @@ use std::time::Instant;
 
 use imggen_core::ProviderId;
 use imggen_core::batch::{
-    self, BatchError, BatchInput, BatchOptions, BatchReport, BatchRunner, InputErrors, Journal,
+    BatchError, BatchOptions, BatchReport, BatchRunner, BatchSource, InputErrors, Journal,
     JournalError, LineError, RequestDefaults, RequestState, ResultLine, ResultStatus,
+    ResultSummary,
 };
 
 use crate::args::{BatchArgs, RequestSettings};
@@ -22,8 +23,8 @@ use crate::output::{
 };
 use crate::request::{option_arg, reference_arg};
 use crate::route::{
-    Route, Tuning, api_key_env, connect_emulator, connect_real, emulator_notice, every_provider,
-    key_set, start_emulator,
+    Route, Tuning, connect_emulator, connect_real, emulator_notice, every_provider, key_set,
+    start_emulator,
 };
 use crate::stdout;
 
@@ -106,12 +107,15 @@ async fn run(args: &BatchArgs, ctx: &Ctx, output: &mut BatchOutput) -> Result<Ra
     let settings = &args.settings;
     let route = Route::resolve(settings.provider, &settings.fallback, key_set)?;
     let defaults = request_defaults(settings, &route)?;
-    let mut input = batch::input::read(&args.file, &defaults).map_err(|error| {
+    // Read a line at a time by the runner (a batch of millions is never whole in memory);
+    // a file that cannot be opened is said before anything else is done.
+    std::fs::File::open(&args.file).map_err(|error| {
         Failure::usage(format!(
             "could not read the batch file {}: {error}",
             args.file.display()
         ))
     })?;
+    let source = BatchSource::file(&args.file, defaults);
 
     let mut options = BatchOptions::new(&args.waiting.out)
         .concurrency(args.concurrency)
@@ -153,7 +157,7 @@ async fn run(args: &BatchArgs, ctx: &Ctx, output: &mut BatchOutput) -> Result<Ra
         // The emulator speaks every built-in protocol: every line runs on it, whatever
         // provider it names, with that provider's own rules.
         Some(emulator) => connect_emulator(emulator, &every_provider(), tuning)?,
-        None => connect_real(&configured_providers(&mut input, &route), tuning)?,
+        None => connect_real(&configured_providers(&route), tuning)?,
     };
 
     let stopped_by_timeout = Arc::new(AtomicBool::new(false));
@@ -173,7 +177,7 @@ async fn run(args: &BatchArgs, ctx: &Ctx, output: &mut BatchOutput) -> Result<Ra
         .cancel(cancel)
         .on_event(move |event| events.update(&event.progress));
 
-    let result = BatchRunner::new(imggen, options).run(input).await;
+    let result = BatchRunner::new(imggen, options).run(source).await;
     bar.finish();
     if let Some(timer) = timer {
         timer.abort();
@@ -187,6 +191,13 @@ async fn run(args: &BatchArgs, ctx: &Ctx, output: &mut BatchOutput) -> Result<Ra
         Err(BatchError::InvalidInput(errors)) => {
             output.invalid = errors.lines.iter().map(InvalidLineOutput::from).collect();
             return Err(invalid_input(&errors, &args.file));
+        }
+        Err(BatchError::Read { path, source }) => {
+            return Err(Failure::usage(format!(
+                "could not read the batch file {}: {source}",
+                path.display()
+            ))
+            .into());
         }
         Err(error) => return Err(batch_failure(&error).into()),
     };
@@ -235,44 +246,15 @@ fn request_defaults(settings: &RequestSettings, route: &Route) -> Result<Request
 }
 
 /// The providers to configure: the command line's route (each must have its key, as for
-/// `generate`), and every other provider a line names whose key is set. A line that names a
-/// provider without a key becomes an invalid line, reported with its number.
-fn configured_providers(input: &mut BatchInput, route: &Route) -> Vec<ProviderId> {
+/// `generate`), and every other provider whose key is set. A line that names a provider
+/// without a key is an invalid line, reported with its number by imggen-core's check.
+fn configured_providers(route: &Route) -> Vec<ProviderId> {
     let mut providers = route.ids();
-    let mut kept = Vec::with_capacity(input.requests.len());
-    for request in std::mem::take(&mut input.requests) {
-        let unkeyed: Vec<ProviderId> = request
-            .providers
-            .iter()
-            .copied()
-            .filter(|provider| !providers.contains(provider) && !key_set(*provider))
-            .collect();
-        if unkeyed.is_empty() {
-            for provider in &request.providers {
-                if !providers.contains(provider) {
-                    providers.push(*provider);
-                }
-            }
-            kept.push(request);
-        } else {
-            let missing: Vec<String> = unkeyed
-                .iter()
-                .map(|provider| {
-                    format!("{provider} has no API key: set {}", api_key_env(*provider))
-                })
-                .collect();
-            input.invalid.push(LineError::new(
-                request.line,
-                Some(request.id.clone()),
-                format!(
-                    "{} (or leave it out of this line's provider and fallback)",
-                    missing.join("; ")
-                ),
-            ));
+    for provider in every_provider() {
+        if !providers.contains(&provider) && key_set(provider) {
+            providers.push(provider);
         }
     }
-    input.requests = kept;
-    input.invalid.sort_by_key(|error| error.line);
     providers
 }
 
@@ -286,31 +268,50 @@ fn check_emulated_resume(options: &BatchOptions) -> Result<(), Failure> {
         return Ok(());
     }
     let journal = Journal::open(&path).map_err(|error| batch_failure(&error.into()))?;
-    let entries = journal
-        .entries()
-        .map_err(|error| batch_failure(&error.into()))?;
+    // A page at a time: the journal may hold a million requests.
+    let mut stranded: Vec<String> = Vec::new();
+    let mut count = 0;
+    let states = [
+        RequestState::Submitting,
+        RequestState::Submitted,
+        RequestState::Unknown,
+        RequestState::Done,
+    ];
+    let mut after: Option<(usize, String)> = None;
+    loop {
+        let page = journal
+            .page(
+                &states,
+                after.as_ref().map(|(l, id)| (*l, id.as_str())),
+                1_000,
+            )
+            .map_err(|error| batch_failure(&error.into()))?;
+        let Some(last) = page.last() else { break };
+        after = Some((last.line, last.id.clone()));
+        for entry in &page {
+            let waits = entry.state != RequestState::Done
+                || entry
+                    .files()
+                    .iter()
+                    .any(|file| !options.out_dir.join(file).exists());
+            if waits {
+                count += 1;
+                if stranded.len() < 5 {
+                    stranded.push(entry_label(entry.line, &entry.id));
+                }
+            }
+        }
+    }
     // Closes the journal (and its lock) before the run opens it again.
     drop(journal);
-    let stranded: Vec<String> = entries
-        .iter()
-        .filter(|entry| match entry.state {
-            RequestState::Submitting | RequestState::Submitted | RequestState::Unknown => true,
-            RequestState::Done => entry
-                .files()
-                .iter()
-                .any(|file| !options.out_dir.join(file).exists()),
-            _ => false,
-        })
-        .map(|entry| entry_label(entry.line, &entry.id))
-        .collect();
     if stranded.is_empty() {
         return Ok(());
     }
     Err(Failure::usage(format!(
         "the journal {} has {} with tasks still to collect or of unknown outcome ({}), and this run would use the built-in emulator, which cannot know them (an earlier run's emulator stopped with it); nothing was sent",
         path.display(),
-        plural(stranded.len(), "request"),
-        shorten(&stranded, 5),
+        plural(count, "request"),
+        shorten(&stranded, count),
     ))
     .provider("mock")
     .hint("to start the batch over on the emulator, use another --out directory (or delete the journal); tasks a real provider made are collected by running with its API key set"))
@@ -320,28 +321,23 @@ fn check_emulated_resume(options: &BatchOptions) -> Result<(), Failure> {
 /// by `--skip-invalid` aside). When several apply, the first of these wins: an unknown
 /// outcome (money may be at stake), a stopped run or unfinished tasks (run again to collect
 /// them), requests refused before anything was charged, failed requests.
-pub(crate) fn verdict(results: &[ResultLine], stop: Option<Stop>) -> Option<Category> {
-    let count = |status: ResultStatus| results.iter().filter(|l| l.status == status).count();
-    let pending: Vec<&ResultLine> = results
-        .iter()
-        .filter(|line| line.status == ResultStatus::Pending)
-        .collect();
-    let waiting = pending.iter().filter(|l| !l.task_ids.is_empty()).count();
-    if count(ResultStatus::Unknown) > 0 {
+pub(crate) fn verdict(summary: &ResultSummary, stop: Option<Stop>) -> Option<Category> {
+    let pending = summary.pending;
+    if summary.unknown > 0 {
         return Some(Category::OutcomeUnknown);
     }
     match stop {
-        Some(Stop::Interrupted) if !pending.is_empty() => return Some(Category::Cancelled),
-        Some(Stop::Deadline) if !pending.is_empty() => return Some(Category::Deadline),
+        Some(Stop::Interrupted) if pending > 0 => return Some(Category::Cancelled),
+        Some(Stop::Deadline) if pending > 0 => return Some(Category::Deadline),
         _ => {}
     }
-    if waiting > 0 {
+    if summary.waiting > 0 {
         return Some(Category::Deadline);
     }
-    if !pending.is_empty() {
+    if pending > 0 {
         return Some(Category::Refused);
     }
-    if count(ResultStatus::Failed) > 0 {
+    if summary.failed > 0 {
         return Some(Category::Failed);
     }
     None
@@ -355,7 +351,8 @@ fn outcome(ran: &Ran) -> Option<Outcome> {
         emulated,
     } = ran;
     let stop = *stop;
-    let category = verdict(&report.results, stop)?;
+    let summary = &report.summary;
+    let category = verdict(summary, stop)?;
     // The next run cannot collect what the emulator made: it stopped with this one.
     let carry_on = if *emulated {
         "the built-in emulator stopped with this run, so its tasks cannot be collected; to run the batch again on it, use another --out directory"
@@ -363,13 +360,9 @@ fn outcome(ran: &Ran) -> Option<Outcome> {
         "run the same command again to carry on: what was sent is waited on, never sent twice"
     };
     let results = report.results_path.display().to_string();
+    // The first lines of each kind (every one is in results.jsonl).
     let with = |status: ResultStatus, tasks: Option<bool>| -> Vec<&ResultLine> {
-        report
-            .results
-            .iter()
-            .filter(|line| line.status == status)
-            .filter(|line| tasks.is_none_or(|has| line.task_ids.is_empty() != has))
-            .collect()
+        summary.examples(status, tasks).collect()
     };
     let first_error = |lines: &[&ResultLine]| {
         lines
@@ -379,7 +372,7 @@ fn outcome(ran: &Ran) -> Option<Outcome> {
             .unwrap_or_default()
     };
     let pending = with(ResultStatus::Pending, None);
-    let (failure, listed) = match category {
+    let (failure, listed, listed_count) = match category {
         Category::OutcomeUnknown => {
             let count = report.unknown.len();
             let mut failure = Failure::new(
@@ -418,7 +411,7 @@ fn outcome(ran: &Ran) -> Option<Outcome> {
                 category,
                 format!(
                     "{why} with {} not finished{}",
-                    plural(pending.len(), "request"),
+                    plural(summary.pending, "request"),
                     if *emulated {
                         ""
                     } else {
@@ -439,25 +432,25 @@ fn outcome(ran: &Ran) -> Option<Outcome> {
                 category,
                 format!(
                     "{} not finished{}",
-                    plural_as(waiting.len(), "request is", "requests are"),
+                    plural_as(summary.waiting, "request is", "requests are"),
                     first_error(&waiting)
                 ),
             )
             .hint(carry_on);
             failure.facts.may_have_been_charged = true;
-            (failure, waiting)
+            (failure, waiting, summary.waiting)
         }
         Category::Refused => {
             let failure = Failure::new(
                 category,
                 format!(
                     "{} not sent, or refused with nothing charged{}",
-                    plural_as(pending.len(), "request was", "requests were"),
+                    plural_as(summary.pending, "request was", "requests were"),
                     first_error(&pending)
                 ),
             )
             .hint("fix the cause, then run the same command again: only the requests not yet done are sent");
-            (failure, pending)
+            (failure, pending, summary.pending)
         }
         _ => {
             let failed = with(ResultStatus::Failed, None);
@@ -465,12 +458,12 @@ fn outcome(ran: &Ran) -> Option<Outcome> {
                 category,
                 format!(
                     "{} of {} failed (providers refund failed tasks)",
-                    failed.len(),
-                    plural(report.results.len(), "request")
+                    summary.failed,
+                    plural(summary.total, "request")
                 ),
             )
             .hint("running the batch again does not resend a failed request; to try again, put those lines in a new batch file with another --out");
-            (failure, failed)
+            (failure, failed, summary.failed)
         }
     };
     let mut details: Vec<String> = listed
@@ -484,10 +477,10 @@ fn outcome(ran: &Ran) -> Option<Outcome> {
             )
         })
         .collect();
-    if listed.len() > MAX_DETAIL_LINES {
+    if listed_count > details.len() {
         details.push(format!(
             "  … and {} more in {results}",
-            listed.len() - MAX_DETAIL_LINES
+            listed_count - details.len()
         ));
     }
     Some(Outcome { failure, details })
@@ -541,7 +534,7 @@ fn batch_failure(error: &BatchError) -> Failure {
 
 /// The summary object, from the report.
 fn fill(output: &mut BatchOutput, report: &BatchReport) {
-    output.total = report.results.len();
+    output.total = report.summary.total;
     output.counts = BatchCounts {
         done: report.count(ResultStatus::Done),
         failed: report.count(ResultStatus::Failed),
@@ -555,13 +548,12 @@ fn fill(output: &mut BatchOutput, report: &BatchReport) {
     output.skipped_done = report.skipped_done;
     output.unknown = report.unknown.iter().map(UnknownOutput::from).collect();
     output.invalid = report
-        .results
+        .skipped
         .iter()
-        .filter(|line| line.status == ResultStatus::SkippedInvalid)
-        .map(|line| InvalidLineOutput {
-            line: line.line,
-            id: Some(line.id.clone()),
-            problem: line.error.clone().unwrap_or_default(),
+        .map(|error| InvalidLineOutput {
+            line: error.line,
+            id: Some(error.id.clone().unwrap_or_else(|| error.line.to_string())),
+            problem: error.problem.clone(),
         })
         .collect();
     output.adopted.clone_from(&report.adopted);
@@ -589,7 +581,7 @@ fn summary(report: &BatchReport, started: Instant) -> String {
     }
     format!(
         "imggen: {}: {}; cost {}; {:.1}s",
-        plural(report.results.len(), "request"),
+        plural(report.summary.total, "request"),
         parts.join(", "),
         report.cost(),
         started.elapsed().as_secs_f64()
@@ -618,18 +610,13 @@ fn plural_as(count: usize, one: &str, many: &str) -> String {
     }
 }
 
-/// The first `max` items, and how many more.
-fn shorten(items: &[String], max: usize) -> String {
-    let shown = items
-        .iter()
-        .take(max)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ");
-    if items.len() > max {
-        format!("{shown} and {} more", items.len() - max)
+/// The items shown, and how many more of `total` there are.
+fn shorten(shown: &[String], total: usize) -> String {
+    let text = shown.join(", ");
+    if total > shown.len() {
+        format!("{text} and {} more", total - shown.len())
     } else {
-        shown
+        text
     }
 }
 
@@ -644,6 +631,19 @@ mod tests {
             "task_ids": task_ids, "files": [], "cost": {"usd": "0", "credits": 0}, "error": null
         }))
         .unwrap()
+    }
+
+    /// The summary of these lines, as the runner counts them while writing results.jsonl.
+    fn summary_of(lines: &[ResultLine]) -> ResultSummary {
+        let mut summary = ResultSummary::default();
+        for line in lines {
+            summary.add(line);
+        }
+        summary
+    }
+
+    fn verdict(lines: &[ResultLine], stop: Option<Stop>) -> Option<Category> {
+        super::verdict(&summary_of(lines), stop)
     }
 
     #[test]
@@ -705,6 +705,7 @@ mod tests {
         assert_eq!(plural(1, "request"), "1 request");
         assert_eq!(plural(2, "invalid line"), "2 invalid lines");
         let ids: Vec<String> = (1..=7).map(|i| i.to_string()).collect();
-        assert_eq!(shorten(&ids, 5), "1, 2, 3, 4, 5 and 2 more");
+        assert_eq!(shorten(&ids[..5], 7), "1, 2, 3, 4, 5 and 2 more");
+        assert_eq!(shorten(&ids[..2], 2), "1, 2");
     }
 }

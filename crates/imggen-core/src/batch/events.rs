@@ -63,6 +63,23 @@ impl Progress {
 // time and dropped, so boxing would only add an allocation per event.
 #[allow(clippy::large_enum_variant)]
 pub enum BatchEventKind {
+    /// Every line was read and checked (nothing is sent before): how many can run, and how
+    /// many cannot (the run goes on only with [`BatchOptions::skip_invalid`](super::BatchOptions::skip_invalid)).
+    Checked {
+        /// Lines that can run.
+        requests: usize,
+        /// Lines that cannot.
+        invalid: usize,
+    },
+    /// Every line that can run is in the journal.
+    Journaled {
+        /// Requests the journal did not have.
+        added: usize,
+        /// Requests it had, unchanged.
+        kept: usize,
+        /// Requests it had with nothing paid, replaced by the line's new content.
+        replaced: usize,
+    },
     /// The journal is read and the run begins.
     Started,
     /// A create is about to be sent (journaled first).
@@ -117,7 +134,7 @@ pub enum BatchEventKind {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct BatchEvent {
-    /// The request it is about (none for `Started` and `Finished`).
+    /// The request it is about (none for `Checked`, `Journaled`, `Started` and `Finished`).
     pub id: Option<String>,
     /// Its line.
     pub line: Option<usize>,

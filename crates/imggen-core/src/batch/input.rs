@@ -514,7 +514,7 @@ fn option_text(value: &Value) -> Option<String> {
     }
 }
 
-fn parse_line(
+pub(super) fn parse_line(
     raw: &str,
     line: usize,
     defaults: &RequestDefaults,

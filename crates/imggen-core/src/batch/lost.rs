@@ -58,17 +58,11 @@ impl Run {
         if let Some(provider) = entry.provider {
             return vec![provider];
         }
-        let route = if entry.providers.is_empty() {
-            self.item(&entry.id)
-                .map(|item| item.request.providers.clone())
-                .unwrap_or_default()
-        } else {
-            entry.providers.clone()
-        };
+        let route = &entry.providers;
         if route.is_empty() {
             self.imggen.providers().into_iter().take(1).collect()
         } else {
-            route
+            route.clone()
         }
     }
 
@@ -356,6 +350,7 @@ mod tests {
             attempts: 1,
             submitting_at: Some(at(0)),
             updated_at: at(0),
+            listing: 1,
             tasks: Vec::new(),
         };
         let grace = Duration::from_secs(90);

@@ -1,18 +1,19 @@
-//! Batches that survive a crash without paying twice: hundreds or thousands of requests, each
-//! journaled in SQLite before and after every paid step, run with bounded concurrency, and
-//! resumed by running the same batch again.
+//! Batches that survive a crash without paying twice: up to millions of requests, each
+//! journaled in SQLite before and after every paid step, run with bounded concurrency in
+//! constant memory, and resumed by running the same batch again.
 //!
 //! ```no_run
 //! use imggen_core::Imggen;
-//! use imggen_core::batch::{self, BatchOptions, BatchRunner, RequestDefaults};
+//! use imggen_core::batch::{BatchOptions, BatchRunner, BatchSource, RequestDefaults};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let imggen = Imggen::from_env()?;
-//! let input = batch::input::read("prompts.jsonl".as_ref(), &RequestDefaults::new())?;
+//! // Read a line at a time when the batch runs; `BatchInput` (requests in memory) works too.
+//! let source = BatchSource::file("prompts.jsonl", RequestDefaults::new());
 //! let options = BatchOptions::new("out")
 //!     .concurrency(16)
 //!     .on_event(|event| eprintln!("{:?} {:?}", event.kind, event.progress));
-//! let report = BatchRunner::new(imggen, options).run(input).await?;
+//! let report = BatchRunner::new(imggen, options).run(source).await?;
 //! println!("{} done, {} failed, cost {}", report.progress.done, report.progress.failed, report.cost());
 //! for unknown in &report.unknown {
 //!     eprintln!("{} may have been charged: {}", unknown.id, unknown.reason);
@@ -20,11 +21,17 @@
 //! # Ok(()) }
 //! ```
 //!
-//! - **Input** ([`input`]): one JSON request per line, merged over [`RequestDefaults`]; every
-//!   invalid line is reported with its number before anything is sent
-//!   ([`BatchError::InvalidInput`]), unless [`BatchOptions::skip_invalid`]. Before anything is
-//!   sent, every request is also planned against its providers, so a ratio a provider cannot
-//!   make is an invalid line too.
+//! - **Input** ([`input`], [`BatchSource`]): one JSON request per line, merged over
+//!   [`RequestDefaults`]; every invalid line is reported with its number before anything is
+//!   sent ([`BatchError::InvalidInput`]), unless [`BatchOptions::skip_invalid`]. Before
+//!   anything is sent, every request is also planned against its providers, so a ratio a
+//!   provider cannot make is an invalid line too.
+//! - **Memory** stays flat however long the file: it is read a line at a time — once to check
+//!   every line (repeated ids are found from a 12-byte hash per line), once to journal them in
+//!   transactions of 2,000 — and the runner takes the journal a page at a time, with at most
+//!   twice the concurrency of steps in hand. Only invalid lines and requests of unknown
+//!   outcome are kept whole, for the report. [`BatchEventKind::Checked`] and
+//!   [`BatchEventKind::Journaled`] mark the two passes.
 //! - **Journal** ([`journal`]): `DIR/imggen-journal.sqlite` by default. A request is written
 //!   `submitting` before its create is sent, each task the moment its create answers, and
 //!   `submitted`, `done` or `failed` after. WAL, synced on every commit, one transaction per
@@ -40,8 +47,9 @@
 //!   [`BatchOptions::resubmit_unknown`] — it may already be paid for. A create whose answer is
 //!   lost during a run is settled the same way, at once.
 //! - **Results**: `DIR/results.jsonl` ([`results`]), one line per request in input order,
-//!   regenerated from the journal and written atomically at the end of every run. Images go
-//!   to `DIR`, named after their task.
+//!   regenerated from the journal a page at a time and written atomically at the end of every
+//!   run; the report keeps its counts and first lines of each kind ([`ResultSummary`]). Images
+//!   go to `DIR`, named after their task.
 //! - **Progress**: [`BatchOptions::on_event`] receives every [`BatchEvent`] with running totals
 //!   ([`Progress`]: done, failed, in flight, cost so far, and an ETA).
 
@@ -57,6 +65,7 @@ mod report;
 mod run;
 mod runner;
 mod settle;
+mod source;
 mod submit;
 
 use std::collections::HashMap;
@@ -71,15 +80,16 @@ use crate::{CancellationToken, Cost, Imggen};
 
 pub use input::{BatchInput, BatchRequest, InputErrors, LineError, RequestDefaults};
 pub use journal::{
-    DEFAULT_JOURNAL_NAME, Journal, JournalEntry, JournalError, JournalTask, RequestState,
+    DEFAULT_JOURNAL_NAME, Journal, JournalEntry, JournalError, JournalTask, RequestState, Tally,
     TaskOutcome,
 };
-pub use results::{RESULTS_FILE, ResultLine, ResultStatus};
+pub use results::{RESULTS_FILE, ResultLine, ResultStatus, ResultSummary};
 
 pub use events::{BatchEvent, BatchEventKind, Progress};
 pub use options::{BatchOptions, DEFAULT_CONCURRENCY, DEFAULT_RECONCILE_GRACE, EventCallback};
 pub use report::{BatchError, BatchReport, UnknownRequest};
 pub use runner::BatchRunner;
+pub use source::BatchSource;
 
 const ORPHAN_NOT_SENT: &str =
     "no longer in the batch file: not sent (tasks it already has are still collected)";
@@ -113,15 +123,6 @@ enum Reconciled {
     Unknown,
 }
 
-/// A request of this run.
-#[derive(Debug)]
-struct Item {
-    request: BatchRequest,
-    /// Journaled, but no longer in the batch file: its paid tasks are collected, nothing new
-    /// is sent for it.
-    orphan: bool,
-}
-
 /// Where a request stands for the progress totals.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Category {
@@ -133,9 +134,18 @@ enum Category {
     Pending,
 }
 
+/// A request a step was started for in this run, until it settles.
+#[derive(Debug)]
+struct Live {
+    line: usize,
+    category: Category,
+    cost: Cost,
+}
+
+/// The running totals: counters, and the few requests in flight — not a row per request.
 #[derive(Debug, Default)]
 struct Tracker {
-    rows: HashMap<String, (Category, Cost)>,
+    live: HashMap<String, Live>,
     progress: Progress,
 }
 
@@ -146,7 +156,47 @@ fn minus(a: Cost, b: Cost) -> Cost {
     }
 }
 
+/// Where a journaled request stands for the totals when a run starts.
+fn category_at_start(state: RequestState, listed: bool) -> Category {
+    match state {
+        RequestState::Done => Category::Done,
+        RequestState::Failed => Category::Failed,
+        // No longer in the batch file: nothing is sent for it.
+        RequestState::Planned if !listed => Category::Pending,
+        _ => Category::Queued,
+    }
+}
+
 impl Tracker {
+    /// The totals of a journal's tally (the same as reading every row).
+    fn from_tally(tally: &Tally) -> Tracker {
+        let mut tracker = Tracker::default();
+        for &(state, listed, count) in &tally.counts {
+            *tracker.counter(category_at_start(state, listed)) += count;
+            tracker.progress.total += count;
+        }
+        tracker.progress.cost = tally.cost;
+        tracker
+    }
+
+    /// The totals at the end of a run: nothing is queued or in flight any more.
+    fn finished(tally: &Tally, finished_before: usize) -> Progress {
+        let count = |states: &[RequestState]| -> usize {
+            states.iter().map(|state| tally.count(*state, None)).sum()
+        };
+        Progress {
+            total: tally.total(),
+            done: count(&[RequestState::Done]),
+            failed: count(&[RequestState::Failed]),
+            unknown: count(&[RequestState::Submitting, RequestState::Unknown]),
+            pending: count(&[RequestState::Planned, RequestState::Submitted]),
+            in_flight: 0,
+            queued: 0,
+            finished_before,
+            cost: tally.cost,
+        }
+    }
+
     fn counter(&mut self, category: Category) -> &mut usize {
         let progress = &mut self.progress;
         match category {
@@ -159,27 +209,60 @@ impl Tracker {
         }
     }
 
+    /// Starts following a request already counted (by the tally) as `category`.
+    fn follow(&mut self, id: &str, line: usize, category: Category, cost: Cost) {
+        self.live.insert(
+            id.to_owned(),
+            Live {
+                line,
+                category,
+                cost,
+            },
+        );
+    }
+
+    /// The line of a request followed.
+    fn line(&self, id: &str) -> Option<usize> {
+        self.live.get(id).map(|live| live.line)
+    }
+
     fn set(&mut self, id: &str, category: Category, cost: Cost) {
-        match self.rows.insert(id.to_owned(), (category, cost)) {
-            Some((old, old_cost)) => {
-                let counter = self.counter(old);
-                *counter = counter.saturating_sub(1);
-                self.progress.cost = minus(self.progress.cost, old_cost);
+        let (old, old_cost) = match self.live.get_mut(id) {
+            Some(live) => (
+                Some(std::mem::replace(&mut live.category, category)),
+                std::mem::replace(&mut live.cost, cost),
+            ),
+            None => {
+                self.follow(id, 0, category, cost);
+                self.progress.total += 1;
+                (None, Cost::ZERO)
             }
-            None => self.progress.total += 1,
+        };
+        if let Some(old) = old {
+            let counter = self.counter(old);
+            *counter = counter.saturating_sub(1);
         }
+        self.progress.cost = minus(self.progress.cost, old_cost);
         *self.counter(category) += 1;
         self.progress.cost = self.progress.cost + cost;
     }
 
     fn set_category(&mut self, id: &str, category: Category) {
-        let cost = self.rows.get(id).map_or(Cost::ZERO, |(_, cost)| *cost);
+        let cost = self.live.get(id).map_or(Cost::ZERO, |live| live.cost);
         self.set(id, category, cost);
     }
 
     fn set_cost(&mut self, id: &str, cost: Cost) {
-        let category = self.rows.get(id).map_or(Category::InFlight, |(c, _)| *c);
+        let category = self
+            .live
+            .get(id)
+            .map_or(Category::InFlight, |live| live.category);
         self.set(id, category, cost);
+    }
+
+    /// Stops following a request that has settled: its totals stay counted.
+    fn release(&mut self, id: &str) {
+        self.live.remove(id);
     }
 }
 
@@ -189,7 +272,9 @@ struct Run {
     options: BatchOptions,
     out_dir: PathBuf,
     journal: Arc<Journal>,
-    items: HashMap<String, Item>,
+    /// This run's listing: a journaled request with another one is no longer in the batch
+    /// file — its paid tasks are collected, nothing new is sent for it.
+    listing: u64,
     slots: Semaphore,
     /// Held shared by every submission while its creates are in flight, and exclusively while
     /// a provider's task list is read for a lost create: a task of a create still in flight

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::{InputErrors, JournalError, Progress, ResultLine, ResultStatus};
+use super::results::ResultSummary;
+use super::{InputErrors, JournalError, LineError, Progress, ResultLine, ResultStatus};
 use crate::Cost;
 use crate::provider::ProviderId;
 
@@ -36,8 +37,11 @@ pub struct UnknownRequest {
 #[derive(Clone, Debug, Serialize)]
 #[non_exhaustive]
 pub struct BatchReport {
-    /// One line per request, as written to `results.jsonl`.
-    pub results: Vec<ResultLine>,
+    /// The counts of `results.jsonl`, and its first lines of each kind that is not done
+    /// (every line is in the file: a batch of a million is not held in memory).
+    pub summary: ResultSummary,
+    /// The invalid lines the run went on without ([`BatchOptions::skip_invalid`](super::BatchOptions::skip_invalid)).
+    pub skipped: Vec<LineError>,
     /// Where `results.jsonl` is.
     pub results_path: PathBuf,
     /// Where the journal is.
@@ -57,22 +61,22 @@ pub struct BatchReport {
 impl BatchReport {
     /// Requests with this status.
     pub fn count(&self, status: ResultStatus) -> usize {
-        self.results
-            .iter()
-            .filter(|line| line.status == status)
-            .count()
+        self.summary.count(status)
     }
 
     /// What the batch cost, over every run.
     pub fn cost(&self) -> Cost {
-        self.results.iter().map(|line| line.cost).sum()
+        self.summary.cost
     }
 
     /// Whether every request is done.
     pub fn is_complete(&self) -> bool {
-        self.results
-            .iter()
-            .all(|line| line.status == ResultStatus::Done)
+        self.summary.done == self.summary.total
+    }
+
+    /// Every line of `results.jsonl`, read back from the file.
+    pub fn read_results(&self) -> std::io::Result<Vec<ResultLine>> {
+        super::results::read(&self.results_path)
     }
 }
 
@@ -87,6 +91,15 @@ pub enum BatchError {
     /// journal; a handle that could not be journaled is logged at error level.
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// The batch file could not be read; nothing was sent.
+    #[error("could not read the batch file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        #[source]
+        source: std::io::Error,
+    },
     /// A file could not be written.
     #[error("could not write {}: {source}", path.display())]
     Io {

@@ -1,5 +1,6 @@
 //! `results.jsonl`: one line per request of the batch, in input order, regenerated from the
-//! journal at the end of every run (so it is complete after a resume) and written atomically.
+//! journal at the end of every run (so it is complete after a resume) and written atomically,
+//! a page of the journal at a time (a million lines are never in memory).
 //!
 //! ```text
 //! {"id":"1","line":1,"status":"done","provider":"runblob","task_ids":["dc62d83d-…"],"files":["dc62d83d-…-1.png"],"cost":{"usd":"0.0123","credits":0},"error":null}
@@ -19,7 +20,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::batch::input::LineError;
-use crate::batch::journal::{JournalEntry, RequestState};
+
+use crate::batch::journal::{Journal, JournalEntry, RequestState};
 use crate::cost::Cost;
 use crate::provider::ProviderId;
 
@@ -122,7 +124,7 @@ impl ResultLine {
     /// The line of an invalid line that was skipped.
     pub fn skipped(error: &LineError) -> Self {
         ResultLine {
-            id: error.id.clone().unwrap_or_else(|| error.line.to_string()),
+            id: skipped_id(error),
             line: error.line,
             status: ResultStatus::SkippedInvalid,
             provider: None,
@@ -132,17 +134,6 @@ impl ResultLine {
             error: Some(error.problem.clone()),
         }
     }
-}
-
-/// The lines, in line order: every journaled request and every skipped line.
-pub fn lines(entries: &[JournalEntry], skipped: &[LineError]) -> Vec<ResultLine> {
-    let mut lines: Vec<ResultLine> = entries
-        .iter()
-        .map(ResultLine::of_entry)
-        .chain(skipped.iter().map(ResultLine::skipped))
-        .collect();
-    lines.sort_by(|a, b| a.line.cmp(&b.line).then_with(|| a.id.cmp(&b.id)));
-    lines
 }
 
 /// The file's text: one JSON object per line.
@@ -168,17 +159,133 @@ pub fn read(path: &Path) -> std::io::Result<Vec<ResultLine>> {
         .collect()
 }
 
-/// Writes the file atomically: whole or not at all, even if the process dies meanwhile.
-pub(crate) async fn write(
+/// Lines of each kind that is not done kept in a [`ResultSummary`], for messages.
+pub const EXAMPLES: usize = 20;
+
+/// The counts of `results.jsonl`, taken as it is written, with its first lines of each kind
+/// that needs attention: what a report holds instead of every line.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct ResultSummary {
+    /// Lines.
+    pub total: usize,
+    /// Requests done.
+    pub done: usize,
+    /// Requests failed.
+    pub failed: usize,
+    /// Requests of unknown outcome.
+    pub unknown: usize,
+    /// Requests not finished.
+    pub pending: usize,
+    /// Of those, requests with tasks (paid for, still to collect).
+    pub waiting: usize,
+    /// Invalid lines skipped.
+    pub skipped_invalid: usize,
+    /// What the batch cost, over every run.
+    pub cost: Cost,
+    /// The first [`EXAMPLES`] lines of each status but `done` (pending ones with tasks and
+    /// without counted apart), in line order.
+    pub examples: Vec<ResultLine>,
+}
+
+impl ResultSummary {
+    /// Lines with this status.
+    pub fn count(&self, status: ResultStatus) -> usize {
+        match status {
+            ResultStatus::Done => self.done,
+            ResultStatus::Failed => self.failed,
+            ResultStatus::Unknown => self.unknown,
+            ResultStatus::Pending => self.pending,
+            ResultStatus::SkippedInvalid => self.skipped_invalid,
+        }
+    }
+
+    /// The kept lines with this status (`tasks`: only those with tasks, or only those
+    /// without).
+    pub fn examples(
+        &self,
+        status: ResultStatus,
+        tasks: Option<bool>,
+    ) -> impl Iterator<Item = &ResultLine> {
+        self.examples.iter().filter(move |line| {
+            line.status == status && tasks.is_none_or(|has| line.task_ids.is_empty() != has)
+        })
+    }
+
+    /// Counts a line, and keeps it when it is among the first of its kind.
+    pub fn add(&mut self, line: &ResultLine) {
+        self.total += 1;
+        self.cost = self.cost + line.cost;
+        let has_tasks = !line.task_ids.is_empty();
+        match line.status {
+            ResultStatus::Done => {
+                self.done += 1;
+                return;
+            }
+            ResultStatus::Failed => self.failed += 1,
+            ResultStatus::Unknown => self.unknown += 1,
+            ResultStatus::Pending => {
+                self.pending += 1;
+                self.waiting += usize::from(has_tasks);
+            }
+            ResultStatus::SkippedInvalid => self.skipped_invalid += 1,
+        }
+        if self.examples(line.status, Some(has_tasks)).count() < EXAMPLES {
+            self.examples.push(line.clone());
+        }
+    }
+}
+
+/// Requests read from the journal at a time while writing the file.
+const PAGE: usize = 1_000;
+
+/// Writes the file atomically from the journal, a page at a time, with the `skipped` lines
+/// (in line order) in their places: whole or not at all, even if the process dies meanwhile.
+pub(crate) fn write_from_journal(
     dir: &Path,
-    lines: &[ResultLine],
-) -> Result<std::path::PathBuf, imggen_http::fs::WriteError> {
-    imggen_http::fs::write_atomically_async(
-        dir.to_path_buf(),
-        RESULTS_FILE.to_owned(),
-        to_jsonl(lines),
-    )
-    .await
+    journal: &Journal,
+    skipped: &[LineError],
+) -> Result<(std::path::PathBuf, ResultSummary), imggen_http::fs::WriteError> {
+    let mut summary = ResultSummary::default();
+    let path = imggen_http::fs::write_atomically_with(dir, RESULTS_FILE, |out| {
+        let mut write = |line: &ResultLine| -> std::io::Result<()> {
+            serde_json::to_writer(&mut *out, line)?;
+            out.write_all(b"\n")?;
+            summary.add(line);
+            Ok(())
+        };
+        let mut skipped = skipped.iter().peekable();
+        let mut after: Option<(usize, String)> = None;
+        loop {
+            let page = journal
+                .page(
+                    &[],
+                    after.as_ref().map(|(line, id)| (*line, id.as_str())),
+                    PAGE,
+                )
+                .map_err(std::io::Error::other)?;
+            let Some(last) = page.last() else { break };
+            after = Some((last.line, last.id.clone()));
+            for entry in &page {
+                while let Some(error) = skipped.next_if(|error| {
+                    (error.line, skipped_id(error).as_str()) < (entry.line, entry.id.as_str())
+                }) {
+                    write(&ResultLine::skipped(error))?;
+                }
+                write(&ResultLine::of_entry(entry))?;
+            }
+        }
+        for error in skipped {
+            write(&ResultLine::skipped(error))?;
+        }
+        Ok(())
+    })?;
+    Ok((path, summary))
+}
+
+/// The id a skipped line is listed under.
+fn skipped_id(error: &LineError) -> String {
+    error.id.clone().unwrap_or_else(|| error.line.to_string())
 }
 
 #[cfg(test)]

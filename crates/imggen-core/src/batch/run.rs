@@ -5,8 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    BatchEvent, BatchEventKind, Category, Item, JournalEntry, JournalError, Progress, Run, Step,
-    lock,
+    BatchEvent, BatchEventKind, Category, JournalEntry, JournalError, Progress, Run, Step, lock,
 };
 
 impl Run {
@@ -18,9 +17,7 @@ impl Run {
         let Some(callback) = &self.options.on_event else {
             return;
         };
-        let line = id
-            .and_then(|id| self.items.get(id))
-            .map(|item| item.request.line);
+        let line = id.and_then(|id| lock(&self.tracker).line(id));
         let event = BatchEvent {
             id: id.map(str::to_owned),
             line,
@@ -39,8 +36,10 @@ impl Run {
             })
     }
 
-    pub(super) fn item(&self, id: &str) -> Option<&Item> {
-        self.items.get(id)
+    /// Whether the batch file no longer holds the request (this run's listing did not find
+    /// it): what it paid for is collected, nothing new is sent for it.
+    pub(super) fn is_orphan(&self, entry: &JournalEntry) -> bool {
+        entry.listing != self.listing
     }
 
     /// Runs one request's step inside a slot, and accounts for where it ends.

@@ -1,17 +1,20 @@
-//! The runner: checks every line before anything is sent, reads the journal, and runs each
-//! request's next step with bounded concurrency.
+//! The runner: checks every line before anything is sent, journals them in chunks, and runs
+//! each request's next step with bounded concurrency, taking the journal a page at a time.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt as _, StreamExt as _};
 use tokio::sync::{RwLock, Semaphore};
 
+use super::journal::Planned;
+use super::source::{DuplicateIds, Line};
 use super::{
-    BatchError, BatchEventKind, BatchInput, BatchOptions, BatchReport, BatchRequest, Category,
-    InputErrors, Item, Journal, JournalError, LineError, ORPHAN_NOT_SENT, RequestState, Run, Step,
-    Tracker, UNKNOWN_AFTER_STOP, UnknownRequest, collect, lock, results,
+    BatchError, BatchEvent, BatchEventKind, BatchInput, BatchOptions, BatchReport, BatchRequest,
+    BatchSource, InputErrors, Journal, JournalEntry, JournalError, LineError, ORPHAN_NOT_SENT,
+    Progress, RequestState, Run, Step, Tracker, UNKNOWN_AFTER_STOP, UnknownRequest, collect, lock,
+    results,
 };
 use crate::handle::{self};
 use crate::plan::PlanOptions;
@@ -43,58 +46,63 @@ impl BatchRunner {
         input
             .requests
             .iter()
-            .filter_map(|request| {
-                let invalid = |problem: String| {
-                    Some(LineError::new(
-                        request.line,
-                        Some(request.id.clone()),
-                        problem,
-                    ))
-                };
-                let route = self.route(&request.providers);
-                if route.is_empty() {
-                    return invalid("no provider is configured".to_owned());
-                }
-                let mut problems = Vec::new();
-                let servable = route.iter().any(|provider| {
-                    let found = match self.imggen.provider(*provider) {
-                        Ok(found) => found,
-                        Err(error) => {
-                            problems.push(error.to_string());
-                            return false;
-                        }
-                    };
-                    match found.plan(&request.request, self.plan_options()) {
-                        Ok(_) => true,
-                        Err(error) => {
-                            problems.push(error.to_string());
-                            false
-                        }
-                    }
-                });
-                if !servable {
-                    return invalid(problems.join("; "));
-                }
-                // A reference file that cannot be read would fail its line only once earlier
-                // lines were paid for: every one is opened now.
-                let unreadable: Vec<String> = request
-                    .request
-                    .references
-                    .iter()
-                    .filter_map(|reference| match reference {
-                        crate::Reference::File(path) => std::fs::File::open(path)
-                            .err()
-                            .map(|error| format!("reference file {}: {error}", path.display())),
-                        _ => None,
-                    })
-                    .collect();
-                if unreadable.is_empty() {
-                    None
-                } else {
-                    invalid(unreadable.join("; "))
-                }
-            })
+            .filter_map(|request| self.check_request(request))
             .collect()
+    }
+
+    /// Why a request cannot run, when it cannot: see [`check`](Self::check).
+    fn check_request(&self, request: &BatchRequest) -> Option<LineError> {
+        let invalid = |problem: String| {
+            Some(LineError::new(
+                request.line,
+                Some(request.id.clone()),
+                problem,
+            ))
+        };
+        let route = self.route(&request.providers);
+        if route.is_empty() {
+            return invalid("no provider is configured".to_owned());
+        }
+        let mut problems = Vec::new();
+        let servable = route.iter().any(|provider| {
+            let found = match self.imggen.provider(*provider) {
+                Ok(found) => found,
+                Err(error) => {
+                    problems.push(format!(
+                        "{error} (or leave {provider} out of this line's provider and fallback)"
+                    ));
+                    return false;
+                }
+            };
+            match found.plan(&request.request, self.plan_options()) {
+                Ok(_) => true,
+                Err(error) => {
+                    problems.push(error.to_string());
+                    false
+                }
+            }
+        });
+        if !servable {
+            return invalid(problems.join("; "));
+        }
+        // A reference file that cannot be read would fail its line only once earlier lines
+        // were paid for: every one is opened now.
+        let unreadable: Vec<String> = request
+            .request
+            .references
+            .iter()
+            .filter_map(|reference| match reference {
+                crate::Reference::File(path) => std::fs::File::open(path)
+                    .err()
+                    .map(|error| format!("reference file {}: {error}", path.display())),
+                _ => None,
+            })
+            .collect();
+        if unreadable.is_empty() {
+            None
+        } else {
+            invalid(unreadable.join("; "))
+        }
     }
 
     fn plan_options(&self) -> PlanOptions {
@@ -118,7 +126,12 @@ impl BatchRunner {
     /// Nothing is sent when a line is invalid (unless [`BatchOptions::skip_invalid`]), when
     /// the journal belongs to another batch, or when another process has it open. Requests
     /// that do not finish are not an error: the report says how each one stands.
-    pub async fn run(&self, input: BatchInput) -> Result<BatchReport, BatchError> {
+    ///
+    /// Memory stays flat however long the batch: a file source is read a line at a time
+    /// (once to check every line, once to journal them), the requests are taken from the
+    /// journal a page at a time, and `results.jsonl` is written from it the same way.
+    pub async fn run(&self, source: impl Into<BatchSource>) -> Result<BatchReport, BatchError> {
+        let source = Arc::new(source.into());
         let options = &self.options;
         let until = self.imggen.deadline_from_now(options.time_limit);
         if options.concurrency == 0 {
@@ -126,27 +139,26 @@ impl BatchRunner {
                 "the concurrency must be at least 1".into(),
             ));
         }
-        let mut invalid = input.invalid;
-        let unservable = self.check(&BatchInput {
-            requests: input.requests.clone(),
-            invalid: Vec::new(),
-        });
-        let unservable_lines: std::collections::HashSet<usize> =
-            unservable.iter().map(|error| error.line).collect();
-        let mut requests = input.requests;
-        requests.retain(|request| !unservable_lines.contains(&request.line));
-        invalid.extend(unservable);
-        invalid.sort_by_key(|error| error.line);
-        if !invalid.is_empty() && !options.skip_invalid {
-            return Err(BatchError::InvalidInput(InputErrors { lines: invalid }));
+        let checked = {
+            let runner = self.clone();
+            let source = Arc::clone(&source);
+            blocking(move || runner.validate(&source)).await??
+        };
+        if !checked.invalid.is_empty() && !options.skip_invalid {
+            return Err(BatchError::InvalidInput(InputErrors {
+                lines: checked.invalid,
+            }));
         }
+        self.announce(BatchEventKind::Checked {
+            requests: checked.requests,
+            invalid: checked.invalid.len(),
+        });
 
         let out_dir = options.out_dir.clone();
         // Before anything is sent: the images and results.jsonl must have somewhere to go.
         let probe_dir = out_dir.clone();
-        tokio::task::spawn_blocking(move || imggen_http::fs::check_writable_dir(&probe_dir))
-            .await
-            .map_err(|join| BatchError::Config(format!("the folder check stopped: {join}")))?
+        blocking(move || imggen_http::fs::check_writable_dir(&probe_dir))
+            .await?
             .map_err(|error| BatchError::Io {
                 path: error.path,
                 source: error.cause,
@@ -158,76 +170,27 @@ impl BatchRunner {
         )?);
         // Before this run writes anything: a process that stopped did so after this.
         let previous_activity = journal.last_activity()?;
-        journal.plan(&requests)?;
+        let listing = journal.next_listing()?;
+        let invalid = Arc::new(checked.invalid);
+        let planned = {
+            let source = Arc::clone(&source);
+            let journal = Arc::clone(&journal);
+            let invalid = Arc::clone(&invalid);
+            blocking(move || load(&source, &journal, &invalid, listing)).await??
+        };
+        self.announce(BatchEventKind::Journaled {
+            added: planned.added,
+            kept: planned.kept,
+            replaced: planned.replaced,
+        });
         collect::remove_partial_files(&out_dir);
 
-        let entries = journal.entries()?;
-        let mut items: HashMap<String, Item> = requests
-            .into_iter()
-            .map(|request| {
-                (
-                    request.id.clone(),
-                    Item {
-                        request,
-                        orphan: false,
-                    },
-                )
-            })
-            .collect();
-        let mut steps: Vec<(usize, usize, Step, String)> = Vec::new();
-        let mut tracker = Tracker::default();
-        let mut skipped_done = 0;
-        for entry in &entries {
-            let item = items.entry(entry.id.clone()).or_insert_with(|| Item {
-                request: BatchRequest::new(
-                    entry.id.clone(),
-                    entry.line,
-                    entry.request.clone(),
-                    entry.providers.clone(),
-                ),
-                orphan: true,
-            });
-            let step = match entry.state {
-                RequestState::Done => {
-                    let missing = entry
-                        .files()
-                        .iter()
-                        .any(|file| !out_dir.join(file).exists());
-                    skipped_done += 1;
-                    missing.then_some(Step::Collect)
-                }
-                RequestState::Failed => None,
-                RequestState::Submitted => Some(Step::Collect),
-                RequestState::Submitting | RequestState::Unknown => Some(Step::Reconcile {
-                    resubmit: options.resubmit_unknown && !item.orphan,
-                }),
-                RequestState::Planned if item.orphan => {
-                    journal.set_error(&entry.id, Some(ORPHAN_NOT_SENT))?;
-                    None
-                }
-                RequestState::Planned => Some(Step::Submit),
-            };
-            let category = match (entry.state, step) {
-                (RequestState::Done, _) => Category::Done,
-                (RequestState::Failed, _) => Category::Failed,
-                (_, Some(_)) => Category::Queued,
-                (RequestState::Unknown | RequestState::Submitting, None) => Category::Unknown,
-                (_, None) => Category::Pending,
-            };
-            tracker.set(&entry.id, category, entry.cost());
-            if let Some(step) = step {
-                let order = match step {
-                    Step::Collect => 0,
-                    Step::Reconcile { .. } => 1,
-                    Step::Submit => 2,
-                };
-                steps.push((order, entry.line, step, entry.id.clone()));
-            }
-        }
+        let tally = journal.tally(listing)?;
+        let mut tracker = Tracker::from_tally(&tally);
         tracker.progress.finished_before = tracker.progress.finished();
-        // Paid tasks first: collecting them frees nothing but loses nothing either; then the
-        // unknown ones, then new submissions, each group in line order.
-        steps.sort_by_key(|(order, line, _, _)| (*order, *line));
+        let finished_before = tracker.progress.finished_before;
+        let skipped_done = tally.count(RequestState::Done, None);
+        drop(tally);
 
         let cancel = options
             .cancel
@@ -238,7 +201,7 @@ impl BatchRunner {
             options: options.clone(),
             out_dir: out_dir.clone(),
             journal: Arc::clone(&journal),
-            items,
+            listing,
             slots: Semaphore::new(options.concurrency),
             creates: RwLock::new(()),
             tracker: Mutex::new(tracker),
@@ -250,81 +213,37 @@ impl BatchRunner {
             until,
         });
         run.emit(None, BatchEventKind::Started);
+        run.feed().await?;
 
-        let mut running: FuturesUnordered<_> = steps
-            .into_iter()
-            .map(|(_, _, step, id)| {
-                let run = Arc::clone(&run);
-                async move {
-                    let result = run.step(&id, step).await;
-                    (id, result)
-                }
-            })
-            .collect();
-        let mut fatal: Option<JournalError> = None;
-        while let Some((id, result)) = running.next().await {
-            if let Err(error) = result {
-                tracing::error!(request = %id, %error, "the journal failed; stopping the batch");
-                cancel.cancel();
-                fatal.get_or_insert(error);
-            }
-        }
-        if let Some(error) = fatal {
-            return Err(BatchError::Journal(error));
-        }
-
-        let entries = journal.entries()?;
-        let skipped: Vec<LineError> = invalid
-            .into_iter()
-            .filter(|error| {
-                error
-                    .id
-                    .as_ref()
-                    .is_none_or(|id| !entries.iter().any(|entry| &entry.id == id))
-            })
-            .collect();
-        let results = results::lines(&entries, &skipped);
-        let results_path =
-            results::write(&out_dir, &results)
-                .await
+        // The totals from the journal itself: requests this run never reached (it was
+        // stopped) count where they stand.
+        let tally = journal.tally(listing)?;
+        lock(&run.tracker).progress = Tracker::finished(&tally, finished_before);
+        drop(tally);
+        let (skipped, unknown) = {
+            let journal = Arc::clone(&journal);
+            let invalid = Arc::clone(&invalid);
+            blocking(move || leftovers(&journal, &invalid)).await??
+        };
+        let (results_path, summary) = {
+            let journal = Arc::clone(&journal);
+            let out_dir = out_dir.clone();
+            let skipped = skipped.clone();
+            blocking(move || results::write_from_journal(&out_dir, &journal, &skipped))
+                .await?
                 .map_err(|error| BatchError::Io {
                     path: error.path,
                     source: error.cause,
-                })?;
-        let unknown = entries
-            .iter()
-            .filter(|entry| {
-                matches!(
-                    entry.state,
-                    RequestState::Unknown | RequestState::Submitting
-                )
-            })
-            .map(|entry| UnknownRequest {
-                id: entry.id.clone(),
-                line: entry.line,
-                prompt: entry.request.prompt.clone(),
-                provider: entry.provider,
-                providers: entry.providers.clone(),
-                attempted_at: entry.submitting_at.map(handle::format_time),
-                attempts: entry.attempts,
-                task_ids: entry
-                    .tasks
-                    .iter()
-                    .map(|task| task.handle.task_id.clone())
-                    .collect(),
-                reason: entry
-                    .error
-                    .clone()
-                    .unwrap_or_else(|| UNKNOWN_AFTER_STOP.to_owned()),
-            })
-            .collect();
+                })?
+        };
         run.emit(None, BatchEventKind::Finished);
         let progress = run.progress();
         let adopted = std::mem::take(&mut *lock(&run.adopted));
         let resubmitted = std::mem::take(&mut *lock(&run.resubmitted));
         drop(run);
         Ok(BatchReport {
-            results,
+            summary,
+            skipped,
             results_path,
             journal_path,
             progress,
@@ -332,6 +251,275 @@ impl BatchRunner {
             adopted,
             resubmitted,
             skipped_done,
+        })
+    }
+
+    /// An event before the run's totals exist.
+    fn announce(&self, kind: BatchEventKind) {
+        if let Some(callback) = &self.options.on_event {
+            callback(&BatchEvent {
+                id: None,
+                line: None,
+                kind,
+                progress: Progress::default(),
+            });
+        }
+    }
+
+    /// Reads every line and checks it — parsed, unique, servable, its files readable —
+    /// keeping only the invalid lines.
+    fn validate(&self, source: &BatchSource) -> Result<Checked, BatchError> {
+        let mut checked = Checked::default();
+        let mut duplicates = DuplicateIds::default();
+        source.visit(&mut |line| {
+            duplicates.note(&line);
+            match line {
+                Line::Request(request) => match self.check_request(&request) {
+                    Some(error) => checked.invalid.push(error),
+                    None => checked.requests += 1,
+                },
+                Line::Invalid(error) => checked.invalid.push(error),
+            }
+            Ok(())
+        })?;
+        checked.invalid.sort_by_key(|error| error.line);
+        for duplicate in duplicates.find(source)? {
+            // A repeated id is the line's problem, whatever else is wrong with it.
+            match checked
+                .invalid
+                .binary_search_by_key(&duplicate.line, |error| error.line)
+            {
+                Ok(index) => checked.invalid[index] = duplicate,
+                Err(index) => {
+                    checked.requests -= 1;
+                    checked.invalid.insert(index, duplicate);
+                }
+            }
+        }
+        Ok(checked)
+    }
+}
+
+/// What checking every line found.
+#[derive(Debug, Default)]
+struct Checked {
+    /// Lines that can run.
+    requests: usize,
+    /// Lines that cannot, in line order.
+    invalid: Vec<LineError>,
+}
+
+/// Writes every valid line to the journal as it reads them, in one transaction: a line that
+/// would replace a paid-for request under its id stops the run with nothing written (every
+/// such line is listed). SQLite spills a transaction larger than its cache to the log, so
+/// memory stays flat; one commit is one sync, not one per chunk.
+fn load(
+    source: &BatchSource,
+    journal: &Journal,
+    invalid: &[LineError],
+    listing: u64,
+) -> Result<Planned, BatchError> {
+    // The source's own failure, kept while the journal rolls back.
+    let mut unreadable: Option<BatchError> = None;
+    let planned = journal.plan_each(listing, &mut |each| {
+        let visited = source.visit(&mut |line| match line {
+            Line::Request(request)
+                if invalid
+                    .binary_search_by_key(&request.line, |error| error.line)
+                    .is_err() =>
+            {
+                each(&request).map_err(BatchError::Journal)
+            }
+            _ => Ok(()),
+        });
+        match visited {
+            Ok(()) => Ok(()),
+            Err(BatchError::Journal(error)) => Err(error),
+            Err(other) => {
+                let problem = other.to_string();
+                unreadable = Some(other);
+                Err(JournalError::Storage {
+                    path: journal.path().to_path_buf(),
+                    problem: problem.clone(),
+                    source: Box::new(std::io::Error::other(problem)),
+                })
+            }
+        }
+    });
+    match (planned, unreadable) {
+        (_, Some(error)) => Err(error),
+        (planned, None) => Ok(planned?),
+    }
+}
+
+/// What the report lists besides the counts: the invalid lines the run went without (those
+/// the journal holds under their id are reported as journaled), and the requests of unknown
+/// outcome with every fact there is.
+fn leftovers(
+    journal: &Journal,
+    invalid: &[LineError],
+) -> Result<(Vec<LineError>, Vec<UnknownRequest>), BatchError> {
+    let mut skipped = Vec::new();
+    for error in invalid {
+        let journaled = match &error.id {
+            Some(id) => journal.entry(id)?.is_some(),
+            None => false,
+        };
+        if !journaled {
+            skipped.push(error.clone());
+        }
+    }
+    let mut unknown = Vec::new();
+    let states = [RequestState::Submitting, RequestState::Unknown];
+    let mut after: Option<(usize, String)> = None;
+    loop {
+        let page = journal.page(
+            &states,
+            after.as_ref().map(|(l, id)| (*l, id.as_str())),
+            PAGE,
+        )?;
+        let Some(last) = page.last() else { break };
+        after = Some((last.line, last.id.clone()));
+        unknown.extend(page.into_iter().map(|entry| {
+            UnknownRequest {
+                id: entry.id,
+                line: entry.line,
+                prompt: entry.request.prompt,
+                provider: entry.provider,
+                providers: entry.providers,
+                attempted_at: entry.submitting_at.map(handle::format_time),
+                attempts: entry.attempts,
+                task_ids: entry
+                    .tasks
+                    .into_iter()
+                    .map(|task| task.handle.task_id)
+                    .collect(),
+                reason: entry.error.unwrap_or_else(|| UNKNOWN_AFTER_STOP.to_owned()),
+            }
+        }));
+    }
+    Ok((skipped, unknown))
+}
+
+/// Requests read from the journal at a time.
+const PAGE: usize = 256;
+
+/// Runs blocking work (reading the batch file, SQLite) off the runtime's threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, BatchError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|join| BatchError::Config(format!("a batch thread stopped: {join}")))
+}
+
+impl Run {
+    /// Starts each request's next step, taking the journal a page at a time with at most a
+    /// window of steps pending: paid tasks first (done requests whose files went missing,
+    /// then submitted ones), then the creates of unknown outcome, then new submissions, each
+    /// group in line order.
+    async fn feed(self: &Arc<Self>) -> Result<(), BatchError> {
+        const PHASES: [&[RequestState]; 4] = [
+            &[RequestState::Done],
+            &[RequestState::Submitted],
+            &[RequestState::Submitting, RequestState::Unknown],
+            &[RequestState::Planned],
+        ];
+        let window = self.options.concurrency.saturating_mul(2).max(16);
+        let mut running = FuturesUnordered::new();
+        let mut fatal: Option<JournalError> = None;
+        // Requests reconciled in this run: one the list proved never sent may be planned
+        // again by its step, and must not be stepped twice.
+        let mut reconciled: HashSet<String> = HashSet::new();
+        let mut record = |result: (String, Result<(), JournalError>)| {
+            if let (id, Err(error)) = result {
+                tracing::error!(request = %id, %error, "the journal failed; stopping the batch");
+                self.cancel.cancel();
+                fatal.get_or_insert(error);
+            }
+        };
+        'phases: for states in PHASES {
+            let mut after: Option<(usize, String)> = None;
+            loop {
+                if self.stopped() {
+                    break 'phases;
+                }
+                let page = self.journal.page(
+                    states,
+                    after.as_ref().map(|(line, id)| (*line, id.as_str())),
+                    PAGE,
+                )?;
+                let Some(last) = page.last() else { break };
+                after = Some((last.line, last.id.clone()));
+                for entry in page {
+                    let Some(step) = self.step_for(&entry, &mut reconciled)? else {
+                        continue;
+                    };
+                    while running.len() >= window {
+                        match running.next().await {
+                            Some(result) => record(result),
+                            None => break,
+                        }
+                    }
+                    let listed = !self.is_orphan(&entry);
+                    lock(&self.tracker).follow(
+                        &entry.id,
+                        entry.line,
+                        super::category_at_start(entry.state, listed),
+                        entry.cost(),
+                    );
+                    let run = Arc::clone(self);
+                    let id = entry.id;
+                    running.push(async move {
+                        let result = run.step(&id, step).await;
+                        (id, result)
+                    });
+                }
+                // Steps already started move on while the next page is read.
+                while let Some(Some(result)) = running.next().now_or_never() {
+                    record(result);
+                }
+                tokio::task::yield_now().await;
+            }
+        }
+        while let Some(result) = running.next().await {
+            record(result);
+        }
+        match fatal {
+            Some(error) => Err(BatchError::Journal(error)),
+            None => Ok(()),
+        }
+    }
+
+    /// What a journaled request needs in this run, if anything.
+    fn step_for(
+        &self,
+        entry: &JournalEntry,
+        reconciled: &mut HashSet<String>,
+    ) -> Result<Option<Step>, JournalError> {
+        let orphan = self.is_orphan(entry);
+        Ok(match entry.state {
+            RequestState::Done => entry
+                .files()
+                .iter()
+                .any(|file| !self.out_dir.join(file).exists())
+                .then_some(Step::Collect),
+            RequestState::Failed => None,
+            RequestState::Submitted => Some(Step::Collect),
+            RequestState::Submitting | RequestState::Unknown => {
+                reconciled.insert(entry.id.clone());
+                Some(Step::Reconcile {
+                    resubmit: self.options.resubmit_unknown && !orphan,
+                })
+            }
+            RequestState::Planned if orphan => {
+                if entry.error.as_deref() != Some(ORPHAN_NOT_SENT) {
+                    self.journal.set_error(&entry.id, Some(ORPHAN_NOT_SENT))?;
+                }
+                None
+            }
+            RequestState::Planned if reconciled.contains(&entry.id) => None,
+            RequestState::Planned => Some(Step::Submit),
         })
     }
 }

@@ -48,6 +48,7 @@ impl Run {
         };
         lock(&self.tracker).set(id, category, entry.cost());
         self.emit(Some(id), kind);
+        lock(&self.tracker).release(id);
         Ok(())
     }
 

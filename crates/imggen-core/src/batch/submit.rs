@@ -18,10 +18,7 @@ impl Run {
     /// Sends the request's missing images — again when a lost create is proved never to have
     /// arrived — then collects them.
     pub(super) async fn submit(self: &Arc<Self>, id: &str) -> Result<(), JournalError> {
-        let Some(item) = self.item(id) else {
-            return Ok(());
-        };
-        if item.orphan {
+        if self.is_orphan(&self.entry(id)?) {
             // Removed from the batch file: what it paid for is collected, nothing is sent.
             return self.journal.set_error(id, Some(ORPHAN_NOT_SENT));
         }
@@ -41,9 +38,11 @@ impl Run {
                 }
                 return self.collect(id).await;
             }
-            let mut request = item.request.request.clone();
+            // What the journal holds is what the batch file asks (same fingerprint), with the
+            // file's route while nothing was sent.
+            let mut request = entry.request.clone();
             request.n = missing;
-            let route = item.request.providers.clone();
+            let route = entry.providers.clone();
             self.journal.mark_submitting(id, &route)?;
             self.emit(
                 Some(id),

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use imggen_core::batch::{
     self, BatchError, BatchEvent, BatchEventKind, BatchInput, BatchOptions, BatchReport,
-    BatchRunner, Journal, JournalError, RequestDefaults, RequestState, ResultStatus,
+    BatchRunner, BatchSource, Journal, JournalError, RequestDefaults, RequestState, ResultStatus,
 };
 use imggen_core::{
     CancellationToken, DownloadOptions, GenerationRequest, ImageData, Imggen, SubmitOptions,
@@ -166,7 +166,8 @@ const RUNBLOB_CREATE: &str = "/v1/chatgpt-images/generate";
 
 fn status_of(report: &BatchReport, id: &str) -> ResultStatus {
     report
-        .results
+        .read_results()
+        .unwrap()
         .iter()
         .find(|line| line.id == id)
         .unwrap_or_else(|| panic!("no result line for {id}"))
@@ -174,7 +175,7 @@ fn status_of(report: &BatchReport, id: &str) -> ResultStatus {
 }
 
 fn assert_pngs(dir: &Path, report: &BatchReport) {
-    for line in &report.results {
+    for line in &report.read_results().unwrap() {
         for file in &line.files {
             let bytes = std::fs::read(dir.join(file))
                 .unwrap_or_else(|error| panic!("{file} of {}: {error}", line.id));
@@ -216,7 +217,7 @@ async fn two_hundred_runbase_requests_finish_with_no_429_and_one_charge_each() {
         report.count(ResultStatus::Done),
         200,
         "{:?}",
-        report.results
+        report.read_results().unwrap()
     );
     assert!(report.is_complete());
     assert_eq!(
@@ -234,7 +235,14 @@ async fn two_hundred_runbase_requests_finish_with_no_429_and_one_charge_each() {
 
     // results.jsonl is the report, one line per request in input order.
     let written = batch::results::read(&report.results_path).unwrap();
-    assert_eq!(written, report.results);
+    assert_eq!(written.len(), report.summary.total);
+    assert_eq!(
+        written
+            .iter()
+            .map(|line| line.cost)
+            .sum::<imggen_core::Cost>(),
+        report.summary.cost
+    );
     assert_eq!(written[0].id, "lamp-000");
     assert_eq!(written[199].id, "lamp-199");
     let charged: Vec<&str> = ledger.iter().map(|e| e.task_id.as_str()).collect();
@@ -248,9 +256,22 @@ async fn two_hundred_runbase_requests_finish_with_no_429_and_one_charge_each() {
 
     // Every request was journaled submitting, then submitted, then done — in that order.
     let events = events.lock().unwrap();
+    // Every line checked, then journaled, before the run starts.
+    let opening: Vec<&BatchEventKind> = events.iter().take(3).map(|e| &e.kind).collect();
     assert_eq!(
-        events.first().map(|e| &e.kind),
-        Some(&BatchEventKind::Started)
+        opening,
+        [
+            &BatchEventKind::Checked {
+                requests: 200,
+                invalid: 0
+            },
+            &BatchEventKind::Journaled {
+                added: 200,
+                kept: 0,
+                replaced: 0
+            },
+            &BatchEventKind::Started,
+        ]
     );
     assert_eq!(
         events.last().map(|e| &e.kind),
@@ -318,7 +339,8 @@ async fn invalid_lines_stop_the_batch_before_anything_is_sent_unless_skipped() {
     );
     let report = runner.run(input(&text, &defaults)).await.unwrap();
     let statuses: Vec<(String, ResultStatus)> = report
-        .results
+        .read_results()
+        .unwrap()
         .iter()
         .map(|line| (line.id.clone(), line.status))
         .collect();
@@ -332,7 +354,7 @@ async fn invalid_lines_stop_the_batch_before_anything_is_sent_unless_skipped() {
         ]
     );
     assert!(
-        report.results[1]
+        report.read_results().unwrap()[1]
             .error
             .as_deref()
             .is_some_and(|e| e.contains("\"16x9\" is not a known value"))
@@ -451,8 +473,8 @@ async fn resuming_picks_up_every_state_and_pays_for_nothing_twice() {
     let runner = BatchRunner::new(imggen.clone(), BatchOptions::new(dir.path()));
     let report = runner.run(input(&text, &defaults)).await.unwrap();
 
-    let statuses: Vec<(&str, ResultStatus)> = report
-        .results
+    let results = report.read_results().unwrap();
+    let statuses: Vec<(&str, ResultStatus)> = results
         .iter()
         .map(|line| (line.id.as_str(), line.status))
         .collect();
@@ -478,7 +500,8 @@ async fn resuming_picks_up_every_state_and_pays_for_nothing_twice() {
     assert!(charges_per_task(&server).values().all(|&n| n == 1));
     assert_eq!(tasks_made(&server, MockProvider::Gptimg), 0);
     assert_eq!(report.adopted, ["made"]);
-    let line = |id: &str| report.results.iter().find(|l| l.id == id).unwrap();
+    let results = report.read_results().unwrap();
+    let line = |id: &str| results.iter().find(|l| l.id == id).unwrap();
     assert_eq!(line("made").task_ids, std::slice::from_ref(&made.task_id));
     assert_eq!(
         line("submitted").task_ids,
@@ -560,7 +583,7 @@ async fn a_create_whose_answer_is_lost_mid_run_is_found_in_runblobs_list() {
         .await
         .unwrap();
 
-    assert!(report.is_complete(), "{:?}", report.results);
+    assert!(report.is_complete(), "{:?}", report.read_results().unwrap());
     assert_eq!(tasks_made(&server, MockProvider::Runblob), 3);
     assert_eq!(charges(&server, MockProvider::Runblob).len(), 3);
     assert_eq!(report.adopted, ["1"]);
@@ -580,8 +603,11 @@ async fn a_create_whose_answer_is_lost_mid_run_is_found_in_runblobs_list() {
     assert!(matches!(first[3], BatchEventKind::Done { .. }));
     // The adopted task's charge is unknown to imggen (the list does not say): the batch's
     // cost leaves it out rather than guessing.
-    assert_eq!(report.results[0].cost.to_string(), "$0");
-    assert_eq!(report.results[1].cost.to_string(), "$0.0123");
+    assert_eq!(report.read_results().unwrap()[0].cost.to_string(), "$0");
+    assert_eq!(
+        report.read_results().unwrap()[1].cost.to_string(),
+        "$0.0123"
+    );
     assert_pngs(dir.path(), &report);
 }
 
@@ -621,7 +647,7 @@ async fn a_lost_gptimg_create_stays_unknown_until_the_caller_resubmits_it() {
         unknown.reason
     );
     assert_eq!(report.progress.unknown, 1);
-    let line = &report.results[0];
+    let line = &report.read_results().unwrap()[0];
     assert_eq!(line.error.as_deref(), Some(unknown.reason.as_str()));
 
     let again = runner.run(input(&text, &defaults)).await.unwrap();
@@ -698,12 +724,12 @@ async fn a_deadline_or_a_cancellation_leaves_paid_tasks_to_the_next_run() {
     .unwrap();
     assert_eq!(report.count(ResultStatus::Pending), 4);
     assert!(
-        report.results[0]
+        report.read_results().unwrap()[0]
             .error
             .as_deref()
             .is_some_and(|e| e.contains("resume it from its handle")),
         "{:?}",
-        report.results[0]
+        report.read_results().unwrap()[0]
     );
     assert_eq!(report.progress.pending, 4);
     assert_eq!(charges(&server, MockProvider::Runbase).len(), 4);
@@ -777,7 +803,7 @@ async fn a_refusal_charges_nothing_and_is_tried_again_and_a_failed_task_is_left(
     assert_eq!(status_of(&report, "declined"), ResultStatus::Failed);
     assert_eq!(status_of(&report, "fine"), ResultStatus::Done);
     assert_eq!(status_of(&report, "broke"), ResultStatus::Pending);
-    let broke = &report.results[2];
+    let broke = &report.read_results().unwrap()[2];
     assert!(
         broke
             .error
@@ -786,7 +812,7 @@ async fn a_refusal_charges_nothing_and_is_tried_again_and_a_failed_task_is_left(
         "{broke:?}"
     );
     // The failed task was refunded: the batch cost what the working one cost.
-    assert_eq!(report.results[0].cost.to_string(), "$0");
+    assert_eq!(report.read_results().unwrap()[0].cost.to_string(), "$0");
     assert_eq!(report.cost().to_string(), "$0.0123");
     assert_eq!(report.progress.cost, report.cost());
 
@@ -815,11 +841,11 @@ async fn several_images_per_request_are_all_collected() {
     .await
     .unwrap();
 
-    assert!(report.is_complete(), "{:?}", report.results);
-    let gptimg = &report.results[0];
+    assert!(report.is_complete(), "{:?}", report.read_results().unwrap());
+    let gptimg = &report.read_results().unwrap()[0];
     assert_eq!((gptimg.task_ids.len(), gptimg.files.len()), (1, 2));
     assert_eq!(gptimg.cost.to_string(), "4 credits");
-    let runblob = &report.results[1];
+    let runblob = &report.read_results().unwrap()[1];
     assert_eq!((runblob.task_ids.len(), runblob.files.len()), (2, 2));
     assert_eq!(runblob.cost.to_string(), "$0.0246");
     assert_pngs(dir.path(), &report);
@@ -859,8 +885,8 @@ async fn a_request_removed_from_the_file_keeps_its_paid_task_and_sends_nothing_n
         .await
         .unwrap();
 
-    let statuses: Vec<(&str, ResultStatus)> = report
-        .results
+    let results = report.read_results().unwrap();
+    let statuses: Vec<(&str, ResultStatus)> = results
         .iter()
         .map(|line| (line.id.as_str(), line.status))
         .collect();
@@ -872,15 +898,97 @@ async fn a_request_removed_from_the_file_keeps_its_paid_task_and_sends_nothing_n
             ("removed-unsent", ResultStatus::Pending),
         ]
     );
-    assert_eq!(report.results[1].task_ids, [paid.task_id]);
+    assert_eq!(report.read_results().unwrap()[1].task_ids, [paid.task_id]);
     assert!(
-        report.results[2]
+        report.read_results().unwrap()[2]
             .error
             .as_deref()
             .is_some_and(|e| e.starts_with("no longer in the batch file")),
         "{:?}",
-        report.results[2]
+        report.read_results().unwrap()[2]
     );
     assert_eq!(charges(&server, MockProvider::Runblob).len(), 2);
     assert_pngs(dir.path(), &report);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_longer_than_the_window_streams_through_every_line_once_in_order() {
+    let (server, time) = mock(MockConfig::default().profile(Profile::Fixed(4 * S))).await;
+    let dir = tempfile::tempdir().unwrap();
+    // 120 requests — many more than the runner keeps in hand at concurrency 2 — then a line
+    // that is not JSON and a second use of line 7's id.
+    let mut text: String = (1..=120)
+        .map(|i| format!("{{\"id\": \"p-{i}\", \"prompt\": \"A lamp, variant {i}\"}}\n"))
+        .collect();
+    text.push_str("not json\n{\"id\": \"p-7\", \"prompt\": \"A lamp again\"}\n");
+    let file = dir.path().join("batch.jsonl");
+    std::fs::write(&file, &text).unwrap();
+    let out = dir.path().join("out");
+    let defaults = RequestDefaults::new().provider(crate::GPTIMG);
+    let source = || BatchSource::file(&file, defaults.clone());
+    let (options, events) = recording(BatchOptions::new(&out).concurrency(2).skip_invalid(true));
+
+    let report = BatchRunner::new(imggen(&server, &time), options)
+        .run(source())
+        .await
+        .unwrap();
+
+    let opening: Vec<BatchEventKind> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .take(2)
+        .map(|e| e.kind.clone())
+        .collect();
+    assert_eq!(
+        opening,
+        [
+            BatchEventKind::Checked {
+                requests: 119,
+                invalid: 3
+            },
+            BatchEventKind::Journaled {
+                added: 119,
+                kept: 0,
+                replaced: 0
+            },
+        ]
+    );
+    assert_eq!(report.count(ResultStatus::Done), 119);
+    assert_eq!(report.count(ResultStatus::SkippedInvalid), 3);
+    let skipped: Vec<usize> = report.skipped.iter().map(|error| error.line).collect();
+    assert_eq!(skipped, [7, 121, 122]);
+    assert!(charges_per_task(&server).values().all(|&n| n == 1));
+    assert_eq!(charges(&server, MockProvider::Gptimg).len(), 119);
+    // results.jsonl: every line of the file, in its order, written from the journal.
+    let written = report.read_results().unwrap();
+    let order: Vec<usize> = written.iter().map(|line| line.line).collect();
+    assert_eq!(order, (1..=122).collect::<Vec<_>>());
+    assert_eq!(written[6].status, ResultStatus::SkippedInvalid);
+    assert!(
+        written[6]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("also used on line 122")),
+        "{:?}",
+        written[6]
+    );
+    assert_eq!((report.progress.done, report.progress.total), (119, 119));
+    assert_pngs(&out, &report);
+
+    // The same file again: every line is kept, nothing is sent.
+    let (options, events) = recording(BatchOptions::new(&out).skip_invalid(true));
+    let again = BatchRunner::new(imggen(&server, &time), options)
+        .run(source())
+        .await
+        .unwrap();
+    assert!(events.lock().unwrap().iter().any(|e| e.kind
+        == BatchEventKind::Journaled {
+            added: 0,
+            kept: 119,
+            replaced: 0
+        }));
+    assert_eq!(again.skipped_done, 119);
+    assert_eq!(again.count(ResultStatus::Done), 119);
+    assert_eq!(charges(&server, MockProvider::Gptimg).len(), 119);
 }

@@ -51,6 +51,7 @@ impl JournalTx for Rows {
         request: &BatchRequest,
         fingerprint: &str,
         at: SystemTime,
+        listing: u64,
     ) -> Result<(), JournalError> {
         self.requests.push(JournalEntry {
             id: request.id.clone(),
@@ -64,6 +65,7 @@ impl JournalTx for Rows {
             attempts: 0,
             submitting_at: None,
             updated_at: at,
+            listing,
             tasks: Vec::new(),
         });
         Ok(())
@@ -74,14 +76,19 @@ impl JournalTx for Rows {
         request: &BatchRequest,
         fingerprint: &str,
         at: SystemTime,
+        listing: u64,
     ) -> Result<(), JournalError> {
         self.requests.retain(|entry| entry.id != request.id);
-        self.insert_request(request, fingerprint, at)
+        self.insert_request(request, fingerprint, at, listing)
     }
 
-    fn set_line(&mut self, id: &str, line: usize) -> Result<(), JournalError> {
-        if let Some(entry) = self.request(id) {
-            entry.line = line;
+    fn relist(&mut self, request: &BatchRequest, listing: u64) -> Result<(), JournalError> {
+        if let Some(entry) = self.request(&request.id) {
+            entry.line = request.line;
+            entry.listing = listing;
+            if entry.state == RequestState::Planned {
+                entry.providers.clone_from(&request.providers);
+            }
         }
         Ok(())
     }
@@ -220,6 +227,48 @@ impl JournalStore for MemoryStore {
             .collect();
         entries.sort_by(|a, b| (a.line, &a.id).cmp(&(b.line, &b.id)));
         Ok(entries)
+    }
+
+    fn page(
+        &self,
+        states: &[RequestState],
+        after: Option<(usize, &str)>,
+        limit: usize,
+    ) -> Result<Vec<JournalEntry>, JournalError> {
+        Ok(self
+            .read(None)?
+            .into_iter()
+            .filter(|entry| states.is_empty() || states.contains(&entry.state))
+            .filter(|entry| after.is_none_or(|after| (entry.line, entry.id.as_str()) > after))
+            .take(limit)
+            .collect())
+    }
+
+    fn tally(&self, listing: u64) -> Result<Tally, JournalError> {
+        let mut tally = Tally::default();
+        for entry in self.read(None)? {
+            let listed = entry.listing == listing;
+            match tally
+                .counts
+                .iter_mut()
+                .find(|(state, l, _)| *state == entry.state && *l == listed)
+            {
+                Some((_, _, count)) => *count += 1,
+                None => tally.counts.push((entry.state, listed, 1)),
+            }
+            tally.cost = tally.cost + entry.cost();
+        }
+        Ok(tally)
+    }
+
+    fn latest_listing(&self) -> Result<u64, JournalError> {
+        let rows = self.rows.lock().unwrap();
+        Ok(rows
+            .requests
+            .iter()
+            .map(|entry| entry.listing)
+            .max()
+            .unwrap_or(0))
     }
 
     fn last_activity(&self) -> Result<SystemTime, JournalError> {

@@ -33,7 +33,7 @@ use std::time::SystemTime;
 use imggen_http::time::{Clock, SystemClock};
 
 pub use error::JournalError;
-pub use rows::{JournalEntry, JournalTask, Planned, RequestState, TaskOutcome};
+pub use rows::{JournalEntry, JournalTask, Planned, RequestState, Tally, TaskOutcome};
 pub use sqlite::SqliteStore;
 pub use store::{JournalStore, JournalTx};
 
@@ -43,7 +43,12 @@ use crate::provider::ProviderId;
 use transitions::PlanAction;
 
 /// The journal format this imggen writes and reads.
-pub const JOURNAL_VERSION: i32 = 1;
+/// Format 2 added the listing each request was last found by, and indexes for reading the
+/// journal a page at a time; a format-1 journal is upgraded when opened.
+pub const JOURNAL_VERSION: i32 = 2;
+
+/// What [`Journal::plan_each`] hands each request to.
+pub type PlanOne<'a> = dyn FnMut(&BatchRequest) -> Result<(), JournalError> + 'a;
 
 /// The journal's file name inside the output directory, by default.
 pub const DEFAULT_JOURNAL_NAME: &str = "imggen-journal.sqlite";
@@ -144,42 +149,97 @@ impl Journal {
     /// [`JournalError::Mismatch`] (nothing is written), unless nothing was paid for it (it is
     /// `planned`, or `failed` without a task), in which case the new request replaces it.
     pub fn plan(&self, requests: &[BatchRequest]) -> Result<Planned, JournalError> {
+        let listing = self.next_listing()?;
+        self.plan_listed(requests, listing)
+    }
+
+    /// A new listing: the mark a run puts on every request it finds in the batch file, so
+    /// that the requests it did not find (the file was edited) are known without holding
+    /// the file's ids in memory.
+    pub fn next_listing(&self) -> Result<u64, JournalError> {
+        Ok(self.store.latest_listing()?.saturating_add(1))
+    }
+
+    /// [`plan`](Self::plan) under `listing`: every request given is marked found by it.
+    pub fn plan_listed(
+        &self,
+        requests: &[BatchRequest],
+        listing: u64,
+    ) -> Result<Planned, JournalError> {
+        self.plan_each(listing, &mut |each| {
+            requests.iter().try_for_each(&mut *each)
+        })
+    }
+
+    /// [`plan_listed`](Self::plan_listed) for requests `feed` hands over one at a time — a
+    /// batch file read a line at a time — in one transaction: every request is checked,
+    /// and on a [`JournalError::Mismatch`] (listing every one) nothing is written. `feed`'s own
+    /// error rolls the transaction back too. Ids must be unique (as a batch's are).
+    pub fn plan_each(
+        &self,
+        listing: u64,
+        feed: &mut dyn FnMut(&mut PlanOne<'_>) -> Result<(), JournalError>,
+    ) -> Result<Planned, JournalError> {
         let mut planned = Planned::default();
+        // A journal with no request (held by this process alone) has nothing to compare a
+        // request with: a million lines are inserted without a million lookups.
+        let fresh = self.store.page(&[], None, 1)?.is_empty();
         self.store.write("could not plan the requests", &mut |tx| {
             planned = Planned::default();
             let mut mismatches = Vec::new();
-            let mut changes = Vec::new();
-            for request in requests {
+            let now = self.now();
+            feed(&mut |request| {
                 let fingerprint = request.fingerprint();
-                let known = tx.known(&request.id)?;
-                match transitions::plan_action(known.as_ref(), &fingerprint) {
+                let known = if fresh { None } else { tx.known(&request.id)? };
+                let action = transitions::plan_action(known.as_ref(), &fingerprint);
+                if action == PlanAction::Mismatch {
+                    mismatches.push((request.id.clone(), request.line));
+                }
+                if !mismatches.is_empty() {
+                    // Rolled back at the end: only the mismatches are still looked for.
+                    return Ok(());
+                }
+                match action {
                     PlanAction::Keep => {
                         planned.kept += 1;
-                        tx.set_line(&request.id, request.line)?;
+                        tx.relist(request, listing)
                     }
-                    PlanAction::Mismatch => mismatches.push((request.id.clone(), request.line)),
-                    action => changes.push((request, fingerprint, action)),
+                    PlanAction::Add => {
+                        planned.added += 1;
+                        tx.insert_request(request, &fingerprint, now, listing)
+                    }
+                    _ => {
+                        planned.replaced += 1;
+                        tx.replace_request(request, &fingerprint, now, listing)
+                    }
                 }
-            }
-            if !mismatches.is_empty() {
-                return Err(JournalError::Mismatch {
+            })?;
+            if mismatches.is_empty() {
+                Ok(())
+            } else {
+                Err(JournalError::Mismatch {
                     path: self.path().to_path_buf(),
-                    mismatches,
-                });
+                    mismatches: std::mem::take(&mut mismatches),
+                })
             }
-            let now = self.now();
-            for (request, fingerprint, action) in changes {
-                if action == PlanAction::Add {
-                    tx.insert_request(request, &fingerprint, now)?;
-                    planned.added += 1;
-                } else {
-                    tx.replace_request(request, &fingerprint, now)?;
-                    planned.replaced += 1;
-                }
-            }
-            Ok(())
         })?;
         Ok(planned)
+    }
+
+    /// Up to `limit` requests in `states` (all when empty), in line order, after the request
+    /// at `(line, id)`: see [`JournalStore::page`].
+    pub fn page(
+        &self,
+        states: &[RequestState],
+        after: Option<(usize, &str)>,
+        limit: usize,
+    ) -> Result<Vec<JournalEntry>, JournalError> {
+        self.store.page(states, after, limit)
+    }
+
+    /// How many requests stand where, and what they cost: see [`JournalStore::tally`].
+    pub fn tally(&self, listing: u64) -> Result<Tally, JournalError> {
+        self.store.tally(listing)
     }
 
     /// Written **before** a create is sent: `planned` (or `unknown`, when the caller chose to
@@ -597,5 +657,78 @@ mod tests {
         drop(connection);
         let error = Journal::open(&newer).unwrap_err();
         assert!(error.to_string().contains("upgrade imggen"), "{error}");
+    }
+
+    #[test]
+    fn a_format_1_journal_is_upgraded_in_place_and_read_a_page_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.sqlite");
+        // The tables format 1 wrote, and one request in them.
+        let connection = Connection::open(&path).unwrap();
+        connection
+            .execute_batch(
+                "CREATE TABLE requests (
+                    id TEXT PRIMARY KEY NOT NULL, line INTEGER NOT NULL,
+                    fingerprint TEXT NOT NULL, request TEXT NOT NULL, providers TEXT NOT NULL,
+                    state TEXT NOT NULL, provider TEXT, error TEXT,
+                    attempts INTEGER NOT NULL DEFAULT 0, submitting_at INTEGER,
+                    created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL) STRICT;
+                 CREATE TABLE tasks (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    request_id TEXT NOT NULL REFERENCES requests (id),
+                    provider TEXT NOT NULL, task_id TEXT NOT NULL, handle TEXT NOT NULL,
+                    images INTEGER NOT NULL, recorded_at INTEGER NOT NULL,
+                    adopted INTEGER NOT NULL DEFAULT 0, outcome TEXT, files TEXT NOT NULL DEFAULT '[]',
+                    error TEXT, UNIQUE (provider, task_id)) STRICT;
+                 CREATE INDEX tasks_by_request ON tasks (request_id, seq);
+                 PRAGMA application_id = 1768777575;
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        let old = request("a", 2, "a lamp");
+        connection
+            .execute(
+                "INSERT INTO requests (id, line, fingerprint, request, providers, state, created_at, updated_at)
+                 VALUES ('a', 2, ?1, ?2, '[]', 'planned', 0, 0)",
+                [
+                    old.fingerprint(),
+                    serde_json::to_string(&old.request).unwrap(),
+                ],
+            )
+            .unwrap();
+        drop(connection);
+
+        let journal = Journal::open(&path).unwrap();
+        let entries = journal.entries().unwrap();
+        assert_eq!((entries.len(), entries[0].listing), (1, 0));
+        // A new listing finds the request again (same fingerprint): kept, marked found.
+        let listing = journal.next_listing().unwrap();
+        assert_eq!(listing, 1);
+        let planned = journal
+            .plan_listed(&[old.clone(), request("b", 3, "a cat")], listing)
+            .unwrap();
+        assert_eq!((planned.added, planned.kept), (1, 1));
+        let page = journal.page(&[RequestState::Planned], None, 1).unwrap();
+        assert_eq!(page.len(), 1);
+        assert_eq!((page[0].id.as_str(), page[0].listing), ("a", 1));
+        let rest = journal
+            .page(&[RequestState::Planned], Some((2, "a")), 10)
+            .unwrap();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].id, "b");
+        assert!(
+            journal
+                .page(&[RequestState::Done], None, 10)
+                .unwrap()
+                .is_empty()
+        );
+        let tally = journal.tally(listing).unwrap();
+        assert_eq!(tally.count(RequestState::Planned, Some(true)), 2);
+        drop(journal);
+        let connection = Connection::open(&path).unwrap();
+        let version: i32 = connection
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, JOURNAL_VERSION);
     }
 }

@@ -120,6 +120,9 @@ pub struct JournalEntry {
     pub submitting_at: Option<SystemTime>,
     /// When it last changed.
     pub updated_at: SystemTime,
+    /// The latest listing (a run's reading of the batch file) that found it in the file: a
+    /// request an edited file no longer holds keeps an older one.
+    pub listing: u64,
     /// Its tasks, in the order they were recorded.
     pub tasks: Vec<JournalTask>,
 }
@@ -170,4 +173,31 @@ pub struct Planned {
     /// Requests it had with another fingerprint but nothing paid (planned, or failed without
     /// a task), replaced by the new request and planned again.
     pub replaced: usize,
+}
+
+/// How many requests stand where, and what they cost so far: the totals a run starts from,
+/// counted by the store rather than by reading every row into memory.
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct Tally {
+    /// Requests per state, and whether the listing asked about found them in the batch file.
+    pub counts: Vec<(RequestState, bool, usize)>,
+    /// What every request cost, as [`JournalEntry::cost`] counts it.
+    pub cost: Cost,
+}
+
+impl Tally {
+    /// Requests in `state` (`listed`: only those the listing found, or only the others).
+    pub fn count(&self, state: RequestState, listed: Option<bool>) -> usize {
+        self.counts
+            .iter()
+            .filter(|(s, l, _)| *s == state && listed.is_none_or(|listed| listed == *l))
+            .map(|(_, _, count)| count)
+            .sum()
+    }
+
+    /// Every request.
+    pub fn total(&self) -> usize {
+        self.counts.iter().map(|(_, _, count)| count).sum()
+    }
 }

@@ -15,7 +15,9 @@ use serde::Serialize;
 
 use super::store::{JournalStore, JournalTx};
 use super::transitions::Known;
-use super::{JOURNAL_VERSION, JournalEntry, JournalError, JournalTask, RequestState, TaskOutcome};
+use super::{
+    JOURNAL_VERSION, JournalEntry, JournalError, JournalTask, RequestState, Tally, TaskOutcome,
+};
 use crate::batch::input::BatchRequest;
 use crate::handle::TaskHandle;
 use crate::provider::ProviderId;
@@ -36,7 +38,8 @@ CREATE TABLE requests (
     attempts      INTEGER NOT NULL DEFAULT 0,
     submitting_at INTEGER,
     created_at    INTEGER NOT NULL,
-    updated_at    INTEGER NOT NULL
+    updated_at    INTEGER NOT NULL,
+    listing       INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 CREATE TABLE tasks (
     seq         INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -53,6 +56,15 @@ CREATE TABLE tasks (
     UNIQUE (provider, task_id)
 ) STRICT;
 CREATE INDEX tasks_by_request ON tasks (request_id, seq);
+CREATE INDEX requests_by_line ON requests (line, id);
+CREATE INDEX requests_by_state ON requests (state, line, id);
+";
+
+/// From format 1: the listing column, and the indexes a page is read by.
+const UPGRADE_FROM_1: &str = "
+ALTER TABLE requests ADD COLUMN listing INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX requests_by_line ON requests (line, id);
+CREATE INDEX requests_by_state ON requests (state, line, id);
 ";
 
 /// A journal in a SQLite file.
@@ -77,6 +89,11 @@ pub(super) fn millis(at: SystemTime) -> i64 {
 
 pub(super) fn from_millis(ms: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+/// A listing as SQLite's signed integer (listings count runs: they never come near the top).
+fn listing_value(listing: u64) -> i64 {
+    i64::try_from(listing).unwrap_or(i64::MAX)
 }
 
 fn is_busy(error: &rusqlite::Error) -> bool {
@@ -131,6 +148,8 @@ impl SqliteStore {
         connection
             .busy_timeout(Duration::ZERO)
             .map_err(|e| storage("could not configure it", e))?;
+        // Every statement the journal runs stays prepared (rusqlite keeps 16 by default).
+        connection.set_prepared_statement_cache_capacity(64);
         // Exclusive before WAL: no shared memory, and the lock taken below is kept until the
         // journal is closed (or the process dies, when the OS releases it).
         connection
@@ -188,6 +207,12 @@ impl SqliteStore {
                     });
                 }
                 JOURNAL_VERSION => {}
+                1 => {
+                    tx.execute_batch(UPGRADE_FROM_1)
+                        .map_err(|e| storage("could not upgrade it from format 1", e))?;
+                    tx.pragma_update(None, "user_version", JOURNAL_VERSION)
+                        .map_err(|e| storage("could not upgrade it from format 1", e))?;
+                }
                 newer => {
                     return Err(JournalError::Format {
                         path,
@@ -236,9 +261,10 @@ struct RequestRow {
     attempts: i64,
     submitting_at: Option<i64>,
     updated_at: i64,
+    listing: i64,
 }
 
-const REQUEST_COLUMNS: &str = "id, line, fingerprint, request, providers, state, provider, error, attempts, submitting_at, updated_at";
+const REQUEST_COLUMNS: &str = "id, line, fingerprint, request, providers, state, provider, error, attempts, submitting_at, updated_at, listing";
 
 impl RequestRow {
     fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
@@ -254,6 +280,7 @@ impl RequestRow {
             attempts: row.get("attempts")?,
             submitting_at: row.get("submitting_at")?,
             updated_at: row.get("updated_at")?,
+            listing: row.get("listing")?,
         })
     }
 }
@@ -353,6 +380,7 @@ impl SqliteStore {
             attempts: u32::try_from(row.attempts).unwrap_or(0),
             submitting_at: row.submitting_at.map(from_millis),
             updated_at: from_millis(row.updated_at),
+            listing: u64::try_from(row.listing).unwrap_or(0),
         })
     }
 }
@@ -380,26 +408,36 @@ impl JournalStore for SqliteStore {
 
     fn read(&self, only: Option<&str>) -> Result<Vec<JournalEntry>, JournalError> {
         let read_error = |e| self.storage("could not read the requests", e);
-        // One query each, for one request or all: `?1 IS NULL` selects every row.
+        // One request by its key, or every one: two statements, so that the one a run makes
+        // for each step is a lookup, not a scan of a million rows.
+        let (request_sql, task_sql) = if only.is_some() {
+            (
+                format!("SELECT {REQUEST_COLUMNS} FROM requests WHERE id = ?1"),
+                format!("SELECT {TASK_COLUMNS} FROM tasks WHERE request_id = ?1 ORDER BY seq"),
+            )
+        } else {
+            (
+                format!("SELECT {REQUEST_COLUMNS} FROM requests ORDER BY line, id"),
+                format!("SELECT {TASK_COLUMNS} FROM tasks ORDER BY seq"),
+            )
+        };
+        let params: &[&dyn rusqlite::ToSql] = match &only {
+            Some(id) => &[id],
+            None => &[],
+        };
         let (requests, tasks) = {
             let connection = self.connection();
             let mut statement = connection
-                .prepare_cached(&format!(
-                    "SELECT {REQUEST_COLUMNS} FROM requests WHERE ?1 IS NULL OR id = ?1 ORDER BY line, id"
-                ))
+                .prepare_cached(&request_sql)
                 .map_err(read_error)?;
             let requests: Vec<RequestRow> = statement
-                .query_map([only], RequestRow::from_row)
+                .query_map(params, RequestRow::from_row)
                 .map_err(read_error)?
                 .collect::<Result<_, _>>()
                 .map_err(read_error)?;
-            let mut statement = connection
-                .prepare_cached(&format!(
-                    "SELECT {TASK_COLUMNS} FROM tasks WHERE ?1 IS NULL OR request_id = ?1 ORDER BY seq"
-                ))
-                .map_err(read_error)?;
+            let mut statement = connection.prepare_cached(&task_sql).map_err(read_error)?;
             let tasks: Vec<TaskRow> = statement
-                .query_map([only], TaskRow::from_row)
+                .query_map(params, TaskRow::from_row)
                 .map_err(read_error)?
                 .collect::<Result<_, _>>()
                 .map_err(read_error)?;
@@ -421,6 +459,117 @@ impl JournalStore for SqliteStore {
                 self.entry(row, tasks)
             })
             .collect()
+    }
+
+    fn page(
+        &self,
+        states: &[RequestState],
+        after: Option<(usize, &str)>,
+        limit: usize,
+    ) -> Result<Vec<JournalEntry>, JournalError> {
+        let read_error = |e| self.storage("could not read the requests", e);
+        // The states are imggen's own words, not input: they go into the query as text, so
+        // that each set of states has its own cached statement (and its index).
+        let filter = if states.is_empty() {
+            String::new()
+        } else {
+            let names: Vec<String> = states
+                .iter()
+                .map(|state| format!("'{}'", state.as_str()))
+                .collect();
+            format!("state IN ({}) AND ", names.join(", "))
+        };
+        let (line, id) = after.map_or((-1, ""), |(line, id)| {
+            (i64::try_from(line).unwrap_or(i64::MAX), id)
+        });
+        let connection = self.connection();
+        let rows: Vec<RequestRow> = {
+            let mut statement = connection
+                .prepare_cached(&format!(
+                    "SELECT {REQUEST_COLUMNS} FROM requests WHERE {filter}(line, id) > (?1, ?2)
+                     ORDER BY line, id LIMIT ?3"
+                ))
+                .map_err(read_error)?;
+            statement
+                .query_map(
+                    params![line, id, i64::try_from(limit).unwrap_or(i64::MAX)],
+                    RequestRow::from_row,
+                )
+                .map_err(read_error)?
+                .collect::<Result<_, _>>()
+                .map_err(read_error)?
+        };
+        let mut statement = connection
+            .prepare_cached(&format!(
+                "SELECT {TASK_COLUMNS} FROM tasks WHERE request_id = ?1 ORDER BY seq"
+            ))
+            .map_err(read_error)?;
+        let mut entries = Vec::with_capacity(rows.len());
+        for row in rows {
+            let tasks: Vec<TaskRow> = statement
+                .query_map([&row.id], TaskRow::from_row)
+                .map_err(read_error)?
+                .collect::<Result<_, _>>()
+                .map_err(read_error)?;
+            let tasks = tasks
+                .into_iter()
+                .map(|task| self.task(task))
+                .collect::<Result<_, _>>()?;
+            entries.push(self.entry(row, tasks)?);
+        }
+        Ok(entries)
+    }
+
+    fn tally(&self, listing: u64) -> Result<Tally, JournalError> {
+        let read_error = |e| self.storage("could not count the requests", e);
+        let connection = self.connection();
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT state, listing = ?1, count(*) FROM requests GROUP BY state, listing = ?1",
+            )
+            .map_err(read_error)?;
+        let rows: Vec<(String, bool, i64)> = statement
+            .query_map([listing_value(listing)], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
+            .map_err(read_error)?
+            .collect::<Result<_, _>>()
+            .map_err(read_error)?;
+        let mut tally = Tally::default();
+        for (state, listed, count) in rows {
+            let state = RequestState::parse(&state).ok_or_else(|| {
+                self.corrupt(format!(
+                    "a request has the state {state:?}, which imggen does not know"
+                ))
+            })?;
+            tally
+                .counts
+                .push((state, listed, usize::try_from(count).unwrap_or(0)));
+        }
+        // Only paid tasks have rows: a fresh batch of a million lines reads none.
+        let mut statement = connection
+            .prepare_cached("SELECT handle FROM tasks WHERE outcome IS NOT 'failed'")
+            .map_err(read_error)?;
+        let mut rows = statement.query([]).map_err(read_error)?;
+        while let Some(row) = rows.next().map_err(read_error)? {
+            let text: String = row.get(0).map_err(read_error)?;
+            let handle =
+                TaskHandle::from_json(&text).map_err(|e| self.corrupt(format!("a task: {e}")))?;
+            if let Some(cost) = handle.cost {
+                tally.cost = tally.cost + cost;
+            }
+        }
+        Ok(tally)
+    }
+
+    fn latest_listing(&self) -> Result<u64, JournalError> {
+        let latest: Option<i64> = self
+            .connection()
+            .query_row("SELECT max(listing) FROM requests", [], |row| row.get(0))
+            .map_err(|e| self.storage("could not read the journal", e))?;
+        Ok(latest
+            .and_then(|latest| u64::try_from(latest).ok())
+            .unwrap_or(0))
     }
 
     fn last_activity(&self) -> Result<SystemTime, JournalError> {
@@ -458,6 +607,8 @@ struct SqliteTx<'a> {
 }
 
 impl SqliteTx<'_> {
+    /// Runs a statement, prepared once per connection: a load of a million lines runs the
+    /// same few statements a million times.
     fn execute(
         &self,
         problem: &str,
@@ -465,20 +616,34 @@ impl SqliteTx<'_> {
         params: impl rusqlite::Params,
     ) -> Result<usize, JournalError> {
         self.tx
-            .execute(sql, params)
+            .prepare_cached(sql)
+            .and_then(|mut statement| statement.execute(params))
+            .map_err(|e| storage(self.path, problem, e))
+    }
+
+    /// Reads one row (or none), with a statement prepared once per connection.
+    fn query_row<T>(
+        &self,
+        problem: &str,
+        sql: &str,
+        params: impl rusqlite::Params,
+        map: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>, JournalError> {
+        self.tx
+            .prepare_cached(sql)
+            .and_then(|mut statement| statement.query_row(params, map).optional())
             .map_err(|e| storage(self.path, problem, e))
     }
 }
 
 impl JournalTx for SqliteTx<'_> {
     fn state(&mut self, id: &str) -> Result<Option<RequestState>, JournalError> {
-        let state: Option<String> = self
-            .tx
-            .query_row("SELECT state FROM requests WHERE id = ?1", [id], |row| {
-                row.get(0)
-            })
-            .optional()
-            .map_err(|e| storage(self.path, "could not read a request", e))?;
+        let state: Option<String> = self.query_row(
+            "could not read a request",
+            "SELECT state FROM requests WHERE id = ?1",
+            [id],
+            |row| row.get(0),
+        )?;
         state
             .map(|state| {
                 RequestState::parse(&state).ok_or_else(|| JournalError::Format {
@@ -492,16 +657,13 @@ impl JournalTx for SqliteTx<'_> {
     }
 
     fn known(&mut self, id: &str) -> Result<Option<Known>, JournalError> {
-        let found: Option<(String, String, i64)> = self
-            .tx
-            .query_row(
-                "SELECT fingerprint, state, (SELECT count(*) FROM tasks WHERE request_id = requests.id)
-                 FROM requests WHERE id = ?1",
-                [id],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-            )
-            .optional()
-            .map_err(|e| storage(self.path, "could not read a request", e))?;
+        let found: Option<(String, String, i64)> = self.query_row(
+            "could not read a request",
+            "SELECT fingerprint, state, (SELECT count(*) FROM tasks WHERE request_id = requests.id)
+             FROM requests WHERE id = ?1",
+            [id],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )?;
         let Some((fingerprint, state, tasks)) = found else {
             return Ok(None);
         };
@@ -521,11 +683,12 @@ impl JournalTx for SqliteTx<'_> {
         request: &BatchRequest,
         fingerprint: &str,
         at: SystemTime,
+        listing: u64,
     ) -> Result<(), JournalError> {
         self.execute(
             "could not plan a request",
-            "INSERT INTO requests (id, line, fingerprint, request, providers, state, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'planned', ?6, ?6)",
+            "INSERT INTO requests (id, line, fingerprint, request, providers, state, created_at, updated_at, listing)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'planned', ?6, ?6, ?7)",
             params![
                 request.id,
                 request.line,
@@ -533,6 +696,7 @@ impl JournalTx for SqliteTx<'_> {
                 json(&request.request),
                 json(&request.providers),
                 millis(at),
+                listing_value(listing),
             ],
         )?;
         Ok(())
@@ -543,11 +707,12 @@ impl JournalTx for SqliteTx<'_> {
         request: &BatchRequest,
         fingerprint: &str,
         at: SystemTime,
+        listing: u64,
     ) -> Result<(), JournalError> {
         self.execute(
             "could not plan a request",
             "UPDATE requests SET line = ?2, fingerprint = ?3, request = ?4, providers = ?5,
-             state = 'planned', provider = NULL, error = NULL, updated_at = ?6 WHERE id = ?1",
+             state = 'planned', provider = NULL, error = NULL, updated_at = ?6, listing = ?7 WHERE id = ?1",
             params![
                 request.id,
                 request.line,
@@ -555,16 +720,23 @@ impl JournalTx for SqliteTx<'_> {
                 json(&request.request),
                 json(&request.providers),
                 millis(at),
+                listing_value(listing),
             ],
         )?;
         Ok(())
     }
 
-    fn set_line(&mut self, id: &str, line: usize) -> Result<(), JournalError> {
+    fn relist(&mut self, request: &BatchRequest, listing: u64) -> Result<(), JournalError> {
         self.execute(
             "could not update a request",
-            "UPDATE requests SET line = ?2 WHERE id = ?1 AND line != ?2",
-            params![id, line],
+            "UPDATE requests SET line = ?2, listing = ?3,
+             providers = CASE state WHEN 'planned' THEN ?4 ELSE providers END WHERE id = ?1",
+            params![
+                request.id,
+                request.line,
+                listing_value(listing),
+                json(&request.providers)
+            ],
         )?;
         Ok(())
     }
@@ -623,14 +795,12 @@ impl JournalTx for SqliteTx<'_> {
         provider: ProviderId,
         task_id: &str,
     ) -> Result<Option<String>, JournalError> {
-        self.tx
-            .query_row(
-                "SELECT request_id FROM tasks WHERE provider = ?1 AND task_id = ?2",
-                params![provider.as_str(), task_id],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(|e| storage(self.path, "could not read a task", e))
+        self.query_row(
+            "could not read a task",
+            "SELECT request_id FROM tasks WHERE provider = ?1 AND task_id = ?2",
+            params![provider.as_str(), task_id],
+            |row| row.get(0),
+        )
     }
 
     fn insert_task(

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use super::transitions::Known;
-use super::{JournalEntry, JournalError, RequestState, TaskOutcome};
+use super::{JournalEntry, JournalError, RequestState, Tally, TaskOutcome};
 use crate::batch::input::BatchRequest;
 use crate::handle::TaskHandle;
 use crate::provider::ProviderId;
@@ -30,6 +30,23 @@ pub trait JournalStore: Send + Sync + fmt::Debug {
     /// order they were recorded.
     fn read(&self, only: Option<&str>) -> Result<Vec<JournalEntry>, JournalError>;
 
+    /// Up to `limit` requests in `states` (every state when empty), in line order, after the
+    /// request at `(line, id)` — the runner's way through a journal of a million rows, a page
+    /// at a time.
+    fn page(
+        &self,
+        states: &[RequestState],
+        after: Option<(usize, &str)>,
+        limit: usize,
+    ) -> Result<Vec<JournalEntry>, JournalError>;
+
+    /// How many requests stand where (each marked whether `listing` found it in the batch
+    /// file), and what they cost.
+    fn tally(&self, listing: u64) -> Result<Tally, JournalError>;
+
+    /// The latest listing recorded (0 for an empty journal).
+    fn latest_listing(&self) -> Result<u64, JournalError>;
+
     /// The latest time anything was written (the epoch for an empty journal).
     fn last_activity(&self) -> Result<SystemTime, JournalError>;
 
@@ -45,24 +62,29 @@ pub trait JournalTx {
     /// What is held under a request's id, for planning.
     fn known(&mut self, id: &str) -> Result<Option<Known>, JournalError>;
 
-    /// Adds a request, `planned`.
+    /// Adds a request, `planned`, found by `listing`.
     fn insert_request(
         &mut self,
         request: &BatchRequest,
         fingerprint: &str,
         at: SystemTime,
+        listing: u64,
     ) -> Result<(), JournalError>;
 
-    /// Replaces what is held under the request's id: `planned`, no provider, no error.
+    /// Replaces what is held under the request's id: `planned`, no provider, no error, found
+    /// by `listing`.
     fn replace_request(
         &mut self,
         request: &BatchRequest,
         fingerprint: &str,
         at: SystemTime,
+        listing: u64,
     ) -> Result<(), JournalError>;
 
-    /// Moves a request's line (the batch file was edited).
-    fn set_line(&mut self, id: &str, line: usize) -> Result<(), JournalError>;
+    /// Records that `listing` found a request it holds (same fingerprint) in the batch file:
+    /// its line (the file may have been edited) and, while nothing was sent for it
+    /// (`planned`), its route.
+    fn relist(&mut self, request: &BatchRequest, listing: u64) -> Result<(), JournalError>;
 
     /// Moves a request to `state`, touching its time.
     fn set_state(
