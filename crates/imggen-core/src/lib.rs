@@ -81,6 +81,8 @@ mod generate;
 pub mod handle;
 pub mod plan;
 pub mod policy;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod provider;
 pub mod reconcile;
 pub mod request;
@@ -98,6 +100,7 @@ use std::time::{Duration, Instant, SystemTime};
 use imggen_http::time::{Clock, Sleeper, SystemClock, TokioSleeper};
 use imggen_types::Usd;
 
+pub use budget::{LocalSharedBudget, SharedBudget, SharedBudgetError, Taken};
 pub use capabilities::{ModelCapabilities, ProviderCapabilities};
 pub use cost::Cost;
 pub use download::{DownloadOptions, GeneratedImage, ImageData, Output};
@@ -145,6 +148,7 @@ struct Inner {
     max_concurrent_tasks: usize,
     schedules: HashMap<ProviderId, PollSchedule>,
     budgets: HashMap<ProviderId, RateLimit>,
+    shared_budget: Option<Arc<dyn SharedBudget>>,
     credit_price: Option<Usd>,
     sleeper: Arc<dyn Sleeper>,
     clock: Arc<dyn Clock>,
@@ -183,6 +187,7 @@ pub struct ImggenBuilder {
     max_concurrent_tasks: usize,
     schedules: HashMap<ProviderId, PollSchedule>,
     budgets: HashMap<ProviderId, RateLimit>,
+    shared_budget: Option<Arc<dyn SharedBudget>>,
     credit_price: Option<Usd>,
     sleeper: Arc<dyn Sleeper>,
     clock: Arc<dyn Clock>,
@@ -211,6 +216,7 @@ impl Default for ImggenBuilder {
             max_concurrent_tasks: 4,
             schedules: HashMap::new(),
             budgets: HashMap::new(),
+            shared_budget: None,
             credit_price: None,
             sleeper: Arc::new(TokioSleeper),
             clock: Arc::new(SystemClock),
@@ -292,6 +298,30 @@ impl ImggenBuilder {
         self
     }
 
+    /// Keeps every key's documented or configured request budget in `budget`, shared by every
+    /// process that uses the key (replicas of a service, workers of a batch): together they
+    /// stay inside it. The key is known there only by its fingerprint
+    /// ([`Provider::key_fingerprint`]). See [`budget::SharedBudget`]; PostgreSQL keeps one
+    /// with the `postgres` feature.
+    pub fn shared_budget(mut self, budget: Arc<dyn SharedBudget>) -> Self {
+        self.shared_budget = Some(budget);
+        self
+    }
+
+    /// [`shared_budget`](Self::shared_budget) in the PostgreSQL database at `url`
+    /// ([`postgres::PgStore`]; its tables are set up on first use). A URL that cannot be
+    /// read fails [`build`](Self::build).
+    #[cfg(feature = "postgres")]
+    pub fn postgres(mut self, url: &str) -> Self {
+        match postgres::PgStore::connect(url) {
+            Ok(store) => self.shared_budget(Arc::new(store.budget())),
+            Err(error) => {
+                self.problems.push(error.to_string());
+                self
+            }
+        }
+    }
+
     /// The price of one gptimg credit in dollars, to report totals in dollars.
     pub fn credit_price(mut self, price: Usd) -> Self {
         self.credit_price = Some(price);
@@ -362,6 +392,7 @@ impl ImggenBuilder {
                 max_concurrent_tasks: self.max_concurrent_tasks,
                 schedules: self.schedules,
                 budgets: self.budgets,
+                shared_budget: self.shared_budget,
                 credit_price: self.credit_price,
                 sleeper: self.sleeper,
                 clock: self.clock,
@@ -549,6 +580,10 @@ impl Imggen {
             format!("{id}:{}", provider.key_label()),
             limit,
             configured,
+            self.inner
+                .shared_budget
+                .as_ref()
+                .map(|budget| (Arc::clone(budget), provider.key_fingerprint())),
             Arc::clone(&self.inner.sleeper),
             Arc::clone(&self.inner.clock),
         );

@@ -228,6 +228,10 @@ impl Provider for GptimgProvider {
         self.client.transport().key_label()
     }
 
+    fn key_fingerprint(&self) -> String {
+        self.client.transport().key_fingerprint()
+    }
+
     fn allows_http_downloads(&self) -> bool {
         self.client.transport().download_options().allow_http
     }

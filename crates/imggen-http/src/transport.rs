@@ -187,6 +187,25 @@ impl<B: ProviderErrorBody> Transport<B> {
         format!("{prefix}…{:04x}", hash & 0xffff)
     }
 
+    /// A fingerprint of the API key, never the key: 64 hex digits of SHA-256 over the
+    /// provider's name and the key. Processes that use one key find each other by it — a
+    /// request budget kept in a database is kept under it — and it reveals nothing of the key.
+    pub fn key_fingerprint(&self) -> String {
+        use sha2::Digest as _;
+        let header = self.inner.authorization.as_bytes();
+        let key = header.strip_prefix(b"Bearer ").unwrap_or(header);
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(b"imggen key fingerprint v1\0");
+        hasher.update(self.provider().as_bytes());
+        hasher.update(b"\0");
+        hasher.update(key);
+        hasher
+            .finalize()
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect()
+    }
+
     /// The provider's name.
     pub fn provider(&self) -> &'static str {
         self.inner.provider

@@ -156,6 +156,14 @@ pub trait Provider: Send + Sync + fmt::Debug + 'static {
     /// A short label of the API key, never the key: work on one key shares one request budget.
     fn key_label(&self) -> String;
 
+    /// A fingerprint of the API key that tells keys apart and reveals nothing of them (the
+    /// built-in providers give SHA-256 of it): processes that share a request budget kept
+    /// elsewhere find each other by it. By default, the provider's name and
+    /// [`key_label`](Self::key_label) — enough to share, but two keys may then share a budget.
+    fn key_fingerprint(&self) -> String {
+        format!("{}:{}", self.id(), self.key_label())
+    }
+
     /// Whether result URLs may be `http://`: only when the API itself is reached over http (a
     /// local emulator or proxy).
     fn allows_http_downloads(&self) -> bool;

@@ -95,47 +95,131 @@ fn scheduler(time: &ManualTime, limit: Option<RateLimit>, configured: bool) -> S
         "test".into(),
         limit,
         configured,
+        None,
         Arc::new(time.clone()),
         Arc::new(time.clone()),
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fifty_requests_never_exceed_the_budget_in_any_window() {
-    let time = ManualTime::new();
-    let start = time.now();
-    let sched = scheduler(&time, Some(RATE_LIMIT), true);
+/// `processes` schedulers of one key (as many processes would start), sharing `budget` when
+/// given; each sends `each` requests. The instants of every grant, sorted.
+async fn grants_of(
+    time: &ManualTime,
+    processes: usize,
+    each: usize,
+    budget: Option<Arc<dyn SharedBudget>>,
+) -> Vec<Instant> {
     let granted = Arc::new(Mutex::new(Vec::new()));
     let mut tasks = Vec::new();
-    for _ in 0..50 {
-        let sched = sched.clone();
-        let granted = Arc::clone(&granted);
-        let time = time.clone();
-        tasks.push(tokio::spawn(async move {
-            let Grant::Go(permit) = sched.register(Priority::First, time.now(), None).await else {
-                panic!("no grant");
-            };
-            granted.lock().unwrap().push(time.now());
-            tokio::task::yield_now().await;
-            permit.finish(Outcome::Answered);
-        }));
+    for _ in 0..processes {
+        let sched = Scheduler::start(
+            "runbase:sk-s…1234".into(),
+            Some(RATE_LIMIT),
+            false,
+            budget
+                .clone()
+                .map(|budget| (budget, "fingerprint-of-the-key".to_owned())),
+            Arc::new(time.clone()),
+            Arc::new(time.clone()),
+        );
+        for _ in 0..each {
+            let sched = sched.clone();
+            let granted = Arc::clone(&granted);
+            let time = time.clone();
+            tasks.push(tokio::spawn(async move {
+                let Grant::Go(permit) = sched.register(Priority::First, time.now(), None).await
+                else {
+                    panic!("no grant");
+                };
+                granted.lock().unwrap().push(time.now());
+                tokio::task::yield_now().await;
+                permit.finish(Outcome::Answered);
+            }));
+        }
     }
     for task in tasks {
         task.await.unwrap();
     }
     let mut granted = granted.lock().unwrap().clone();
     granted.sort();
-    assert_eq!(granted.len(), 50);
-    for (i, &at) in granted.iter().enumerate() {
-        let in_window = granted[i..]
-            .iter()
-            .take_while(|&&later| later < at + 10 * S)
-            .count();
-        assert!(
-            in_window <= 18,
-            "{in_window} requests within 10 s of request {i}"
-        );
+    granted
+}
+
+/// The most requests granted within any `window`.
+fn busiest(granted: &[Instant], window: Duration) -> usize {
+    (0..granted.len())
+        .map(|i| {
+            granted[i..]
+                .iter()
+                .take_while(|&&later| later < granted[i] + window)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// A shared budget that notes when each request it grants was taken (on the same clock as
+/// the schedulers, which send a request taken at once).
+#[derive(Debug)]
+struct Noting {
+    inner: LocalSharedBudget,
+    time: ManualTime,
+    taken: Mutex<Vec<Instant>>,
+}
+
+impl SharedBudget for Noting {
+    fn take<'a>(
+        &'a self,
+        key: &'a str,
+        limit: RateLimit,
+        wanted: u32,
+    ) -> futures_util::future::BoxFuture<'a, Result<Taken, SharedBudgetError>> {
+        Box::pin(async move {
+            let taken = self.inner.take(key, limit, wanted).await?;
+            let now = self.time.now();
+            let mut noted = self.taken.lock().unwrap();
+            noted.extend(std::iter::repeat_n(now, taken.granted as usize));
+            Ok(taken)
+        })
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_that_share_a_budget_stay_inside_it_together_and_use_it() {
+    // Alone, three processes on one key each spend the whole budget: 54 requests in 10 s
+    // where the provider allows 20 — the 429s of issue 12.
+    let alone = grants_of(&ManualTime::new(), 3, 20, None).await;
+    assert!(busiest(&alone, 10 * S) > 20, "{}", busiest(&alone, 10 * S));
+
+    // Sharing it, they stay inside it together, paced one request every 10.25 s / 18.
+    let time = ManualTime::new();
+    let start = time.now();
+    let noting = Arc::new(Noting {
+        inner: LocalSharedBudget::new(Arc::new(time.clone())),
+        time: time.clone(),
+        taken: Mutex::default(),
+    });
+    let granted = grants_of(&time, 3, 20, Some(noting.clone())).await;
+    assert_eq!(granted.len(), 60);
+    let taken = noting.taken.lock().unwrap().clone();
+    assert_eq!(taken.len(), 60, "one request taken per request sent");
+    assert!(busiest(&taken, 10 * S) <= 18, "{}", busiest(&taken, 10 * S));
+    // …and use most of it: 60 requests in 59 intervals of 569 ms, not much more.
+    let took = *granted.last().unwrap() - start;
+    assert!(took <= Duration::from_millis(59 * 570), "{took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_requests_never_exceed_the_budget_in_any_window() {
+    let time = ManualTime::new();
+    let start = time.now();
+    let granted = grants_of(&time, 1, 50, None).await;
+    assert_eq!(granted.len(), 50);
+    assert!(
+        busiest(&granted, 10 * S) <= 18,
+        "{}",
+        busiest(&granted, 10 * S)
+    );
     // 50 requests at 18 per 10.25 s: two full windows of waiting, not more.
     assert_eq!(time.now() - start, Duration::from_millis(20_500));
 }

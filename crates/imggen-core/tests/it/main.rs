@@ -6,6 +6,7 @@ mod fake;
 mod fourth;
 mod jobs;
 mod mock;
+mod postgres;
 mod wire;
 
 use imggen_core::ProviderId;

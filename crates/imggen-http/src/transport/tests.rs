@@ -64,6 +64,25 @@ fn key_labels_are_stable_short_and_do_not_reveal_the_key() {
 }
 
 #[test]
+fn key_fingerprints_tell_keys_apart_and_reveal_nothing() {
+    use crate::ClientBuilder;
+    let fingerprint = |key: &str| {
+        ClientBuilder::<Probe>::new()
+            .api_key(key)
+            .build()
+            .unwrap()
+            .0
+            .key_fingerprint()
+    };
+    let a = fingerprint("sk-secret-one-0123456789");
+    assert_eq!(a, fingerprint("sk-secret-one-0123456789"));
+    assert_ne!(a, fingerprint("sk-secret-two-0123456789"));
+    assert_eq!(a.len(), 64);
+    assert!(a.bytes().all(|b| b.is_ascii_hexdigit()), "{a}");
+    assert!(!a.contains("sk-"), "{a}");
+}
+
+#[test]
 fn downloads_are_https_unless_allowed() {
     assert!(check_download_url("https://cdn.example/a.png", false).is_ok());
     assert!(check_download_url("http://cdn.example/a.png", false).is_err());
