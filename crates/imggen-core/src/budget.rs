@@ -77,7 +77,7 @@ const MAX_PAUSE: Duration = Duration::from_secs(60);
 const SHARED_UNREACHABLE_PAUSE: Duration = Duration::from_secs(10);
 /// Requests taken from a shared budget and not sent within this long are dropped: sent
 /// late, they would bunch up with the ones taken after them.
-const STALE_TOKENS: Duration = Duration::from_millis(500);
+const STALE_TOKENS: Duration = Duration::from_millis(100);
 
 /// How close together two grants of the fast path may be to share one entry of the log: a
 /// key served at tens of thousands of requests a second then keeps at most one entry per

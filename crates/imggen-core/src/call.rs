@@ -146,7 +146,10 @@ impl Imggen {
             // read on every call.
             let sent_at = (call.operation == CallOperation::Create).then(|| clock.wall());
             let result = match call.until {
-                Some(_) => self.bounded(call.until, attempt(number)).await,
+                // Boxed: the bounded future is large, and awaited in place it would make every
+                // call's future as large — the status calls a busy program makes most have no
+                // deadline of their own, and stay small (one fewer cache line per call).
+                Some(_) => Box::pin(self.bounded(call.until, attempt(number))).await,
                 None => attempt(number).await,
             };
             if let Some(permit) = permit {

@@ -343,11 +343,12 @@ impl Imggen {
                     attempt,
                     status = tracing::field::Empty,
                 );
-                // Each attempt has its client's timeout; the retries stop in time.
-                let status = provider.status(&handle.task_id);
+                // Each attempt has its client's timeout; the retries stop in time. The span is
+                // kept once, in the instrumented future, and read back from it.
+                let mut status = provider.status(&handle.task_id).instrument(span);
                 async move {
-                    let result = status.instrument(span.clone()).await;
-                    span.record(
+                    let result = (&mut status).await;
+                    status.span().record(
                         "status",
                         result
                             .as_ref()
