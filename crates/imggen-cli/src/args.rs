@@ -36,7 +36,8 @@ Resume by running the same command again: done requests are skipped, submitted o
 waited on (never sent again), the rest are sent. A request whose create's answer was lost
 may already be paid for: it is listed, and sent again only with --resubmit-unknown.
 Results: DIR/results.jsonl, one line per request (id, status, provider, task ids, files,
-cost, error); the journal: DIR/imggen-journal.sqlite (or --journal).
+cost, error); the journal: DIR/imggen-journal.sqlite (or --journal, a file or
+postgres://USER@HOST/DB).
 
 Exit codes (when several apply, 6 wins over 5, 5 over 3, 3 over 4):
   0  every request is done (lines left out by --skip-invalid aside)
@@ -344,9 +345,11 @@ pub struct BatchArgs {
     #[arg(long, value_name = "N", default_value_t = imggen_core::batch::DEFAULT_CONCURRENCY, value_parser = parse_concurrency)]
     pub concurrency: usize,
 
-    /// The journal (default: DIR/imggen-journal.sqlite). Running the same batch with the
-    /// same journal resumes it.
-    #[arg(long, value_name = "PATH")]
+    /// The journal: a SQLite file (default: DIR/imggen-journal.sqlite) or a PostgreSQL
+    /// database, postgres://USER@HOST/DB, where the batch is kept under its file's name (one
+    /// process holds a batch at a time). Running the same batch with the same journal
+    /// resumes it.
+    #[arg(long, value_name = "PATH|URL", env = "IMGGEN_JOURNAL")]
     pub journal: Option<PathBuf>,
 
     /// Send again the requests whose create's answer was lost. They may already have been

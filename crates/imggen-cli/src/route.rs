@@ -108,7 +108,7 @@ pub(crate) fn base_url_env(provider: ProviderId) -> &'static str {
 }
 
 /// How the command line tunes imggen-core, whichever providers it reaches.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Tuning {
     /// `--poll-interval`: every provider's schedule polls this often.
     pub poll_interval: Option<Duration>,
@@ -117,22 +117,29 @@ pub(crate) struct Tuning {
     /// `--strict`. Without it, a setting a provider cannot honour is still refused: the user
     /// typed each one, and a degraded request would still be charged.
     pub strict: bool,
+    /// Where every process on a key shares its request budget (a batch journaled in
+    /// PostgreSQL shares it there too).
+    pub shared_budget: Option<std::sync::Arc<dyn imggen_core::SharedBudget>>,
 }
 
 impl Tuning {
-    fn builder(self) -> imggen_core::ImggenBuilder {
+    fn builder(&self) -> imggen_core::ImggenBuilder {
         let strictness = if self.strict {
             Strictness::Strict
         } else {
             Strictness::Exact
         };
-        Imggen::builder()
+        let builder = Imggen::builder()
             .strictness(strictness)
-            .allow_extra_tasks(self.allow_extra_tasks)
+            .allow_extra_tasks(self.allow_extra_tasks);
+        match &self.shared_budget {
+            Some(budget) => builder.shared_budget(std::sync::Arc::clone(budget)),
+            None => builder,
+        }
     }
 
     fn add(
-        self,
+        &self,
         builder: imggen_core::ImggenBuilder,
         provider: std::sync::Arc<dyn imggen_core::Provider>,
         default_interval: Option<Duration>,

@@ -122,7 +122,10 @@ async fn run(args: &BatchArgs, ctx: &Ctx, output: &mut BatchOutput) -> Result<Ra
         .resubmit_unknown(args.resubmit_unknown)
         .skip_invalid(args.skip_invalid);
     if let Some(journal) = &args.journal {
-        options = options.journal(journal);
+        options = match postgres_url(journal) {
+            Some(url) => postgres_journal(options, url, &args.file)?,
+            None => options.journal(journal),
+        };
     }
     if let Some(grace) = args.reconcile_grace {
         options = options.reconcile_grace(grace);
@@ -152,6 +155,13 @@ async fn run(args: &BatchArgs, ctx: &Ctx, output: &mut BatchOutput) -> Result<Ra
         poll_interval: args.waiting.poll_interval,
         allow_extra_tasks: settings.allow_extra_tasks,
         strict: settings.strict,
+        // Journaled in PostgreSQL, the batch's workers share each key's budget there too.
+        shared_budget: args
+            .journal
+            .as_deref()
+            .and_then(postgres_url)
+            .map(shared_budget)
+            .transpose()?,
     };
     let imggen = match &emulator {
         // The emulator speaks every built-in protocol: every line runs on it, whatever
@@ -258,16 +268,67 @@ fn configured_providers(route: &Route) -> Vec<ProviderId> {
     providers
 }
 
+/// The URL, when `--journal` names a PostgreSQL database rather than a file.
+fn postgres_url(journal: &Path) -> Option<&str> {
+    journal
+        .to_str()
+        .filter(|text| text.starts_with("postgres://") || text.starts_with("postgresql://"))
+}
+
+/// The journal in PostgreSQL, the batch kept under its file's name: the same command on
+/// another machine, with its own copy of the file, finds the same batch.
+#[cfg(feature = "postgres")]
+fn postgres_journal(
+    options: BatchOptions,
+    url: &str,
+    file: &Path,
+) -> Result<BatchOptions, Failure> {
+    let name = file
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .ok_or_else(|| {
+            Failure::usage(format!(
+                "{} has no file name to keep the batch under",
+                file.display()
+            ))
+        })?;
+    Ok(options.postgres_journal(url, name))
+}
+
+/// Each key's request budget, in the PostgreSQL database of the journal.
+#[cfg(feature = "postgres")]
+fn shared_budget(url: &str) -> Result<Arc<dyn imggen_core::SharedBudget>, Failure> {
+    let store = imggen_core::postgres::PgStore::connect(url)
+        .map_err(|error| Failure::usage(error.to_string()))?;
+    Ok(Arc::new(store.budget()))
+}
+
+#[cfg(not(feature = "postgres"))]
+fn shared_budget(_: &str) -> Result<Arc<dyn imggen_core::SharedBudget>, Failure> {
+    Err(Failure::usage(
+        "this imggen was built without PostgreSQL: build imggen-cli with its `postgres` feature, or give --journal a file",
+    ))
+}
+
+#[cfg(not(feature = "postgres"))]
+fn postgres_journal(_: BatchOptions, _: &str, _: &Path) -> Result<BatchOptions, Failure> {
+    Err(Failure::usage(
+        "this imggen was built without PostgreSQL: build imggen-cli with its `postgres` feature, or give --journal a file",
+    ))
+}
+
 /// The in-process emulator starts empty: tasks an earlier run's emulator made died with it,
 /// and a task of a real provider is not the emulator's either. A journal that still waits
 /// on such tasks (or may have created one) cannot be resumed here; one whose requests are
 /// all finished or unsent can.
 fn check_emulated_resume(options: &BatchOptions) -> Result<(), Failure> {
     let path = options.journal_path();
-    if !path.exists() {
-        return Ok(());
-    }
-    let journal = Journal::open(&path).map_err(|error| batch_failure(&error.into()))?;
+    let journal = match &options.journal_store {
+        Some(open) => Journal::from_store(open().map_err(|error| batch_failure(&error.into()))?),
+        None if !path.exists() => return Ok(()),
+        None => Journal::open(&path).map_err(|error| batch_failure(&error.into()))?,
+    };
+    let path = journal.path().to_path_buf();
     // A page at a time: the journal may hold a million requests.
     let mut stranded: Vec<String> = Vec::new();
     let mut count = 0;

@@ -40,6 +40,7 @@ async fn generate(args: &GenerateArgs, ctx: &Ctx, report: &mut Report) -> Result
         poll_interval: args.waiting.poll_interval,
         allow_extra_tasks: settings.allow_extra_tasks,
         strict: settings.strict,
+        shared_budget: None,
     };
     let (imggen, emulator) = connect(&route, tuning, ctx, report).await?;
     // …and every create, like every other request, ends by the overall deadline.

@@ -34,6 +34,7 @@ async fn submit_only(args: &RequestArgs, ctx: &Ctx, report: &mut Report) -> Resu
             poll_interval: None,
             allow_extra_tasks: settings.allow_extra_tasks,
             strict: settings.strict,
+            shared_budget: None,
         },
     )?;
     submit(&imggen, &request, &route, !args.json, None, ctx, report).await?;

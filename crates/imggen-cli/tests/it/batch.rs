@@ -668,3 +668,83 @@ async fn a_journal_written_for_another_batch_file_is_refused_before_anything_is_
     assert_eq!(env.requests(), sent, "nothing was sent");
     assert_eq!(charges(&env), 1);
 }
+
+/// The test database (`.ci/run` starts one), or `None`, said on stderr past the harness's
+/// capture — and a failure where `IMGGEN_REQUIRE_POSTGRES=1` (CI).
+fn postgres(test: &str) -> Option<String> {
+    match std::env::var("IMGGEN_TEST_POSTGRES_URL") {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ if std::env::var("IMGGEN_REQUIRE_POSTGRES").as_deref() == Ok("1") => {
+            panic!("IMGGEN_REQUIRE_POSTGRES=1 but IMGGEN_TEST_POSTGRES_URL is not set")
+        }
+        _ => {
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n*** NOT RUN: {test}: no PostgreSQL. Set IMGGEN_TEST_POSTGRES_URL (bash .ci/run starts one) ***\n"
+            );
+            None
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_batch_journaled_in_postgres_is_resumed_by_the_same_command_and_held_by_one() {
+    let Some(url) =
+        postgres("a_batch_journaled_in_postgres_is_resumed_by_the_same_command_and_held_by_one")
+    else {
+        return;
+    };
+    let env = Env::start(instant()).await;
+    // The batch is kept under its file's name: one of this test's own.
+    let name = format!("cli-postgres-{}.jsonl", std::process::id());
+    write_batch(
+        &env,
+        &name,
+        &[json!({"prompt": "A fox"}), json!({"prompt": "A lamp"})],
+    );
+    let args = [
+        "batch",
+        name.as_str(),
+        "--out",
+        "renders",
+        "--provider",
+        "gptimg",
+        "--poll-interval",
+        "0.05",
+        "--journal",
+        url.as_str(),
+    ];
+    let output = env.run(&args).await;
+    assert_code(&output, 0);
+    let out = env.dir.path().join("renders");
+    assert_eq!(field(&results(&out), "status"), ["done", "done"]);
+    assert!(
+        !out.join("imggen-journal.sqlite").exists(),
+        "no SQLite journal"
+    );
+    assert_eq!(charges(&env), 2);
+
+    // Again: found in PostgreSQL, nothing sent.
+    let output = env.run(&args).await;
+    assert_code(&output, 0);
+    assert!(
+        stderr(&output).contains("2 done (2 before this run)"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(charges(&env), 2);
+
+    // Held by another process: refused before anything is sent.
+    let held = imggen_core::batch::journal::PgJournalStore::open(&url, &name).unwrap();
+    let before = env.requests();
+    let output = env.run(&args).await;
+    assert_code(&output, 2);
+    assert!(
+        stderr(&output).contains("is in use by another process"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(env.requests(), before);
+    drop(held);
+}

@@ -86,7 +86,9 @@ pub use journal::{
 pub use results::{RESULTS_FILE, ResultLine, ResultStatus, ResultSummary};
 
 pub use events::{BatchEvent, BatchEventKind, Progress};
-pub use options::{BatchOptions, DEFAULT_CONCURRENCY, DEFAULT_RECONCILE_GRACE, EventCallback};
+pub use options::{
+    BatchOptions, DEFAULT_CONCURRENCY, DEFAULT_RECONCILE_GRACE, EventCallback, StoreOpener,
+};
 pub use report::{BatchError, BatchReport, UnknownRequest};
 pub use runner::BatchRunner;
 pub use source::BatchSource;

@@ -21,6 +21,11 @@ pub const DEFAULT_RECONCILE_GRACE: Duration = Duration::from_secs(90);
 /// Called with every [`BatchEvent`].
 pub type EventCallback = Arc<dyn Fn(&BatchEvent) + Send + Sync>;
 
+/// Opens the journal's store when a run starts: a store other than the SQLite file.
+pub type StoreOpener = Arc<
+    dyn Fn() -> Result<Box<dyn super::journal::JournalStore>, super::JournalError> + Send + Sync,
+>;
+
 /// How to run a batch.
 #[derive(Clone)]
 #[non_exhaustive]
@@ -29,6 +34,9 @@ pub struct BatchOptions {
     pub out_dir: PathBuf,
     /// The journal (default `out_dir/imggen-journal.sqlite`).
     pub journal: Option<PathBuf>,
+    /// A journal kept elsewhere than a SQLite file (see [`journal_store`](Self::journal_store));
+    /// `journal` is then unused.
+    pub journal_store: Option<StoreOpener>,
     /// Requests in progress at once — submitting, waiting or downloading (default 8). Every
     /// request on one key also shares that key's request budget.
     pub concurrency: usize,
@@ -71,6 +79,7 @@ impl fmt::Debug for BatchOptions {
         f.debug_struct("BatchOptions")
             .field("out_dir", &self.out_dir)
             .field("journal", &self.journal)
+            .field("journal_store", &self.journal_store.is_some())
             .field("concurrency", &self.concurrency)
             .field("time_limit", &self.time_limit)
             .field("deadline", &self.deadline)
@@ -90,6 +99,7 @@ impl BatchOptions {
         BatchOptions {
             out_dir: out_dir.into(),
             journal: None,
+            journal_store: None,
             concurrency: DEFAULT_CONCURRENCY,
             deadline: None,
             time_limit: None,
@@ -115,6 +125,32 @@ impl BatchOptions {
     pub fn journal(mut self, path: impl Into<PathBuf>) -> Self {
         self.journal = Some(path.into());
         self
+    }
+
+    /// Keeps the journal in the store `open` opens when a run starts, instead of a SQLite
+    /// file: another implementation of [`JournalStore`](super::journal::JournalStore).
+    pub fn journal_store(
+        mut self,
+        open: impl Fn() -> Result<Box<dyn super::journal::JournalStore>, super::JournalError>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        self.journal_store = Some(Arc::new(open));
+        self
+    }
+
+    /// Keeps the journal in PostgreSQL at `url`, under the batch's name `batch` (one database
+    /// holds many batches; a batch is held by one process at a time).
+    #[cfg(feature = "postgres")]
+    pub fn postgres_journal(self, url: impl Into<String>, batch: impl Into<String>) -> Self {
+        let (url, batch) = (url.into(), batch.into());
+        self.journal_store(move || {
+            Ok(
+                Box::new(super::journal::PgJournalStore::open(&url, &batch)?)
+                    as Box<dyn super::journal::JournalStore>,
+            )
+        })
     }
 
     /// Sets how many requests are in progress at once.

@@ -163,11 +163,12 @@ impl BatchRunner {
                 path: error.path,
                 source: error.cause,
             })?;
-        let journal_path = options.journal_path();
-        let journal = Arc::new(Journal::open_with_clock(
-            &journal_path,
-            Arc::clone(&self.imggen.inner.clock),
-        )?);
+        let clock = Arc::clone(&self.imggen.inner.clock);
+        let journal = Arc::new(match &options.journal_store {
+            Some(open) => Journal::with_store(open()?, clock),
+            None => Journal::open_with_clock(options.journal_path(), clock)?,
+        });
+        let journal_path = journal.path().to_path_buf();
         // Before this run writes anything: a process that stopped did so after this.
         let previous_activity = journal.last_activity()?;
         let listing = journal.next_listing()?;

@@ -16,18 +16,60 @@ pub struct Migration {
 }
 
 /// Every step, oldest first. A step, once released, never changes: a change is a new step.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "a request budget per API key fingerprint",
-    sql: "CREATE TABLE imggen_key_budgets (
-              key_fingerprint text PRIMARY KEY,
-              -- When the key's next request is on schedule (the database's clock).
-              tat             timestamptz NOT NULL,
-              -- Whether the latest take was granted.
-              granted         boolean NOT NULL,
-              updated_at      timestamptz NOT NULL
-          )",
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "a request budget per API key fingerprint",
+        sql: "CREATE TABLE imggen_key_budgets (
+                  key_fingerprint text PRIMARY KEY,
+                  -- When the key's next request is on schedule (the database's clock).
+                  tat             timestamptz NOT NULL,
+                  -- Whether the latest take was granted.
+                  granted         boolean NOT NULL,
+                  updated_at      timestamptz NOT NULL
+              )",
+    },
+    Migration {
+        version: 2,
+        name: "batch journals: a row per request and per task, under the batch's name",
+        sql: "CREATE TABLE imggen_batch_requests (
+                  batch         text NOT NULL,
+                  id            text NOT NULL,
+                  line          bigint NOT NULL,
+                  fingerprint   text NOT NULL,
+                  request       text NOT NULL,
+                  providers     text NOT NULL,
+                  state         text NOT NULL CHECK (state IN ('planned', 'submitting', 'submitted', 'done', 'failed', 'unknown')),
+                  provider      text,
+                  error         text,
+                  attempts      bigint NOT NULL DEFAULT 0,
+                  submitting_at bigint,
+                  created_at    bigint NOT NULL,
+                  updated_at    bigint NOT NULL,
+                  listing       bigint NOT NULL DEFAULT 0,
+                  PRIMARY KEY (batch, id)
+              );
+              CREATE INDEX imggen_batch_requests_by_line ON imggen_batch_requests (batch, line, id);
+              CREATE INDEX imggen_batch_requests_by_state ON imggen_batch_requests (batch, state, line, id);
+              CREATE TABLE imggen_batch_tasks (
+                  seq         bigserial PRIMARY KEY,
+                  batch       text NOT NULL,
+                  request_id  text NOT NULL,
+                  provider    text NOT NULL,
+                  task_id     text NOT NULL,
+                  handle      text NOT NULL,
+                  images      bigint NOT NULL,
+                  recorded_at bigint NOT NULL,
+                  adopted     boolean NOT NULL DEFAULT false,
+                  outcome     text CHECK (outcome IN ('succeeded', 'failed')),
+                  files       text NOT NULL DEFAULT '[]',
+                  error       text,
+                  UNIQUE (batch, provider, task_id),
+                  FOREIGN KEY (batch, request_id) REFERENCES imggen_batch_requests (batch, id)
+              );
+              CREATE INDEX imggen_batch_tasks_by_request ON imggen_batch_tasks (batch, request_id, seq)",
+    },
+];
 
 /// An arbitrary, fixed number: the advisory lock migrations are applied under.
 const LOCK: i64 = 0x696d_6767_6d69_6772;

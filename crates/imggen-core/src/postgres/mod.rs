@@ -1,6 +1,7 @@
-//! What several processes share, kept in PostgreSQL (feature `postgres`): today, each API
-//! key's request budget ([`PgBudget`]). The tables are created and upgraded by the program
-//! itself ([`PgStore::migrate`], versioned, under an advisory lock so that processes starting
+//! What several processes share, kept in PostgreSQL (feature `postgres`): each API key's
+//! request budget ([`PgBudget`]), and batch journals (`batch::journal::PgJournalStore`, with
+//! the `batch` feature). The tables are created and upgraded by the program itself
+//! ([`PgStore::migrate`], versioned, under an advisory lock so that processes starting
 //! together apply each step once); nothing to install but a database to point at.
 //!
 //! ```no_run
@@ -25,6 +26,7 @@
 //! than they give here). No job-queue crate either: none would keep a re-run from posting a
 //! paid create again, so that guard stays imggen's own.
 
+pub(crate) mod blocking;
 mod budget;
 mod migrations;
 

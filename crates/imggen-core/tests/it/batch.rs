@@ -992,3 +992,61 @@ async fn a_file_longer_than_the_window_streams_through_every_line_once_in_order(
     assert_eq!(again.count(ResultStatus::Done), 119);
     assert_eq!(charges(&server, MockProvider::Gptimg).len(), 119);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_runs_and_resumes_with_its_journal_in_postgres() {
+    let Some(url) =
+        crate::postgres::database("a_batch_runs_and_resumes_with_its_journal_in_postgres")
+    else {
+        return;
+    };
+    let url = crate::postgres::schema(&url, "imggen_batch_run").await;
+    let (server, time) = mock(MockConfig::default().profile(Profile::Fixed(4 * S))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = lines(
+        &(0..40)
+            .map(
+                |i| json!({"id": format!("lamp-{i:02}"), "prompt": format!("A lamp, variant {i}")}),
+            )
+            .collect::<Vec<_>>(),
+    );
+    let defaults = RequestDefaults::new().provider(crate::GPTIMG);
+    let options = || {
+        BatchOptions::new(dir.path())
+            .concurrency(8)
+            .postgres_journal(url.clone(), "lamps")
+    };
+
+    let report = BatchRunner::new(imggen(&server, &time), options())
+        .run(input(&text, &defaults))
+        .await
+        .unwrap();
+    assert!(report.is_complete(), "{:?}", report.summary);
+    assert_eq!(report.count(ResultStatus::Done), 40);
+    assert!(
+        report
+            .journal_path
+            .to_string_lossy()
+            .starts_with("postgres://"),
+        "{}",
+        report.journal_path.display()
+    );
+    assert_eq!(charges(&server, MockProvider::Gptimg).len(), 40);
+    assert!(!dir.path().join("imggen-journal.sqlite").exists());
+    assert_pngs(dir.path(), &report);
+
+    // The same batch again: everything is kept and done, nothing is sent.
+    let (options, events) = recording(options());
+    let again = BatchRunner::new(imggen(&server, &time), options)
+        .run(input(&text, &defaults))
+        .await
+        .unwrap();
+    assert!(events.lock().unwrap().iter().any(|e| e.kind
+        == BatchEventKind::Journaled {
+            added: 0,
+            kept: 40,
+            replaced: 0
+        }));
+    assert_eq!(again.skipped_done, 40);
+    assert_eq!(charges(&server, MockProvider::Gptimg).len(), 40);
+}

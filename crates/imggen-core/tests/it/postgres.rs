@@ -9,14 +9,17 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use imggen_core::batch::journal::{JournalError, PgJournalStore, RequestState};
+use imggen_core::batch::{BatchRequest, Journal};
 use imggen_core::postgres::{MIGRATIONS, PgError, PgStore};
+use imggen_core::{Cost, TaskHandle};
 use imggen_core::{GenerationRequest, Imggen, RateLimit, SharedBudget, SubmitOptions};
 use imggen_mock::{MockConfig, MockServer, Profile};
 
 const KEY: &str = "sk-imggen-core-postgres-0001";
 
 /// The test database's URL, or `None` (said loudly) where there is none.
-fn database(test: &str) -> Option<String> {
+pub(crate) fn database(test: &str) -> Option<String> {
     match std::env::var("IMGGEN_TEST_POSTGRES_URL") {
         Ok(url) if !url.trim().is_empty() => Some(url),
         _ if std::env::var("IMGGEN_REQUIRE_POSTGRES").as_deref() == Ok("1") => panic!(
@@ -63,7 +66,7 @@ async fn column<T: for<'a> tokio_postgres::types::FromSql<'a>>(
 }
 
 /// A fresh schema on the test database, and the URL that works in it.
-async fn schema(url: &str, name: &str) -> String {
+pub(crate) async fn schema(url: &str, name: &str) -> String {
     let client = look(url).await;
     let schema = format!("{name}_{}", std::process::id());
     client
@@ -228,4 +231,101 @@ async fn replicas_on_one_key_stay_inside_its_budget_together() {
         "one create and nine polls, none sent twice"
     );
     server.shutdown().await;
+}
+
+fn lamp(id: &str, line: usize, prompt: &str) -> BatchRequest {
+    BatchRequest::new(
+        id,
+        line,
+        GenerationRequest::new(prompt),
+        vec![crate::RUNBLOB],
+    )
+}
+
+fn paid(task: &str) -> TaskHandle {
+    TaskHandle::new(crate::RUNBLOB, task, std::time::SystemTime::now())
+        .unwrap()
+        .with_cost(Some(Cost::usd("0.0123".parse().unwrap())))
+        .with_images_expected(1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_journal_in_postgres_keeps_the_rules_and_one_process_holds_it() {
+    let Some(url) =
+        database("a_batch_journal_in_postgres_keeps_the_rules_and_one_process_holds_it")
+    else {
+        return;
+    };
+    let url = schema(&url, "imggen_journal").await;
+    let open = |batch: &str| PgJournalStore::open(&url, batch);
+    let journal = Journal::with_store(
+        Box::new(open("lamps").unwrap()),
+        Arc::new(imggen_http::time::SystemClock),
+    );
+    // Held: a second process on the same batch is refused at once; another batch is not.
+    assert!(matches!(
+        open("lamps").unwrap_err(),
+        JournalError::Locked { .. }
+    ));
+    let other = open("cats").unwrap();
+
+    assert_eq!(
+        journal
+            .plan(&[lamp("a", 1, "a lamp"), lamp("b", 2, "a cat")])
+            .unwrap()
+            .added,
+        2
+    );
+    journal.mark_submitting("a", &[crate::RUNBLOB]).unwrap();
+    journal.record_task("a", &paid("t1")).unwrap();
+    // Nothing is sent twice, no task belongs to two requests, a paid request is never
+    // replaced: the journal's rules, whatever store keeps the rows.
+    assert!(matches!(
+        journal.mark_submitting("a", &[crate::RUNBLOB]).unwrap_err(),
+        JournalError::Transition { .. }
+    ));
+    journal.mark_submitting("b", &[crate::RUNBLOB]).unwrap();
+    assert!(matches!(
+        journal.record_task("b", &paid("t1")).unwrap_err(),
+        JournalError::TaskClaimed { .. }
+    ));
+    assert!(matches!(
+        journal.plan(&[lamp("a", 1, "another lamp")]).unwrap_err(),
+        JournalError::Mismatch { .. }
+    ));
+    journal
+        .mark_submitted("a", crate::RUNBLOB, &[paid("t1")], None)
+        .unwrap();
+    journal
+        .task_succeeded(crate::RUNBLOB, "t1", &["t1-1.png".into()])
+        .unwrap();
+    assert_eq!(journal.finish("a").unwrap(), RequestState::Done);
+    let entry = journal.entry("a").unwrap().unwrap();
+    assert_eq!(entry.files(), ["t1-1.png"]);
+    assert_eq!(entry.cost().to_string(), "$0.0123");
+    let page = journal.page(&[RequestState::Submitting], None, 10).unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].id, "b");
+    let tally = journal.tally(1).unwrap();
+    assert_eq!(tally.count(RequestState::Done, None), 1);
+    assert_eq!(tally.cost.to_string(), "$0.0123");
+    // The other batch sees none of it.
+    let cats = Journal::with_store(Box::new(other), Arc::new(imggen_http::time::SystemClock));
+    assert!(cats.entries().unwrap().is_empty());
+
+    // Closed (or its process dead), the batch can be opened again, as it was left.
+    drop(journal);
+    let again = Journal::with_store(
+        Box::new(open("lamps").unwrap()),
+        Arc::new(imggen_http::time::SystemClock),
+    );
+    let entries = again.entries().unwrap();
+    let states: Vec<(&str, RequestState)> = entries
+        .iter()
+        .map(|entry| (entry.id.as_str(), entry.state))
+        .collect();
+    assert_eq!(
+        states,
+        [("a", RequestState::Done), ("b", RequestState::Submitting)]
+    );
 }

@@ -21,9 +21,12 @@
 mod error;
 #[cfg(test)]
 mod memory_tests;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod rows;
 mod sqlite;
 mod store;
+mod stored;
 pub mod transitions;
 
 use std::path::Path;
@@ -33,6 +36,8 @@ use std::time::SystemTime;
 use imggen_http::time::{Clock, SystemClock};
 
 pub use error::JournalError;
+#[cfg(feature = "postgres")]
+pub use postgres::PgJournalStore;
 pub use rows::{JournalEntry, JournalTask, Planned, RequestState, Tally, TaskOutcome};
 pub use sqlite::SqliteStore;
 pub use store::{JournalStore, JournalTx};
@@ -76,6 +81,11 @@ impl Journal {
             Box::new(SqliteStore::open(path)?),
             clock,
         ))
+    }
+
+    /// A journal kept in `store`, on the system clock.
+    pub fn from_store(store: Box<dyn JournalStore>) -> Journal {
+        Journal::with_store(store, Arc::new(SystemClock))
     }
 
     /// A journal kept in `store`; its times come from `clock`.
@@ -416,7 +426,7 @@ mod tests {
 
     use rusqlite::Connection;
 
-    use super::sqlite::{from_millis, millis};
+    use super::stored::{from_millis, millis};
     use crate::cost::Cost;
     use crate::request::GenerationRequest;
     use imggen_http::time::ManualTime;

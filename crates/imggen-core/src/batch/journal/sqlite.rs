@@ -6,14 +6,17 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use rusqlite::{
     Connection, ErrorCode, OptionalExtension as _, Row, Transaction, TransactionBehavior, params,
 };
-use serde::Serialize;
 
 use super::store::{JournalStore, JournalTx};
+use super::stored::{
+    REQUEST_COLUMNS, RequestRow, TASK_COLUMNS, TaskRow, from_millis, json, listing_value, millis,
+    outcome_text,
+};
 use super::transitions::Known;
 use super::{
     JOURNAL_VERSION, JournalEntry, JournalError, JournalTask, RequestState, Tally, TaskOutcome,
@@ -81,31 +84,11 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-pub(super) fn millis(at: SystemTime) -> i64 {
-    at.duration_since(UNIX_EPOCH).map_or(0, |since| {
-        i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
-    })
-}
-
-pub(super) fn from_millis(ms: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
-}
-
-/// A listing as SQLite's signed integer (listings count runs: they never come near the top).
-fn listing_value(listing: u64) -> i64 {
-    i64::try_from(listing).unwrap_or(i64::MAX)
-}
-
 fn is_busy(error: &rusqlite::Error) -> bool {
     matches!(
         error.sqlite_error_code(),
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
     )
-}
-
-/// JSON of a value whose serialisation cannot fail (plain data).
-fn json<T: Serialize + ?Sized>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_else(|_| String::from("null"))
 }
 
 fn storage(path: &Path, problem: &str, error: rusqlite::Error) -> JournalError {
@@ -248,24 +231,6 @@ impl SqliteStore {
     }
 }
 
-/// A `requests` row, as stored.
-struct RequestRow {
-    id: String,
-    line: i64,
-    fingerprint: String,
-    request: String,
-    providers: String,
-    state: String,
-    provider: Option<String>,
-    error: Option<String>,
-    attempts: i64,
-    submitting_at: Option<i64>,
-    updated_at: i64,
-    listing: i64,
-}
-
-const REQUEST_COLUMNS: &str = "id, line, fingerprint, request, providers, state, provider, error, attempts, submitting_at, updated_at, listing";
-
 impl RequestRow {
     fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
         Ok(RequestRow {
@@ -285,21 +250,6 @@ impl RequestRow {
     }
 }
 
-/// A `tasks` row, as stored.
-struct TaskRow {
-    request_id: String,
-    handle: String,
-    images: i64,
-    recorded_at: i64,
-    adopted: bool,
-    outcome: Option<String>,
-    files: String,
-    error: Option<String>,
-}
-
-const TASK_COLUMNS: &str =
-    "request_id, handle, images, recorded_at, adopted, outcome, files, error";
-
 impl TaskRow {
     fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
         Ok(TaskRow {
@@ -315,35 +265,9 @@ impl TaskRow {
     }
 }
 
-fn outcome_text(outcome: TaskOutcome) -> &'static str {
-    match outcome {
-        TaskOutcome::Succeeded => "succeeded",
-        TaskOutcome::Failed => "failed",
-    }
-}
-
 impl SqliteStore {
     fn task(&self, row: TaskRow) -> Result<JournalTask, JournalError> {
-        let request_id = &row.request_id;
-        let handle = TaskHandle::from_json(&row.handle)
-            .map_err(|e| self.corrupt(format!("a task of request {request_id:?}: {e}")))?;
-        let outcome = match row.outcome.as_deref() {
-            None => None,
-            Some("succeeded") => Some(TaskOutcome::Succeeded),
-            Some("failed") => Some(TaskOutcome::Failed),
-            Some(other) => return Err(self.corrupt(format!("task outcome {other:?} is not known"))),
-        };
-        let files: Vec<String> = serde_json::from_str(&row.files)
-            .map_err(|e| self.corrupt(format!("the files of task {handle}: {e}")))?;
-        Ok(JournalTask {
-            handle,
-            images: u32::try_from(row.images).unwrap_or(1),
-            recorded_at: from_millis(row.recorded_at),
-            adopted: row.adopted,
-            outcome,
-            files,
-            error: row.error,
-        })
+        row.into_task(&self.path)
     }
 
     fn entry(
@@ -351,37 +275,7 @@ impl SqliteStore {
         row: RequestRow,
         tasks: Vec<JournalTask>,
     ) -> Result<JournalEntry, JournalError> {
-        let id = row.id;
-        let request = serde_json::from_str(&row.request)
-            .map_err(|e| self.corrupt(format!("request {id:?}: {e}")))?;
-        let providers: Vec<ProviderId> = serde_json::from_str(&row.providers)
-            .map_err(|e| self.corrupt(format!("the providers of request {id:?}: {e}")))?;
-        let state = RequestState::parse(&row.state).ok_or_else(|| {
-            self.corrupt(format!(
-                "request {id:?} has the state {:?}, which imggen does not know",
-                row.state
-            ))
-        })?;
-        let provider = row
-            .provider
-            .map(|p| p.parse::<ProviderId>())
-            .transpose()
-            .map_err(|e| self.corrupt(format!("request {id:?}: {e}")))?;
-        Ok(JournalEntry {
-            tasks,
-            id,
-            line: usize::try_from(row.line).unwrap_or(0),
-            fingerprint: row.fingerprint,
-            request,
-            providers,
-            state,
-            provider,
-            error: row.error,
-            attempts: u32::try_from(row.attempts).unwrap_or(0),
-            submitting_at: row.submitting_at.map(from_millis),
-            updated_at: from_millis(row.updated_at),
-            listing: u64::try_from(row.listing).unwrap_or(0),
-        })
+        row.into_entry(&self.path, tasks)
     }
 }
 
