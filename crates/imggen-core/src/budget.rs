@@ -50,6 +50,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use imggen_provider::RateLimit;
 
 mod shared;
+use shared::SharedSlot;
 pub use shared::{LocalSharedBudget, SharedBudget, SharedBudgetError, Taken};
 
 /// The budget the scheduler actually spends: a tenth fewer requests (at least one kept) and a
@@ -73,11 +74,6 @@ const FIRST_PAUSE: Duration = Duration::from_secs(2);
 /// need. A third of a contended budget still goes to creates, however many polls are due.
 const CONTENDED_CYCLE: u8 = 3;
 const MAX_PAUSE: Duration = Duration::from_secs(60);
-/// How long a key's own budget serves alone after its shared budget could not be reached.
-const SHARED_UNREACHABLE_PAUSE: Duration = Duration::from_secs(10);
-/// Requests taken from a shared budget and not sent within this long are dropped: sent
-/// late, they would bunch up with the ones taken after them.
-const STALE_TOKENS: Duration = Duration::from_millis(100);
 
 /// How close together two grants of the fast path may be to share one entry of the log: a
 /// key served at tens of thousands of requests a second then keeps at most one entry per
@@ -533,20 +529,6 @@ struct Driver {
     shared_budget: Option<SharedSlot>,
 }
 
-/// What the driver holds of a shared budget.
-struct SharedSlot {
-    budget: Arc<dyn SharedBudget>,
-    /// The key's fingerprint.
-    key: String,
-    /// Requests taken and not yet granted.
-    tokens: u32,
-    taken_at: Option<Instant>,
-    /// When the shared budget frees its next request.
-    next_at: Option<Instant>,
-    /// Until when it is not asked (it could not be reached): the key's own budget alone.
-    unreachable_until: Option<Instant>,
-}
-
 impl Driver {
     async fn run(mut self) {
         loop {
@@ -682,91 +664,6 @@ impl Driver {
             None => now,
         };
         paused.max(window).max(shared)
-    }
-
-    /// The shared budget, when this key's grants need a request taken from it and none is
-    /// held: a documented or configured budget (a learned one stays this process's own),
-    /// and the shared budget reachable.
-    fn waiting_on_shared(&self, now: Instant) -> Option<&SharedSlot> {
-        let slot = self.shared_budget.as_ref()?;
-        let shares = self.limit.is_some() && (self.configured || self.ceiling.is_some());
-        let reachable = slot.unreachable_until.is_none_or(|until| until <= now);
-        (shares && reachable && slot.tokens == 0).then_some(slot)
-    }
-
-    /// Takes a request from the shared budget when a budgeted ticket is due, the key's own
-    /// budget has room, none is held and the shared budget's next one is due. Returns
-    /// whether it asked (time has passed).
-    async fn take_shared(&mut self, now: Instant) -> bool {
-        if let Some(slot) = self.shared_budget.as_mut()
-            && slot.tokens > 0
-            && slot
-                .taken_at
-                .is_some_and(|at| now.saturating_duration_since(at) > STALE_TOKENS)
-        {
-            slot.tokens = 0;
-        }
-        let Some(slot) = self.waiting_on_shared(now) else {
-            return false;
-        };
-        if slot.next_at.is_some_and(|at| at > now) {
-            return false;
-        }
-        let due = self
-            .queue
-            .iter()
-            .any(|ticket| ticket.priority != Priority::Timer && ticket.not_before <= now);
-        if !due {
-            return false;
-        }
-        // Only when the key's own budget would grant now: a request taken and not sent is
-        // lost to every process.
-        {
-            let state = self.shared_state_window_free(now);
-            if !state {
-                return false;
-            }
-        }
-        let Some(limit) = self.limit else {
-            return false;
-        };
-        let (requests, window) = effective(&limit);
-        let limit = RateLimit::new(u32::try_from(requests).unwrap_or(u32::MAX), window);
-        let label = self.label.clone();
-        let clock = Arc::clone(&self.clock);
-        let Some(slot) = self.shared_budget.as_mut() else {
-            return false;
-        };
-        match slot.budget.take(&slot.key, limit, 1).await {
-            Ok(taken) => {
-                let at = clock.now();
-                slot.tokens += taken.granted;
-                slot.taken_at = Some(at);
-                slot.next_at = Some(at + taken.retry_in);
-            }
-            Err(error) => {
-                tracing::warn!(
-                    key = %label,
-                    %error,
-                    "the shared request budget cannot be reached: this process keeps to the key's budget alone for a while"
-                );
-                slot.unreachable_until = Some(now + SHARED_UNREACHABLE_PAUSE);
-            }
-        }
-        true
-    }
-
-    /// Whether the key's own budget (its pause and its window) would grant a request now.
-    fn shared_state_window_free(&self, now: Instant) -> bool {
-        let paused = self.paused_until.is_some_and(|until| until > now);
-        if paused {
-            return false;
-        }
-        let state = self.shared.lock();
-        match self.keep().0 {
-            Some((requests, window)) => state.window.next_free(now, requests, window) <= now,
-            None => true,
-        }
     }
 
     /// Grows a budget that 429s tightened: a tenth of the documented budget (or of what was

@@ -109,12 +109,7 @@ async fn run(args: &BatchArgs, ctx: &Ctx, output: &mut BatchOutput) -> Result<Ra
     let defaults = request_defaults(settings, &route)?;
     // Read a line at a time by the runner (a batch of millions is never whole in memory);
     // a file that cannot be opened is said before anything else is done.
-    std::fs::File::open(&args.file).map_err(|error| {
-        Failure::usage(format!(
-            "could not read the batch file {}: {error}",
-            args.file.display()
-        ))
-    })?;
+    std::fs::File::open(&args.file).map_err(|error| unreadable(&args.file, &error))?;
     let source = BatchSource::file(&args.file, defaults);
 
     let mut options = BatchOptions::new(&args.waiting.out)
@@ -202,13 +197,7 @@ async fn run(args: &BatchArgs, ctx: &Ctx, output: &mut BatchOutput) -> Result<Ra
             output.invalid = errors.lines.iter().map(InvalidLineOutput::from).collect();
             return Err(invalid_input(&errors, &args.file));
         }
-        Err(BatchError::Read { path, source }) => {
-            return Err(Failure::usage(format!(
-                "could not read the batch file {}: {source}",
-                path.display()
-            ))
-            .into());
-        }
+        Err(BatchError::Read { path, source }) => return Err(unreadable(&path, &source).into()),
         Err(error) => return Err(batch_failure(&error).into()),
     };
     fill(output, &report);
@@ -266,6 +255,14 @@ fn configured_providers(route: &Route) -> Vec<ProviderId> {
         }
     }
     providers
+}
+
+/// A batch file that cannot be read: nothing was sent.
+fn unreadable(file: &Path, error: &std::io::Error) -> Failure {
+    Failure::usage(format!(
+        "could not read the batch file {}: {error}",
+        file.display()
+    ))
 }
 
 /// The URL, when `--journal` names a PostgreSQL database rather than a file.

@@ -138,13 +138,18 @@ impl ResultLine {
 
 /// The file's text: one JSON object per line.
 pub fn to_jsonl(lines: &[ResultLine]) -> String {
-    let mut text = String::new();
+    let mut text = Vec::new();
     for line in lines {
-        // Plain data: serialising cannot fail.
-        text.push_str(&serde_json::to_string(line).unwrap_or_default());
-        text.push('\n');
+        // Into memory, plain data: writing cannot fail.
+        let _ = write_line(&mut text, line);
     }
-    text
+    String::from_utf8(text).unwrap_or_default()
+}
+
+/// One line of the file: the JSON object and its newline.
+fn write_line(out: &mut dyn std::io::Write, line: &ResultLine) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, line)?;
+    out.write_all(b"\n")
 }
 
 /// Reads a `results.jsonl`.
@@ -249,8 +254,7 @@ pub(crate) fn write_from_journal(
     let mut summary = ResultSummary::default();
     let path = imggen_http::fs::write_atomically_with(dir, RESULTS_FILE, |out| {
         let mut write = |line: &ResultLine| -> std::io::Result<()> {
-            serde_json::to_writer(&mut *out, line)?;
-            out.write_all(b"\n")?;
+            write_line(&mut *out, line)?;
             summary.add(line);
             Ok(())
         };

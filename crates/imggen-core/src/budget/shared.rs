@@ -8,14 +8,18 @@
 //! the process's own. If the shared budget cannot be reached, the scheduler says so once and
 //! goes on with its own budget alone for a while (a 429 is then possible, a double charge
 //! never: the budget only paces requests). PostgreSQL keeps one with the `postgres` feature
-//! (`imggen_core::postgres::PgBudget`).
+//! (`imggen_core::postgres::PgBudget`). The scheduler's side — when to take a request, and
+//! what it holds — is here too.
 
 use std::fmt;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
-use super::RateLimit;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{Priority, RateLimit, effective};
 
 /// A request budget shared by every process that uses a key.
 pub trait SharedBudget: Send + Sync + fmt::Debug {
@@ -49,14 +53,14 @@ pub struct SharedBudgetError(pub String);
 /// process, which otherwise each own the key's budget).
 #[derive(Debug)]
 pub struct LocalSharedBudget {
-    clock: std::sync::Arc<dyn imggen_http::time::Clock>,
+    clock: Arc<dyn imggen_http::time::Clock>,
     /// Each key's theoretical arrival time: when its next request would be on schedule.
-    tat: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    tat: std::sync::Mutex<std::collections::HashMap<String, Instant>>,
 }
 
 impl LocalSharedBudget {
     /// A budget on `clock`.
-    pub fn new(clock: std::sync::Arc<dyn imggen_http::time::Clock>) -> Self {
+    pub fn new(clock: Arc<dyn imggen_http::time::Clock>) -> Self {
         LocalSharedBudget {
             clock,
             tat: std::sync::Mutex::default(),
@@ -99,11 +103,102 @@ impl SharedBudget for LocalSharedBudget {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let tat = tats.entry(key.to_owned()).or_insert(now);
-        let since = |at: std::time::Instant| at.saturating_duration_since(now);
+        let since = |at: Instant| at.saturating_duration_since(now);
         // Instants as durations from `now` (the tat is never earlier than now once used).
         let (granted, new_tat, retry_in) = gcra(since(*tat), Duration::ZERO, limit, wanted);
         *tat = now + new_tat;
         Box::pin(std::future::ready(Ok(Taken { granted, retry_in })))
+    }
+}
+
+/// How long a key's own budget serves alone after its shared budget could not be reached.
+const SHARED_UNREACHABLE_PAUSE: Duration = Duration::from_secs(10);
+/// Requests taken from a shared budget and not sent within this long are dropped: sent
+/// late, they would bunch up with the ones taken after them.
+const STALE_TOKENS: Duration = Duration::from_millis(100);
+
+/// What the driver holds of a shared budget.
+pub(super) struct SharedSlot {
+    pub(super) budget: Arc<dyn SharedBudget>,
+    /// The key's fingerprint.
+    pub(super) key: String,
+    /// Requests taken and not yet granted.
+    pub(super) tokens: u32,
+    pub(super) taken_at: Option<Instant>,
+    /// When the shared budget frees its next request.
+    pub(super) next_at: Option<Instant>,
+    /// Until when it is not asked (it could not be reached): the key's own budget alone.
+    pub(super) unreachable_until: Option<Instant>,
+}
+
+impl super::Driver {
+    /// The shared budget, when this key's grants need a request taken from it and none is
+    /// held: a documented or configured budget (a learned one stays this process's own),
+    /// and the shared budget reachable.
+    pub(super) fn waiting_on_shared(&self, now: Instant) -> Option<&SharedSlot> {
+        let slot = self.shared_budget.as_ref()?;
+        let shares = self.limit.is_some() && (self.configured || self.ceiling.is_some());
+        let reachable = slot.unreachable_until.is_none_or(|until| until <= now);
+        (shares && reachable && slot.tokens == 0).then_some(slot)
+    }
+
+    /// Takes a request from the shared budget when a budgeted ticket is due, the key's own
+    /// budget has room, none is held and the shared budget's next one is due. Returns
+    /// whether it asked (time has passed).
+    pub(super) async fn take_shared(&mut self, now: Instant) -> bool {
+        if let Some(slot) = self.shared_budget.as_mut()
+            && slot.tokens > 0
+            && slot
+                .taken_at
+                .is_some_and(|at| now.saturating_duration_since(at) > STALE_TOKENS)
+        {
+            slot.tokens = 0;
+        }
+        let Some(slot) = self.waiting_on_shared(now) else {
+            return false;
+        };
+        if slot.next_at.is_some_and(|at| at > now) {
+            return false;
+        }
+        let due = self
+            .queue
+            .iter()
+            .any(|ticket| ticket.priority != Priority::Timer && ticket.not_before <= now);
+        if !due {
+            return false;
+        }
+        // Only when the key's own budget (its pause, its window) would grant now: a request
+        // taken and not sent is lost to every process.
+        if self.free_at(now, &self.shared.lock().window) > now {
+            return false;
+        }
+        let Some(limit) = self.limit else {
+            return false;
+        };
+        let (requests, window) = effective(&limit);
+        let limit = RateLimit::new(u32::try_from(requests).unwrap_or(u32::MAX), window);
+        let label = self.label.clone();
+        let clock = Arc::clone(&self.clock);
+        let Some(slot) = self.shared_budget.as_mut() else {
+            return false;
+        };
+        match slot.budget.take(&slot.key, limit, 1).await {
+            Ok(taken) => {
+                let at = clock.now();
+                slot.tokens += taken.granted;
+                slot.taken_at = Some(at);
+                slot.next_at = Some(at + taken.retry_in);
+            }
+            Err(error) => {
+                tracing::warn!(
+                    key = %label,
+                    %error,
+                    "the shared request budget cannot be reached: this process keeps to the key's budget alone for a while"
+                );
+                slot.unreachable_until = Some(now + SHARED_UNREACHABLE_PAUSE);
+            }
+        }
+        true
     }
 }
 

@@ -189,7 +189,7 @@ impl SharedBudget for Noting {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn processes_that_share_a_budget_stay_inside_it_together_and_use_it() {
+async fn processes_that_share_a_budget_send_only_what_they_take_from_it() {
     // Alone, three processes on one key each spend the whole budget: 54 requests in 10 s
     // where the provider allows 20 — the 429s of issue 12.
     let alone = grants_of(&ManualTime::new(), 3, 20, None).await;

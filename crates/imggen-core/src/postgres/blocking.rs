@@ -13,7 +13,7 @@ type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 /// What a piece of work gets: the client, and the runtime that drives it.
 pub(crate) struct Connection {
     pub(crate) client: tokio_postgres::Client,
-    runtime: tokio::runtime::Runtime,
+    pub(crate) runtime: tokio::runtime::Runtime,
 }
 
 impl Connection {

@@ -74,8 +74,8 @@ pub const MIGRATIONS: &[Migration] = &[
 /// An arbitrary, fixed number: the advisory lock migrations are applied under.
 const LOCK: i64 = 0x696d_6767_6d69_6772;
 
-pub(super) async fn apply(
-    client: &mut deadpool_postgres::Object,
+pub(crate) async fn apply(
+    client: &mut tokio_postgres::Client,
     target: &str,
 ) -> Result<(), PgError> {
     let fail = |error: tokio_postgres::Error| PgError::Database {

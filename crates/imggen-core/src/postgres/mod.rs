@@ -28,7 +28,7 @@
 
 pub(crate) mod blocking;
 mod budget;
-mod migrations;
+pub(crate) mod migrations;
 
 use std::fmt;
 use std::sync::Arc;

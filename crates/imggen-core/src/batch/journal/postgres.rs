@@ -22,7 +22,7 @@ use super::{JournalEntry, JournalError, JournalTask, RequestState, Tally, TaskOu
 use crate::batch::input::BatchRequest;
 use crate::handle::TaskHandle;
 use crate::postgres::blocking::{BlockingConnection, Connection};
-use crate::postgres::{PgError, PgStore};
+use crate::postgres::{PgError, migrations};
 use crate::provider::ProviderId;
 
 /// Takes the batch's lock for the session: held until the store is dropped (it unlocks) or
@@ -88,12 +88,15 @@ impl PgJournalStore {
             path: PathBuf::from(format!("postgres#{batch}")),
             problem: error.to_string(),
         };
-        // The tables, on a pool of its own: migrations run on a runtime of their own thread.
-        let store = PgStore::connect(url).map_err(unusable)?;
         let connection = BlockingConnection::connect(url).map_err(unusable)?;
         let path = PathBuf::from(format!("postgres://{}#{batch}", connection.target));
+        // The tables first, on this same connection.
+        let target = connection.target.clone();
         connection
-            .run(move |connection| connection.wait(store.migrate()))
+            .run(move |connection| {
+                let Connection { client, runtime } = connection;
+                runtime.block_on(migrations::apply(client, &target))
+            })
             .map_err(unusable)?
             .map_err(unusable)?;
         // The server notices this connection gone within about a minute even when its
@@ -237,20 +240,12 @@ impl JournalStore for PgJournalStore {
         let simple = |sql: &'static str| -> Result<(), JournalError> {
             self.connection
                 .run(move |connection| connection.wait(connection.client.batch_execute(sql)))
-                .map_err(|error| storage(&self.path, "could not write", error))?
-                .map_err(|error| storage(&self.path, "could not write", error))
+                .map_err(|error| storage(&self.path, what, error))?
+                .map_err(|error| storage(&self.path, what, error))
         };
         simple("BEGIN")?;
-        let changed = change(&mut PgTx { store: self });
-        match changed {
-            Ok(()) => simple("COMMIT").map_err(|error| match error {
-                JournalError::Storage { source, .. } => JournalError::Storage {
-                    path: self.path.clone(),
-                    problem: format!("{what}: {source}"),
-                    source,
-                },
-                other => other,
-            }),
+        match change(&mut PgTx { store: self }) {
+            Ok(()) => simple("COMMIT"),
             Err(error) => {
                 // Rolled back: nothing of the change is kept.
                 let _ = simple("ROLLBACK");
