@@ -346,9 +346,10 @@ pub struct BatchArgs {
     pub concurrency: usize,
 
     /// The journal: a SQLite file (default: DIR/imggen-journal.sqlite) or a PostgreSQL
-    /// database, postgres://USER@HOST/DB, where the batch is kept under its file's name (one
-    /// process holds a batch at a time). Running the same batch with the same journal
-    /// resumes it.
+    /// database, postgres://USER@HOST/DB, where the batch is kept under its file's name.
+    /// Running the same batch with the same journal resumes it; in PostgreSQL, several
+    /// processes (each with its own --out) drain it together, and take over the requests of
+    /// one that died once its claims run out (IMGGEN_JOURNAL_LEASE seconds, default 60).
     #[arg(long, value_name = "PATH|URL", env = "IMGGEN_JOURNAL")]
     pub journal: Option<PathBuf>,
 

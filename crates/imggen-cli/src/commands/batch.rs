@@ -289,7 +289,22 @@ fn postgres_journal(
                 file.display()
             ))
         })?;
-    Ok(options.postgres_journal(url, name))
+    let lease = match std::env::var("IMGGEN_JOURNAL_LEASE") {
+        Ok(text) => text
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|secs| secs.is_finite() && *secs > 0.0 && *secs <= 86_400.0)
+            .map(std::time::Duration::from_secs_f64)
+            .ok_or_else(|| {
+                Failure::usage(format!(
+                    "IMGGEN_JOURNAL_LEASE={}: give the seconds a worker's claims last, e.g. 60",
+                    imggen_types::text::Untrusted(&text)
+                ))
+            })?,
+        Err(_) => imggen_core::batch::journal::DEFAULT_LEASE,
+    };
+    Ok(options.postgres_journal_with_lease(url, name, lease))
 }
 
 /// Each key's request budget, in the PostgreSQL database of the journal.

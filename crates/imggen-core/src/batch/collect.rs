@@ -131,8 +131,12 @@ impl Run {
                         ImageData::Bytes(_) => None,
                     })
                     .collect();
-                self.journal
-                    .task_succeeded(handle.provider, &handle.task_id, &files)?;
+                self.journal.task_succeeded(
+                    handle.provider,
+                    &handle.task_id,
+                    &files,
+                    &self.saved,
+                )?;
             }
             other => {
                 return Err(Shortfall::Wait(format!(

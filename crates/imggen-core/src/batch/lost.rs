@@ -145,6 +145,14 @@ impl Run {
                     continue;
                 }
             };
+            if self.journal.sending_elsewhere(&request.prompt)? {
+                // Its task could be taken for this one's: nothing is adopted from the list.
+                notes.push(
+                    "another worker of the batch was sending a create with the same prompt meanwhile; run the batch again to settle it"
+                        .to_owned(),
+                );
+                continue;
+            }
             let sent_at = entry.submitting_at.unwrap_or(entry.updated_at);
             let known = self.journal.tasks_of(*provider)?;
             let older = known

@@ -80,8 +80,8 @@ use crate::{CancellationToken, Cost, Imggen};
 
 pub use input::{BatchInput, BatchRequest, InputErrors, LineError, RequestDefaults};
 pub use journal::{
-    DEFAULT_JOURNAL_NAME, Journal, JournalEntry, JournalError, JournalTask, RequestState, Tally,
-    TaskOutcome,
+    DEFAULT_JOURNAL_NAME, Journal, JournalEntry, JournalError, JournalTask, RequestState, SavedBy,
+    Tally, TaskOutcome,
 };
 pub use results::{RESULTS_FILE, ResultLine, ResultStatus, ResultSummary};
 
@@ -98,6 +98,18 @@ const ORPHAN_NOT_SENT: &str =
 
 const UNKNOWN_AFTER_STOP: &str =
     "the process stopped while a create was being sent: it may have made (and charged) a task";
+
+/// This machine's name, for saying which worker saved which files: the kernel's host name,
+/// else `HOSTNAME`, else `localhost`.
+pub(crate) fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -273,9 +285,12 @@ struct Run {
     imggen: Imggen,
     options: BatchOptions,
     out_dir: PathBuf,
+    /// This worker and its output folder (absolute), recorded with every task it saves.
+    saved: SavedBy,
     journal: Arc<Journal>,
-    /// This run's listing: a journaled request with another one is no longer in the batch
-    /// file — its paid tasks are collected, nothing new is sent for it.
+    /// This run's listing: a journaled request found only by an older one is no longer in
+    /// the batch file — its paid tasks are collected, nothing new is sent for it. (Another
+    /// worker's later listing of the same file is newer, never older.)
     listing: u64,
     slots: Semaphore,
     /// Held shared by every submission while its creates are in flight, and exclusively while

@@ -70,6 +70,9 @@ pub struct BatchOptions {
     pub max_list_entries: usize,
     /// The largest image accepted, in bytes.
     pub max_image_bytes: u64,
+    /// The name this worker records with every file it saves (default `host:pid`): with a
+    /// journal several workers drain, `results.jsonl` says which one saved what, where.
+    pub worker: Option<String>,
     /// Called with every event.
     pub on_event: Option<EventCallback>,
 }
@@ -88,6 +91,7 @@ impl fmt::Debug for BatchOptions {
             .field("skip_invalid", &self.skip_invalid)
             .field("reconcile_grace", &self.reconcile_grace)
             .field("max_list_entries", &self.max_list_entries)
+            .field("worker", &self.worker)
             .field("on_event", &self.on_event.is_some())
             .finish_non_exhaustive()
     }
@@ -111,6 +115,7 @@ impl BatchOptions {
             reconcile_grace: DEFAULT_RECONCILE_GRACE,
             max_list_entries: crate::reconcile::DEFAULT_MAX_ENTRIES,
             max_image_bytes: crate::download::DEFAULT_MAX_DOWNLOAD_BYTES,
+            worker: None,
             on_event: None,
         }
     }
@@ -141,16 +146,35 @@ impl BatchOptions {
     }
 
     /// Keeps the journal in PostgreSQL at `url`, under the batch's name `batch` (one database
-    /// holds many batches; a batch is held by one process at a time).
+    /// holds many batches). Every process running the same batch there drains it with the
+    /// others, each with its own output folder: see
+    /// [`PgJournalStore`](super::journal::PgJournalStore).
     #[cfg(feature = "postgres")]
     pub fn postgres_journal(self, url: impl Into<String>, batch: impl Into<String>) -> Self {
+        self.postgres_journal_with_lease(url, batch, super::journal::DEFAULT_LEASE)
+    }
+
+    /// [`postgres_journal`](Self::postgres_journal), with claims that last `lease` unless
+    /// renewed: the longest a dead worker's requests wait before another worker takes them.
+    #[cfg(feature = "postgres")]
+    pub fn postgres_journal_with_lease(
+        self,
+        url: impl Into<String>,
+        batch: impl Into<String>,
+        lease: Duration,
+    ) -> Self {
         let (url, batch) = (url.into(), batch.into());
         self.journal_store(move || {
-            Ok(
-                Box::new(super::journal::PgJournalStore::open(&url, &batch)?)
-                    as Box<dyn super::journal::JournalStore>,
-            )
+            Ok(Box::new(super::journal::PgJournalStore::open_with_lease(
+                &url, &batch, lease,
+            )?) as Box<dyn super::journal::JournalStore>)
         })
+    }
+
+    /// Names this worker in what it records (see [`worker`](Self::worker)).
+    pub fn worker(mut self, name: impl Into<String>) -> Self {
+        self.worker = Some(name.into());
+        self
     }
 
     /// Sets how many requests are in progress at once.

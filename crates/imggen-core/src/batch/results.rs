@@ -3,8 +3,8 @@
 //! a page of the journal at a time (a million lines are never in memory).
 //!
 //! ```text
-//! {"id":"1","line":1,"status":"done","provider":"runblob","task_ids":["dc62d83d-…"],"files":["dc62d83d-…-1.png"],"cost":{"usd":"0.0123","credits":0},"error":null}
-//! {"id":"hero","line":2,"status":"unknown","provider":"gptimg","task_ids":[],"files":[],"cost":{"usd":"0","credits":0},"error":"gptimg create: no answer in time; …"}
+//! {"id":"1","line":1,"status":"done","provider":"runblob","task_ids":["dc62d83d-…"],"files":["dc62d83d-…-1.png"],"cost":{"usd":"0.0123","credits":0},"error":null,"saved":[{"worker":"render-2:4242","dir":"/data/renders"}]}
+//! {"id":"hero","line":2,"status":"unknown","provider":"gptimg","task_ids":[],"files":[],"cost":{"usd":"0","credits":0},"error":"gptimg create: no answer in time; …","saved":[]}
 //! ```
 //!
 //! `status` is `done` (every image on disk), `failed` (a task failed — refunded — or fewer tasks
@@ -12,8 +12,10 @@
 //! charged: see the error, and resubmit only knowingly), `pending` (not finished in this run —
 //! a deadline, a cancellation, a refusal that charged nothing: running the batch again carries
 //! on) or `skipped_invalid` (the line was invalid and the batch ran without it). `files` are
-//! names inside the output directory; `cost` is exact (decimal dollars as a string, gptimg
-//! credits as an integer) and leaves out refunded tasks and tasks whose charge is unknown.
+//! names inside the output folder of the worker that saved them (`saved`: its name and that
+//! folder — workers sharing a journal in PostgreSQL each have their own); `cost` is exact
+//! (decimal dollars as a string, gptimg credits as an integer) and leaves out refunded tasks
+//! and tasks whose charge is unknown.
 
 use std::path::Path;
 
@@ -21,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::batch::input::LineError;
 
-use crate::batch::journal::{Journal, JournalEntry, RequestState};
+use crate::batch::journal::{Journal, JournalEntry, RequestState, SavedBy};
 use crate::cost::Cost;
 use crate::provider::ProviderId;
 
@@ -88,12 +90,16 @@ pub struct ResultLine {
     pub provider: Option<ProviderId>,
     /// Its tasks' ids, in the order they were recorded.
     pub task_ids: Vec<String>,
-    /// Its images, as file names inside the output directory.
+    /// Its images, as file names inside the output folder `saved` names.
     pub files: Vec<String>,
     /// What it cost, exactly.
     pub cost: Cost,
     /// Why it is not done, when it is not.
     pub error: Option<String>,
+    /// Which worker saved its files, in which folder (one entry per worker and folder): a
+    /// batch several machines drained has its files in each one's output folder.
+    #[serde(default)]
+    pub saved: Vec<SavedBy>,
 }
 
 impl ResultLine {
@@ -113,6 +119,16 @@ impl ResultLine {
                 .map(|task| task.handle.task_id.clone())
                 .collect(),
             files: entry.files(),
+            saved: entry
+                .tasks
+                .iter()
+                .filter_map(|task| task.saved.clone())
+                .fold(Vec::new(), |mut saved, by| {
+                    if !saved.contains(&by) {
+                        saved.push(by);
+                    }
+                    saved
+                }),
             cost: entry.cost(),
             error: match status {
                 ResultStatus::Done => None,
@@ -130,6 +146,7 @@ impl ResultLine {
             provider: None,
             task_ids: Vec::new(),
             files: Vec::new(),
+            saved: Vec::new(),
             cost: Cost::ZERO,
             error: Some(error.problem.clone()),
         }
@@ -314,7 +331,7 @@ mod tests {
         let skipped = ResultLine::skipped(&LineError::new(4, None, "prompt is missing"));
         assert_eq!(
             to_jsonl(&[skipped]),
-            "{\"id\":\"4\",\"line\":4,\"status\":\"skipped_invalid\",\"provider\":null,\"task_ids\":[],\"files\":[],\"cost\":{\"usd\":\"0\",\"credits\":0},\"error\":\"prompt is missing\"}\n"
+            "{\"id\":\"4\",\"line\":4,\"status\":\"skipped_invalid\",\"provider\":null,\"task_ids\":[],\"files\":[],\"cost\":{\"usd\":\"0\",\"credits\":0},\"error\":\"prompt is missing\",\"saved\":[]}\n"
         );
     }
 }

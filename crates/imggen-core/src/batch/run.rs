@@ -36,14 +36,23 @@ impl Run {
             })
     }
 
-    /// Whether the batch file no longer holds the request (this run's listing did not find
-    /// it): what it paid for is collected, nothing new is sent for it.
+    /// Whether the batch file no longer holds the request (neither this run's listing nor a
+    /// later one — another worker's — found it): what it paid for is collected, nothing new
+    /// is sent for it.
     pub(super) fn is_orphan(&self, entry: &JournalEntry) -> bool {
-        entry.listing != self.listing
+        entry.listing < self.listing
     }
 
-    /// Runs one request's step inside a slot, and accounts for where it ends.
+    /// Runs one request's step inside a slot, accounts for where it ends, and gives the
+    /// request back: any worker may take it from there (a later run, when it is not
+    /// finished).
     pub(super) async fn step(self: &Arc<Self>, id: &str, step: Step) -> Result<(), JournalError> {
+        let outcome = self.step_in_slot(id, step).await;
+        let released = self.journal.release(id);
+        outcome.and(released)
+    }
+
+    async fn step_in_slot(self: &Arc<Self>, id: &str, step: Step) -> Result<(), JournalError> {
         if let Step::Reconcile { .. } = step {
             // The grace period is waited out before taking a slot: it holds nothing up.
             self.grace(id).await?;

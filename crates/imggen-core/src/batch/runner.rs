@@ -4,17 +4,18 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
+use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt as _, StreamExt as _};
 use tokio::sync::{RwLock, Semaphore};
 
-use super::journal::Planned;
+use super::journal::{Claim, Planned};
 use super::source::{DuplicateIds, Line};
 use super::{
     BatchError, BatchEvent, BatchEventKind, BatchInput, BatchOptions, BatchReport, BatchRequest,
     BatchSource, InputErrors, Journal, JournalEntry, JournalError, LineError, ORPHAN_NOT_SENT,
-    Progress, RequestState, Run, Step, Tracker, UNKNOWN_AFTER_STOP, UnknownRequest, collect, lock,
-    results,
+    Progress, RequestState, Run, SavedBy, Step, Tracker, UNKNOWN_AFTER_STOP, UnknownRequest,
+    collect, lock, results,
 };
 use crate::handle::{self};
 use crate::plan::PlanOptions;
@@ -197,10 +198,21 @@ impl BatchRunner {
             .cancel
             .as_ref()
             .map_or_else(CancellationToken::new, CancellationToken::child_token);
+        let saved = SavedBy {
+            worker: options
+                .worker
+                .clone()
+                .unwrap_or_else(|| format!("{}:{}", super::host_name(), std::process::id())),
+            dir: std::path::absolute(&out_dir)
+                .unwrap_or_else(|_| out_dir.clone())
+                .display()
+                .to_string(),
+        };
         let run = Arc::new(Run {
             imggen: self.imggen.clone(),
             options: options.clone(),
             out_dir: out_dir.clone(),
+            saved,
             journal: Arc::clone(&journal),
             listing,
             slots: Semaphore::new(options.concurrency),
@@ -414,81 +426,158 @@ async fn blocking<T: Send + 'static>(
         .map_err(|join| BatchError::Config(format!("a batch thread stopped: {join}")))
 }
 
+/// The steps a run has started and not yet seen end: at most a window of them at once.
+struct Steps {
+    running: FuturesUnordered<BoxFuture<'static, (String, Result<(), JournalError>)>>,
+    window: usize,
+    /// The first journal failure: it stops the run.
+    fatal: Option<JournalError>,
+    /// Requests reconciled in this run: one the list proved never sent may be planned again
+    /// by its step, and must not be stepped twice.
+    reconciled: HashSet<String>,
+}
+
+impl Steps {
+    fn record(&mut self, run: &Run, (id, result): (String, Result<(), JournalError>)) {
+        if let Err(error) = result {
+            tracing::error!(request = %id, %error, "the journal failed; stopping the batch");
+            run.cancel.cancel();
+            self.fatal.get_or_insert(error);
+        }
+    }
+
+    /// Waits for the next step to end, when one is running.
+    async fn next(&mut self, run: &Run) {
+        if let Some(result) = self.running.next().await {
+            self.record(run, result);
+        }
+    }
+}
+
+/// The states a run takes requests in, in order: paid tasks first (done requests whose files
+/// went missing, then submitted ones), then the creates of unknown outcome, then new
+/// submissions.
+const PHASES: [&[RequestState]; 4] = [
+    &[RequestState::Done],
+    &[RequestState::Submitted],
+    &[RequestState::Submitting, RequestState::Unknown],
+    &[RequestState::Planned],
+];
+
+/// The longest a worker waits before looking again at the leases other workers hold.
+const LEASE_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Run {
     /// Starts each request's next step, taking the journal a page at a time with at most a
-    /// window of steps pending: paid tasks first (done requests whose files went missing,
-    /// then submitted ones), then the creates of unknown outcome, then new submissions, each
-    /// group in line order.
+    /// window of steps pending, phase by phase ([`PHASES`]), each in line order. Requests are
+    /// claimed as this worker's (a journal several workers drain hands each request to one);
+    /// once every phase is through, the run stays while other workers hold unfinished
+    /// requests, to take over those whose lease runs out — a worker that died.
     async fn feed(self: &Arc<Self>) -> Result<(), BatchError> {
-        const PHASES: [&[RequestState]; 4] = [
-            &[RequestState::Done],
-            &[RequestState::Submitted],
-            &[RequestState::Submitting, RequestState::Unknown],
-            &[RequestState::Planned],
-        ];
-        let window = self.options.concurrency.saturating_mul(2).max(16);
-        let mut running = FuturesUnordered::new();
-        let mut fatal: Option<JournalError> = None;
-        // Requests reconciled in this run: one the list proved never sent may be planned
-        // again by its step, and must not be stepped twice.
-        let mut reconciled: HashSet<String> = HashSet::new();
-        let mut record = |result: (String, Result<(), JournalError>)| {
-            if let (id, Err(error)) = result {
-                tracing::error!(request = %id, %error, "the journal failed; stopping the batch");
-                self.cancel.cancel();
-                fatal.get_or_insert(error);
-            }
+        let mut steps = Steps {
+            running: FuturesUnordered::new(),
+            window: self.options.concurrency.saturating_mul(2).max(16),
+            fatal: None,
+            reconciled: HashSet::new(),
         };
-        'phases: for states in PHASES {
-            let mut after: Option<(usize, String)> = None;
-            loop {
-                if self.stopped() {
-                    break 'phases;
-                }
-                let page = self.journal.page(
-                    states,
-                    after.as_ref().map(|(line, id)| (*line, id.as_str())),
-                    PAGE,
-                )?;
-                let Some(last) = page.last() else { break };
-                after = Some((last.line, last.id.clone()));
-                for entry in page {
-                    let Some(step) = self.step_for(&entry, &mut reconciled)? else {
-                        continue;
-                    };
-                    while running.len() >= window {
-                        match running.next().await {
-                            Some(result) => record(result),
-                            None => break,
-                        }
+        for states in PHASES {
+            // Done requests are only looked at (their files, where this worker saved them):
+            // claiming every one would write a million rows for nothing.
+            let claim = (states != PHASES[0]).then_some(Claim::Free);
+            self.pass(&mut steps, states, claim).await?;
+        }
+        loop {
+            for states in &PHASES[1..] {
+                self.pass(&mut steps, states, Some(Claim::Lapsed)).await?;
+            }
+            if self.stopped() {
+                break;
+            }
+            match self.journal.held_elsewhere()? {
+                None if steps.running.is_empty() => break,
+                None => steps.next(self).await,
+                Some(left) => {
+                    // Until the first of them may have lapsed, or a step of ours ends.
+                    let wait = (left + std::time::Duration::from_millis(20)).min(LEASE_CHECK);
+                    tokio::select! {
+                        () = self.imggen.inner.sleeper.sleep(wait) => {}
+                        () = self.cancel.cancelled() => {}
+                        Some(result) = steps.running.next() => steps.record(self, result),
                     }
-                    let listed = !self.is_orphan(&entry);
-                    lock(&self.tracker).follow(
-                        &entry.id,
-                        entry.line,
-                        super::category_at_start(entry.state, listed),
-                        entry.cost(),
-                    );
-                    let run = Arc::clone(self);
-                    let id = entry.id;
-                    running.push(async move {
-                        let result = run.step(&id, step).await;
-                        (id, result)
-                    });
                 }
-                // Steps already started move on while the next page is read.
-                while let Some(Some(result)) = running.next().now_or_never() {
-                    record(result);
-                }
-                tokio::task::yield_now().await;
             }
         }
-        while let Some(result) = running.next().await {
-            record(result);
+        while let Some(result) = steps.running.next().await {
+            steps.record(self, result);
         }
-        match fatal {
+        match steps.fatal {
             Some(error) => Err(BatchError::Journal(error)),
             None => Ok(()),
+        }
+    }
+
+    /// One way through the requests in `states`: claimed as `claim` says, or only read
+    /// (`None`).
+    async fn pass(
+        self: &Arc<Self>,
+        steps: &mut Steps,
+        states: &[RequestState],
+        claim: Option<Claim>,
+    ) -> Result<(), BatchError> {
+        let mut after: Option<(usize, String)> = None;
+        loop {
+            if self.stopped() {
+                return Ok(());
+            }
+            let after_ref = after.as_ref().map(|(line, id)| (*line, id.as_str()));
+            // Claims are taken a window at a time, so that several workers share the batch.
+            let page = match claim {
+                Some(which) => {
+                    self.journal
+                        .claim(states, after_ref, PAGE.min(steps.window), which)?
+                }
+                None => self.journal.page(states, after_ref, PAGE)?,
+            };
+            let Some(last) = page.last() else {
+                return Ok(());
+            };
+            // Lapsed claims are taken from the start each time: those taken are this
+            // worker's from then on.
+            if claim != Some(Claim::Lapsed) {
+                after = Some((last.line, last.id.clone()));
+            }
+            for entry in page {
+                let Some(step) = self.step_for(&entry, &mut steps.reconciled)? else {
+                    if claim.is_some() {
+                        self.journal.release(&entry.id)?;
+                    }
+                    continue;
+                };
+                while steps.running.len() >= steps.window {
+                    steps.next(self).await;
+                }
+                let listed = !self.is_orphan(&entry);
+                lock(&self.tracker).follow(
+                    &entry.id,
+                    entry.line,
+                    super::category_at_start(entry.state, listed),
+                    entry.cost(),
+                );
+                let run = Arc::clone(self);
+                let id = entry.id;
+                steps.running.push(
+                    async move {
+                        let result = run.step(&id, step).await;
+                        (id, result)
+                    }
+                    .boxed(),
+                );
+            }
+            // Steps already started move on while the next page is read.
+            while let Some(Some(result)) = steps.running.next().now_or_never() {
+                steps.record(self, result);
+            }
+            tokio::task::yield_now().await;
         }
     }
 
@@ -500,9 +589,16 @@ impl Run {
     ) -> Result<Option<Step>, JournalError> {
         let orphan = self.is_orphan(entry);
         Ok(match entry.state {
+            // Only files this worker's folder should hold: another worker's are in its own.
             RequestState::Done => entry
-                .files()
+                .tasks
                 .iter()
+                .filter(|task| {
+                    task.saved
+                        .as_ref()
+                        .is_none_or(|saved| saved.dir == self.saved.dir)
+                })
+                .flat_map(|task| &task.files)
                 .any(|file| !self.out_dir.join(file).exists())
                 .then_some(Step::Collect),
             RequestState::Failed => None,

@@ -43,7 +43,14 @@ impl Run {
             let mut request = entry.request.clone();
             request.n = missing;
             let route = entry.providers.clone();
-            self.journal.mark_submitting(id, &route)?;
+            match self.journal.mark_submitting(id, &route) {
+                Ok(()) => {}
+                Err(JournalError::ClaimLost { .. }) => {
+                    tracing::warn!(request = %id, "this worker's claim on the request ran out before its create: another worker carries it on, and nothing was sent from here");
+                    return Ok(());
+                }
+                Err(error) => return Err(error),
+            }
             self.emit(
                 Some(id),
                 BatchEventKind::Submitting {

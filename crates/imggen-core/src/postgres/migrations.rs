@@ -69,6 +69,19 @@ pub const MIGRATIONS: &[Migration] = &[
               );
               CREATE INDEX imggen_batch_tasks_by_request ON imggen_batch_tasks (batch, request_id, seq)",
     },
+    Migration {
+        version: 3,
+        name: "batch journals drained by several workers: claims with a lease, and who saved what where",
+        sql: "ALTER TABLE imggen_batch_requests
+                  ADD COLUMN claimed_by  text,
+                  -- When the claim runs out unless renewed (the database's clock); NULL: given back.
+                  ADD COLUMN lease_until timestamptz;
+              CREATE INDEX imggen_batch_requests_by_claim
+                  ON imggen_batch_requests (batch, claimed_by) WHERE lease_until IS NOT NULL;
+              ALTER TABLE imggen_batch_tasks
+                  ADD COLUMN saved_by text,
+                  ADD COLUMN saved_in text",
+    },
 ];
 
 /// An arbitrary, fixed number: the advisory lock migrations are applied under.

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use imggen_core::batch::{
     self, BatchError, BatchEvent, BatchEventKind, BatchInput, BatchOptions, BatchReport,
     BatchRunner, BatchSource, Journal, JournalError, RequestDefaults, RequestState, ResultStatus,
+    SavedBy,
 };
 use imggen_core::{
     CancellationToken, DownloadOptions, GenerationRequest, ImageData, Imggen, SubmitOptions,
@@ -22,6 +23,14 @@ use imggen_mock::{
     Operation, Profile, Provider as MockProvider,
 };
 use serde_json::json;
+
+/// What a run saving into `dir` records with its files.
+fn saved_in(dir: &Path) -> SavedBy {
+    SavedBy {
+        worker: "test".into(),
+        dir: std::path::absolute(dir).unwrap().display().to_string(),
+    }
+}
 
 const KEY: &str = "sk-imggen-core-batch-0001";
 const S: Duration = Duration::from_secs(1);
@@ -427,6 +436,7 @@ async fn resuming_picks_up_every_state_and_pays_for_nothing_twice() {
             crate::RUNBLOB,
             &done.task_id,
             std::slice::from_ref(&done_file),
+            &saved_in(dir.path()),
         )
         .unwrap();
     assert_eq!(journal.finish("done").unwrap(), RequestState::Done);
@@ -436,6 +446,7 @@ async fn resuming_picks_up_every_state_and_pays_for_nothing_twice() {
             crate::RUNBLOB,
             &done_missing.task_id,
             std::slice::from_ref(&missing_file),
+            &saved_in(dir.path()),
         )
         .unwrap();
     assert_eq!(journal.finish("done-missing").unwrap(), RequestState::Done);
@@ -1049,4 +1060,56 @@ async fn a_batch_runs_and_resumes_with_its_journal_in_postgres() {
         }));
     assert_eq!(again.skipped_done, 40);
     assert_eq!(charges(&server, MockProvider::Gptimg).len(), 40);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_drain_one_batch_in_postgres_and_pay_for_each_request_once() {
+    let Some(url) = crate::postgres::database(
+        "two_workers_drain_one_batch_in_postgres_and_pay_for_each_request_once",
+    ) else {
+        return;
+    };
+    let url = crate::postgres::schema(&url, "imggen_batch_workers").await;
+    let (server, time) = mock(MockConfig::default().profile(Profile::Fixed(4 * S))).await;
+    let text = lines(
+        &(0..30)
+            .map(|i| json!({"id": format!("cat-{i:02}"), "prompt": format!("A cat, pose {i}")}))
+            .collect::<Vec<_>>(),
+    );
+    let defaults = RequestDefaults::new().provider(crate::GPTIMG);
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let worker = |dir: &Path, name: &str| {
+        BatchRunner::new(
+            imggen(&server, &time),
+            BatchOptions::new(dir)
+                .concurrency(4)
+                .worker(name)
+                .postgres_journal(url.clone(), "cats"),
+        )
+    };
+    let (first, second) = (worker(a.path(), "first"), worker(b.path(), "second"));
+    let (one, two) = tokio::join!(
+        first.run(input(&text, &defaults)),
+        second.run(input(&text, &defaults))
+    );
+    let (one, two) = (one.unwrap(), two.unwrap());
+    // Each request was created once, by one of them; both report the whole batch.
+    assert_eq!(charges(&server, MockProvider::Gptimg).len(), 30);
+    assert_eq!(one.count(ResultStatus::Done), 30);
+    assert_eq!(two.count(ResultStatus::Done), 30);
+    // Every result line says who saved its file, and the file is there.
+    let mut by = BTreeMap::new();
+    for line in one.read_results().unwrap() {
+        assert_eq!(line.saved.len(), 1, "{line:?}");
+        let saved = &line.saved[0];
+        for file in &line.files {
+            assert!(Path::new(&saved.dir).join(file).is_file(), "{line:?}");
+        }
+        *by.entry(saved.worker.clone()).or_insert(0) += 1;
+    }
+    assert_eq!(by.values().sum::<i32>(), 30);
+    assert!(
+        by.keys().all(|name| name == "first" || name == "second"),
+        "{by:?}"
+    );
 }

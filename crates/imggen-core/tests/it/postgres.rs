@@ -9,8 +9,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use imggen_core::batch::journal::{JournalError, PgJournalStore, RequestState};
-use imggen_core::batch::{BatchRequest, Journal};
+use imggen_core::batch::journal::{Claim, JournalError, PgJournalStore, RequestState};
+use imggen_core::batch::{BatchRequest, Journal, SavedBy};
 use imggen_core::postgres::{MIGRATIONS, PgError, PgStore};
 use imggen_core::{Cost, TaskHandle};
 use imggen_core::{GenerationRequest, Imggen, RateLimit, SharedBudget, SubmitOptions};
@@ -250,10 +250,8 @@ fn paid(task: &str) -> TaskHandle {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_batch_journal_in_postgres_keeps_the_rules_and_one_process_holds_it() {
-    let Some(url) =
-        database("a_batch_journal_in_postgres_keeps_the_rules_and_one_process_holds_it")
-    else {
+async fn a_batch_journal_in_postgres_keeps_the_rules() {
+    let Some(url) = database("a_batch_journal_in_postgres_keeps_the_rules") else {
         return;
     };
     let url = schema(&url, "imggen_journal").await;
@@ -262,11 +260,6 @@ async fn a_batch_journal_in_postgres_keeps_the_rules_and_one_process_holds_it() 
         Box::new(open("lamps").unwrap()),
         Arc::new(imggen_http::time::SystemClock),
     );
-    // Held: a second process on the same batch is refused at once; another batch is not.
-    assert!(matches!(
-        open("lamps").unwrap_err(),
-        JournalError::Locked { .. }
-    ));
     let other = open("cats").unwrap();
 
     assert_eq!(
@@ -297,7 +290,15 @@ async fn a_batch_journal_in_postgres_keeps_the_rules_and_one_process_holds_it() 
         .mark_submitted("a", crate::RUNBLOB, &[paid("t1")], None)
         .unwrap();
     journal
-        .task_succeeded(crate::RUNBLOB, "t1", &["t1-1.png".into()])
+        .task_succeeded(
+            crate::RUNBLOB,
+            "t1",
+            &["t1-1.png".into()],
+            &SavedBy {
+                worker: "test".into(),
+                dir: "/renders".into(),
+            },
+        )
         .unwrap();
     assert_eq!(journal.finish("a").unwrap(), RequestState::Done);
     let entry = journal.entry("a").unwrap().unwrap();
@@ -313,7 +314,7 @@ async fn a_batch_journal_in_postgres_keeps_the_rules_and_one_process_holds_it() 
     let cats = Journal::with_store(Box::new(other), Arc::new(imggen_http::time::SystemClock));
     assert!(cats.entries().unwrap().is_empty());
 
-    // Closed (or its process dead), the batch can be opened again, as it was left.
+    // Closed, the batch is opened again as it was left.
     drop(journal);
     let again = Journal::with_store(
         Box::new(open("lamps").unwrap()),
@@ -328,4 +329,130 @@ async fn a_batch_journal_in_postgres_keeps_the_rules_and_one_process_holds_it() 
         states,
         [("a", RequestState::Done), ("b", RequestState::Submitting)]
     );
+}
+
+/// Marks what a worker that died would have left: `id` held by `worker` under a lease that
+/// ran out (`lapsed`) or still runs for a minute.
+async fn held_by(client: &tokio_postgres::Client, id: &str, worker: &str, lapsed: bool) {
+    let until = if lapsed {
+        "clock_timestamp() - interval '1 second'"
+    } else {
+        "clock_timestamp() + interval '1 minute'"
+    };
+    let changed = client
+        .execute(
+            &format!(
+                "UPDATE imggen_batch_requests SET claimed_by = $1, lease_until = {until}
+                 WHERE batch = 'lamps' AND id = $2"
+            ),
+            &[&worker, &id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_of_one_batch_each_claim_their_own_requests_and_take_over_a_dead_ones() {
+    let Some(url) =
+        database("workers_of_one_batch_each_claim_their_own_requests_and_take_over_a_dead_ones")
+    else {
+        return;
+    };
+    let url = schema(&url, "imggen_claims").await;
+    let client = look(&url).await;
+    let clock = || Arc::new(imggen_http::time::SystemClock);
+    let first = Journal::with_store(
+        Box::new(PgJournalStore::open(&url, "lamps").unwrap()),
+        clock(),
+    );
+    let second = Journal::with_store(
+        Box::new(PgJournalStore::open(&url, "lamps").unwrap()),
+        clock(),
+    );
+    let lamps: Vec<BatchRequest> = (1..=6)
+        .map(|i| lamp(&format!("l{i}"), i, &format!("lamp {i}")))
+        .collect();
+    first.plan(&lamps).unwrap();
+    // The second worker's load of the same file finds every request kept.
+    assert_eq!(second.plan(&lamps).unwrap().kept, 6);
+
+    // Each request goes to one worker.
+    let planned = [RequestState::Planned];
+    let mine: Vec<String> = first
+        .claim(&planned, None, 4, Claim::Free)
+        .unwrap()
+        .into_iter()
+        .map(|entry| entry.id)
+        .collect();
+    assert_eq!(mine, ["l1", "l2", "l3", "l4"]);
+    let theirs: Vec<String> = second
+        .claim(&planned, None, 4, Claim::Free)
+        .unwrap()
+        .into_iter()
+        .map(|entry| entry.id)
+        .collect();
+    assert_eq!(theirs, ["l5", "l6"]);
+    // Nothing is paid for a request another worker holds.
+    assert!(matches!(
+        second.mark_submitting("l1", &[crate::RUNBLOB]).unwrap_err(),
+        JournalError::ClaimLost { .. }
+    ));
+    assert_eq!(
+        first.entry("l1").unwrap().unwrap().state,
+        RequestState::Planned
+    );
+    first.mark_submitting("l1", &[crate::RUNBLOB]).unwrap();
+    // Each sees the other's live claims, and waits on them rather than taking them.
+    assert!(second.held_elsewhere().unwrap().is_some());
+    assert!(
+        second
+            .claim(&planned, None, 10, Claim::Lapsed)
+            .unwrap()
+            .is_empty()
+    );
+    // Another worker sending a prompt is seen (a task list cannot tell its task apart).
+    assert!(second.sending_elsewhere("lamp 1").unwrap());
+    assert!(!second.sending_elsewhere("lamp 2").unwrap());
+    assert!(!first.sending_elsewhere("lamp 1").unwrap());
+
+    // A worker that died leaves its claims to run out; then they are taken over — a
+    // request it left `submitting` included (to be settled, never sent again blindly).
+    held_by(&client, "l1", "dead:1", true).await;
+    held_by(&client, "l2", "dead:1", true).await;
+    held_by(&client, "l3", "alive:2", false).await;
+    let taken: Vec<(String, RequestState)> = second
+        .claim(
+            &[RequestState::Planned, RequestState::Submitting],
+            None,
+            10,
+            Claim::Lapsed,
+        )
+        .unwrap()
+        .into_iter()
+        .map(|entry| (entry.id, entry.state))
+        .collect();
+    assert_eq!(
+        taken,
+        [
+            ("l1".to_owned(), RequestState::Submitting),
+            ("l2".to_owned(), RequestState::Planned)
+        ]
+    );
+    // The worker whose lease ran out and was taken over cannot send for it any more.
+    assert!(matches!(
+        first.mark_submitting("l2", &[crate::RUNBLOB]).unwrap_err(),
+        JournalError::ClaimLost { .. }
+    ));
+    second.mark_submitting("l2", &[crate::RUNBLOB]).unwrap();
+
+    // Given back, a request is anyone's; a closed worker gives back all it held.
+    second.release("l2").unwrap();
+    drop(first);
+    let held: Vec<String> = column(
+        &client,
+        "SELECT id FROM imggen_batch_requests WHERE batch = 'lamps' AND lease_until IS NOT NULL ORDER BY id",
+    )
+    .await;
+    assert_eq!(held, ["l1", "l3", "l5", "l6"], "l4 was the first worker's");
 }

@@ -84,6 +84,18 @@ pub enum JournalError {
         /// The request it belongs to.
         owner: String,
     },
+    /// Another worker of the batch holds the request (this one's lease ran out and was taken
+    /// over): nothing is sent for it by this worker.
+    #[error(
+        "batch journal {}: request {id:?} is no longer this worker's (its lease ran out); another worker carries it on",
+        path.display()
+    )]
+    ClaimLost {
+        /// The journal.
+        path: PathBuf,
+        /// The request.
+        id: String,
+    },
 }
 
 fn describe_mismatches(mismatches: &[(String, usize)]) -> String {

@@ -33,6 +33,10 @@ impl Rows {
 }
 
 impl JournalTx for Rows {
+    fn is_empty(&mut self) -> Result<bool, JournalError> {
+        Ok(self.requests.is_empty())
+    }
+
     fn state(&mut self, id: &str) -> Result<Option<RequestState>, JournalError> {
         Ok(self.request(id).map(|entry| entry.state))
     }
@@ -164,6 +168,7 @@ impl JournalTx for Rows {
                 outcome: None,
                 files: Vec::new(),
                 error: None,
+                saved: None,
             },
         ));
         Ok(())
@@ -176,6 +181,7 @@ impl JournalTx for Rows {
         outcome: Option<TaskOutcome>,
         files: &[String],
         error: Option<&str>,
+        saved: Option<&SavedBy>,
     ) -> Result<bool, JournalError> {
         let Some((_, task)) = self
             .tasks
@@ -187,6 +193,7 @@ impl JournalTx for Rows {
         task.outcome = outcome;
         task.files = files.to_vec();
         task.error = error.map(str::to_owned);
+        task.saved = saved.cloned();
         Ok(true)
     }
 }
@@ -247,7 +254,7 @@ impl JournalStore for MemoryStore {
     fn tally(&self, listing: u64) -> Result<Tally, JournalError> {
         let mut tally = Tally::default();
         for entry in self.read(None)? {
-            let listed = entry.listing == listing;
+            let listed = entry.listing >= listing;
             match tally
                 .counts
                 .iter_mut()
@@ -331,7 +338,7 @@ fn the_journals_rules_hold_in_a_store_of_another_kind() {
         .mark_submitted("a", RUNBLOB, &[handle("t1")], None)
         .unwrap();
     journal
-        .task_succeeded(RUNBLOB, "t1", &["t1-1.png".into()])
+        .task_succeeded(RUNBLOB, "t1", &["t1-1.png".into()], &test_saved())
         .unwrap();
     assert_eq!(journal.finish("a").unwrap(), RequestState::Done);
     let entry = journal.entry("a").unwrap().unwrap();

@@ -21,6 +21,15 @@
 mod error;
 #[cfg(test)]
 mod memory_tests;
+
+/// What a test's worker records with the files it saves.
+#[cfg(test)]
+fn test_saved() -> SavedBy {
+    SavedBy {
+        worker: "test:1".into(),
+        dir: "/renders".into(),
+    }
+}
 #[cfg(feature = "postgres")]
 mod postgres;
 mod rows;
@@ -37,10 +46,10 @@ use imggen_http::time::{Clock, SystemClock};
 
 pub use error::JournalError;
 #[cfg(feature = "postgres")]
-pub use postgres::PgJournalStore;
-pub use rows::{JournalEntry, JournalTask, Planned, RequestState, Tally, TaskOutcome};
+pub use postgres::{DEFAULT_LEASE, PgJournalStore};
+pub use rows::{JournalEntry, JournalTask, Planned, RequestState, SavedBy, Tally, TaskOutcome};
 pub use sqlite::SqliteStore;
-pub use store::{JournalStore, JournalTx};
+pub use store::{Claim, JournalStore, JournalTx};
 
 use crate::batch::input::BatchRequest;
 use crate::handle::TaskHandle;
@@ -49,8 +58,9 @@ use transitions::PlanAction;
 
 /// The journal format this imggen writes and reads.
 /// Format 2 added the listing each request was last found by, and indexes for reading the
-/// journal a page at a time; a format-1 journal is upgraded when opened.
-pub const JOURNAL_VERSION: i32 = 2;
+/// journal a page at a time; format 3 who saved each task's images, and where. An older
+/// journal is upgraded when opened.
+pub const JOURNAL_VERSION: i32 = 3;
 
 /// What [`Journal::plan_each`] hands each request to.
 pub type PlanOne<'a> = dyn FnMut(&BatchRequest) -> Result<(), JournalError> + 'a;
@@ -191,49 +201,78 @@ impl Journal {
         feed: &mut dyn FnMut(&mut PlanOne<'_>) -> Result<(), JournalError>,
     ) -> Result<Planned, JournalError> {
         let mut planned = Planned::default();
-        // A journal with no request (held by this process alone) has nothing to compare a
-        // request with: a million lines are inserted without a million lookups.
-        let fresh = self.store.page(&[], None, 1)?.is_empty();
-        self.store.write("could not plan the requests", &mut |tx| {
-            planned = Planned::default();
-            let mut mismatches = Vec::new();
-            let now = self.now();
-            feed(&mut |request| {
-                let fingerprint = request.fingerprint();
-                let known = if fresh { None } else { tx.known(&request.id)? };
-                let action = transitions::plan_action(known.as_ref(), &fingerprint);
-                if action == PlanAction::Mismatch {
-                    mismatches.push((request.id.clone(), request.line));
-                }
-                if !mismatches.is_empty() {
-                    // Rolled back at the end: only the mismatches are still looked for.
-                    return Ok(());
-                }
-                match action {
-                    PlanAction::Keep => {
-                        planned.kept += 1;
-                        tx.relist(request, listing)
+        // One load at a time across the batch's workers: each compares with what the others
+        // wrote.
+        self.store
+            .write_alone("could not plan the requests", &mut |tx| {
+                planned = Planned::default();
+                // A journal with no request has nothing to compare a request with: a million
+                // lines are inserted without a million lookups.
+                let fresh = tx.is_empty()?;
+                let mut mismatches = Vec::new();
+                let now = self.now();
+                feed(&mut |request| {
+                    let fingerprint = request.fingerprint();
+                    let known = if fresh { None } else { tx.known(&request.id)? };
+                    let action = transitions::plan_action(known.as_ref(), &fingerprint);
+                    if action == PlanAction::Mismatch {
+                        mismatches.push((request.id.clone(), request.line));
                     }
-                    PlanAction::Add => {
-                        planned.added += 1;
-                        tx.insert_request(request, &fingerprint, now, listing)
+                    if !mismatches.is_empty() {
+                        // Rolled back at the end: only the mismatches are still looked for.
+                        return Ok(());
                     }
-                    _ => {
-                        planned.replaced += 1;
-                        tx.replace_request(request, &fingerprint, now, listing)
+                    match action {
+                        PlanAction::Keep => {
+                            planned.kept += 1;
+                            tx.relist(request, listing)
+                        }
+                        PlanAction::Add => {
+                            planned.added += 1;
+                            tx.insert_request(request, &fingerprint, now, listing)
+                        }
+                        _ => {
+                            planned.replaced += 1;
+                            tx.replace_request(request, &fingerprint, now, listing)
+                        }
                     }
+                })?;
+                if mismatches.is_empty() {
+                    Ok(())
+                } else {
+                    Err(JournalError::Mismatch {
+                        path: self.path().to_path_buf(),
+                        mismatches: std::mem::take(&mut mismatches),
+                    })
                 }
             })?;
-            if mismatches.is_empty() {
-                Ok(())
-            } else {
-                Err(JournalError::Mismatch {
-                    path: self.path().to_path_buf(),
-                    mismatches: std::mem::take(&mut mismatches),
-                })
-            }
-        })?;
         Ok(planned)
+    }
+
+    /// Takes up to `limit` requests in `states` as this worker's: see [`JournalStore::claim`].
+    pub fn claim(
+        &self,
+        states: &[RequestState],
+        after: Option<(usize, &str)>,
+        limit: usize,
+        which: Claim,
+    ) -> Result<Vec<JournalEntry>, JournalError> {
+        self.store.claim(states, after, limit, which)
+    }
+
+    /// Gives a request back: see [`JournalStore::release`].
+    pub fn release(&self, id: &str) -> Result<(), JournalError> {
+        self.store.release(id)
+    }
+
+    /// When another worker's first lease runs out: see [`JournalStore::held_elsewhere`].
+    pub fn held_elsewhere(&self) -> Result<Option<std::time::Duration>, JournalError> {
+        self.store.held_elsewhere()
+    }
+
+    /// Whether another worker is sending this prompt: see [`JournalStore::sending_elsewhere`].
+    pub fn sending_elsewhere(&self, prompt: &str) -> Result<bool, JournalError> {
+        self.store.sending_elsewhere(prompt)
     }
 
     /// Up to `limit` requests in `states` (all when empty), in line order, after the request
@@ -257,6 +296,7 @@ impl Journal {
     pub fn mark_submitting(&self, id: &str, providers: &[ProviderId]) -> Result<(), JournalError> {
         self.store
             .write("could not record a submission", &mut |tx| {
+                tx.check_claim(id)?;
                 self.transition(tx, id, RequestState::Submitting)?;
                 tx.begin_submitting(id, providers, self.now())
             })
@@ -327,14 +367,22 @@ impl Journal {
         })
     }
 
-    /// A task's images are on disk (`files`: names in the output directory).
+    /// A task's images are on disk (`files`: names in the output directory `saved` names).
     pub fn task_succeeded(
         &self,
         provider: ProviderId,
         task_id: &str,
         files: &[String],
+        saved: &SavedBy,
     ) -> Result<(), JournalError> {
-        self.update_task(provider, task_id, Some(TaskOutcome::Succeeded), files, None)
+        self.update_task(
+            provider,
+            task_id,
+            Some(TaskOutcome::Succeeded),
+            files,
+            None,
+            Some(saved),
+        )
     }
 
     /// A task failed (`error`: the provider's code and words).
@@ -350,6 +398,7 @@ impl Journal {
             Some(TaskOutcome::Failed),
             &[],
             Some(error),
+            None,
         )
     }
 
@@ -360,9 +409,10 @@ impl Journal {
         outcome: Option<TaskOutcome>,
         files: &[String],
         error: Option<&str>,
+        saved: Option<&SavedBy>,
     ) -> Result<(), JournalError> {
         self.store.write("could not record a task", &mut |tx| {
-            if tx.set_task_outcome(provider, task_id, outcome, files, error)? {
+            if tx.set_task_outcome(provider, task_id, outcome, files, error, saved)? {
                 Ok(())
             } else {
                 Err(self.no_such_request(&format!("{provider}:{task_id}")))
@@ -489,7 +539,12 @@ mod tests {
             .unwrap();
         assert_eq!(journal.finish("a").unwrap(), RequestState::Submitted);
         journal
-            .task_succeeded(ProviderId::new("runblob"), "t1", &["t1-1.png".into()])
+            .task_succeeded(
+                ProviderId::new("runblob"),
+                "t1",
+                &["t1-1.png".into()],
+                &test_saved(),
+            )
             .unwrap();
         assert_eq!(journal.finish("a").unwrap(), RequestState::Done);
         drop(journal);
@@ -560,7 +615,12 @@ mod tests {
             )
             .unwrap();
         journal
-            .task_succeeded(ProviderId::new("runblob"), "t1", &["t1-1.png".into()])
+            .task_succeeded(
+                ProviderId::new("runblob"),
+                "t1",
+                &["t1-1.png".into()],
+                &test_saved(),
+            )
             .unwrap();
         assert_eq!(journal.finish("a").unwrap(), RequestState::Failed);
         let entry = journal.entry("a").unwrap().unwrap();

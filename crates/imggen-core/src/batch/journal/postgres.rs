@@ -1,63 +1,85 @@
 //! The PostgreSQL store (feature `postgres`): the same rows as SQLite's, in
 //! `imggen_batch_requests` and `imggen_batch_tasks` (created by [`PgStore::migrate`]), each
 //! under its batch's name, so one database holds many batches. Every write is one
-//! transaction; a batch is held by one process at a time (a session advisory lock on its
-//! name, released when the store is dropped or the process dies), as SQLite's file lock does.
+//! transaction.
+//!
+//! Several processes — on one machine or many — drain one batch together. Each opens the
+//! store as a **worker** with an id of its own, and takes requests with
+//! `FOR UPDATE SKIP LOCKED` as its claim: `claimed_by` is the worker, `lease_until` when the
+//! claim runs out (the database's clock, the only clock the workers share). A thread renews
+//! the worker's leases every third of the lease on a connection of its own; a worker that
+//! dies stops renewing, and once its leases run out the others take its requests over —
+//! waiting on a submitted task is free, and a create it left `submitting` is settled or
+//! reported, never sent again. A create is sent only after the transaction that writes
+//! `submitting` found the claim still held ([`JournalTx::check_claim`]). Loading the batch
+//! file is one transaction at a time across the workers (a transaction-level advisory lock).
 //!
 //! [`PgStore::migrate`]: crate::postgres::PgStore::migrate
 
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::sync::{Mutex, PoisonError};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tokio_postgres::types::ToSql;
 
-use super::store::{JournalStore, JournalTx};
+use super::store::{Claim, JournalStore, JournalTx};
 use super::stored::{
     REQUEST_COLUMNS, RequestRow, TASK_COLUMNS, TaskRow, from_millis, json, listing_value, millis,
     outcome_text, state,
 };
 use super::transitions::Known;
-use super::{JournalEntry, JournalError, JournalTask, RequestState, Tally, TaskOutcome};
+use super::{JournalEntry, JournalError, JournalTask, RequestState, SavedBy, Tally, TaskOutcome};
 use crate::batch::input::BatchRequest;
 use crate::handle::TaskHandle;
 use crate::postgres::blocking::{BlockingConnection, Connection};
 use crate::postgres::{PgError, migrations};
 use crate::provider::ProviderId;
 
-/// Takes the batch's lock for the session: held until the store is dropped (it unlocks) or
-/// the connection ends (the process died).
-const LOCK: &str =
-    "SELECT pg_try_advisory_lock(hashtextextended($1 || ' in ' || current_schema(), 0))";
+/// One load of the batch file at a time, across every worker: held to the end of the
+/// transaction.
+const LOAD_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtextextended('imggen batch ' || $1 || ' in ' || current_schema(), 0))";
 
 /// How soon the server gives up on this connection when its peer stops answering.
 const KEEPALIVE: &str = "SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; \
                          SET tcp_keepalives_count = 3";
 
-/// Gives the batch's lock back.
-const UNLOCK: &str =
-    "SELECT pg_advisory_unlock(hashtextextended($1 || ' in ' || current_schema(), 0))";
+/// How long a claim lasts unless renewed, by default.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+
+/// The states a worker holds requests in (the others are ended, or wait for a person).
+const UNFINISHED: &str = "('planned', 'submitting', 'submitted')";
 
 /// A parameter that can cross to the connection's thread.
 type Param = Box<dyn ToSql + Sync + Send>;
 
-/// A batch's journal in PostgreSQL.
+/// A batch's journal in PostgreSQL, opened by one worker.
 pub struct PgJournalStore {
     /// `postgres://HOST:PORT/DB#BATCH`, for messages (no user, no password).
     path: PathBuf,
     batch: String,
+    /// This worker, as its claims name it: unique to this store.
+    worker: String,
+    /// How long a claim lasts unless renewed.
+    lease: Duration,
     connection: BlockingConnection,
     /// One transaction at a time on the one connection.
     writing: Mutex<()>,
+    /// Stops the lease renewer when dropped.
+    _renewer: mpsc::Sender<()>,
 }
 
 impl Drop for PgJournalStore {
     fn drop(&mut self) {
-        // At once, so that the batch can be opened again right away (the server would
-        // release it too, once it noticed the connection gone).
-        let key = format!("imggen batch {}", self.batch);
+        // Every claim given back at once, so that the other workers need not wait out the
+        // lease (a worker that dies gives nothing back: its leases run out instead).
+        let (batch, worker) = (self.batch.clone(), self.worker.clone());
         let _ = self.connection.run(move |connection| {
-            let _ = connection.wait(connection.client.query_one(UNLOCK, &[&key]));
+            let _ = connection.wait(connection.client.execute(
+                "UPDATE imggen_batch_requests SET lease_until = NULL
+                 WHERE batch = $1 AND claimed_by = $2 AND lease_until IS NOT NULL",
+                &[&batch, &worker],
+            ));
         });
     }
 }
@@ -66,6 +88,8 @@ impl std::fmt::Debug for PgJournalStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgJournalStore")
             .field("path", &self.path)
+            .field("worker", &self.worker)
+            .field("lease", &self.lease)
             .finish_non_exhaustive()
     }
 }
@@ -79,15 +103,41 @@ fn storage(path: &Path, problem: &str, error: impl std::fmt::Display) -> Journal
     }
 }
 
+/// A worker id no other store has: the host, the process and the moment it opened.
+fn worker_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static OPENED: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| since.as_nanos());
+    format!(
+        "{}:{}:{nanos:x}.{}",
+        crate::batch::host_name(),
+        std::process::id(),
+        OPENED.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 impl PgJournalStore {
     /// Opens the journal of the batch named `batch` in the database at `url` (setting up the
-    /// tables first), and holds it: a second process on the same batch gets
-    /// [`JournalError::Locked`].
+    /// tables first) as one of its workers, with claims that last [`DEFAULT_LEASE`] unless
+    /// renewed.
     pub fn open(url: &str, batch: &str) -> Result<PgJournalStore, JournalError> {
+        PgJournalStore::open_with_lease(url, batch, DEFAULT_LEASE)
+    }
+
+    /// [`open`](Self::open), with claims that last `lease` unless renewed (renewed every
+    /// third of it): the longest a dead worker's requests wait before another takes them.
+    pub fn open_with_lease(
+        url: &str,
+        batch: &str,
+        lease: Duration,
+    ) -> Result<PgJournalStore, JournalError> {
         let unusable = |error: PgError| JournalError::Format {
             path: PathBuf::from(format!("postgres#{batch}")),
             problem: error.to_string(),
         };
+        let lease = lease.max(Duration::from_millis(300));
         let connection = BlockingConnection::connect(url).map_err(unusable)?;
         let path = PathBuf::from(format!("postgres://{}#{batch}", connection.target));
         // The tables first, on this same connection.
@@ -100,30 +150,72 @@ impl PgJournalStore {
             .map_err(unusable)?
             .map_err(unusable)?;
         // The server notices this connection gone within about a minute even when its
-        // machine vanished without closing it, and frees the batch for another.
+        // machine vanished without closing it.
         connection
             .run(move |connection| connection.wait(connection.client.batch_execute(KEEPALIVE)))
             .map_err(unusable)?
             .map_err(|error| storage(&path, "could not configure the connection", error))?;
-        // The batch, in this schema: the lock is the database's, the tables the schema's.
-        let key = format!("imggen batch {batch}");
-        let held: bool = connection
-            .run(move |connection| {
-                connection
-                    .wait(connection.client.query_one(LOCK, &[&key]))
-                    .map(|row| row.get(0))
-            })
-            .map_err(unusable)?
-            .map_err(|error| storage(&path, "could not lock the batch", error))?;
-        if !held {
-            return Err(JournalError::Locked { path });
-        }
+        let worker = worker_id();
+        let renewer = renew_leases(
+            BlockingConnection::connect(url).map_err(unusable)?,
+            batch.to_owned(),
+            worker.clone(),
+            lease,
+        );
         Ok(PgJournalStore {
             path,
             batch: batch.to_owned(),
+            worker,
+            lease,
             connection,
             writing: Mutex::new(()),
+            _renewer: renewer,
         })
+    }
+
+    /// This worker's id, as its claims name it.
+    pub fn worker(&self) -> &str {
+        &self.worker
+    }
+
+    fn lease_millis(&self) -> i64 {
+        i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// Runs `change` in one transaction, after taking the batch's load lock when `alone`.
+    fn transaction(
+        &self,
+        what: &str,
+        alone: bool,
+        change: &mut dyn FnMut(&mut dyn JournalTx) -> Result<(), JournalError>,
+    ) -> Result<(), JournalError> {
+        let _writing = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
+        let simple = |sql: &'static str| -> Result<(), JournalError> {
+            self.connection
+                .run(move |connection| connection.wait(connection.client.batch_execute(sql)))
+                .map_err(|error| storage(&self.path, what, error))?
+                .map_err(|error| storage(&self.path, what, error))
+        };
+        simple("BEGIN")?;
+        let mut tx = PgTx { store: self };
+        let locked = if alone {
+            tx.execute(
+                "could not wait for another worker's load",
+                LOAD_LOCK,
+                vec![],
+            )
+            .map(drop)
+        } else {
+            Ok(())
+        };
+        match locked.and_then(|()| change(&mut tx)) {
+            Ok(()) => simple("COMMIT"),
+            Err(error) => {
+                // Rolled back: nothing of the change is kept.
+                let _ = simple("ROLLBACK");
+                Err(error)
+            }
+        }
     }
 
     /// Runs one statement on the connection's thread: its rows.
@@ -158,6 +250,49 @@ impl PgJournalStore {
             })
             .collect()
     }
+}
+
+/// Renews the worker's leases every third of `lease`, on a connection of its own (a long
+/// transaction on the store's connection holds nothing up), until the returned sender is
+/// dropped. A renewal that fails is tried again at the next turn; should the leases run out
+/// meanwhile, the worker's next create finds its claim lost and sends nothing.
+fn renew_leases(
+    connection: BlockingConnection,
+    batch: String,
+    worker: String,
+    lease: Duration,
+) -> mpsc::Sender<()> {
+    let (stop, stopped) = mpsc::channel::<()>();
+    let every = lease / 3;
+    let millis = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+    let spawned = std::thread::Builder::new()
+        .name("imggen-lease".into())
+        .spawn(move || {
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                let (batch, worker) = (batch.clone(), worker.clone());
+                let renewed = connection.run(move |connection| {
+                    connection.wait(connection.client.execute(
+                        "UPDATE imggen_batch_requests
+                         SET lease_until = clock_timestamp() + $3::bigint * interval '1 millisecond'
+                         WHERE batch = $1 AND claimed_by = $2 AND lease_until IS NOT NULL",
+                        &[&batch, &worker, &millis],
+                    ))
+                });
+                match renewed {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(error)) => {
+                        tracing::warn!(%error, "could not renew this worker's claims on the batch");
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "could not renew this worker's claims on the batch");
+                    }
+                }
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "could not start renewing this worker's claims; they last one lease");
+    }
+    stop
 }
 
 fn query(
@@ -206,6 +341,8 @@ fn task_row(row: &tokio_postgres::Row) -> TaskRow {
         outcome: row.get("outcome"),
         files: row.get("files"),
         error: row.get("error"),
+        saved_by: row.get("saved_by"),
+        saved_in: row.get("saved_in"),
     }
 }
 
@@ -236,22 +373,108 @@ impl JournalStore for PgJournalStore {
         what: &str,
         change: &mut dyn FnMut(&mut dyn JournalTx) -> Result<(), JournalError>,
     ) -> Result<(), JournalError> {
-        let _writing = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
-        let simple = |sql: &'static str| -> Result<(), JournalError> {
-            self.connection
-                .run(move |connection| connection.wait(connection.client.batch_execute(sql)))
-                .map_err(|error| storage(&self.path, what, error))?
-                .map_err(|error| storage(&self.path, what, error))
-        };
-        simple("BEGIN")?;
-        match change(&mut PgTx { store: self }) {
-            Ok(()) => simple("COMMIT"),
-            Err(error) => {
-                // Rolled back: nothing of the change is kept.
-                let _ = simple("ROLLBACK");
-                Err(error)
+        self.transaction(what, false, change)
+    }
+
+    fn write_alone(
+        &self,
+        what: &str,
+        change: &mut dyn FnMut(&mut dyn JournalTx) -> Result<(), JournalError>,
+    ) -> Result<(), JournalError> {
+        self.transaction(what, true, change)
+    }
+
+    fn claim(
+        &self,
+        states: &[RequestState],
+        after: Option<(usize, &str)>,
+        limit: usize,
+        which: Claim,
+    ) -> Result<Vec<JournalEntry>, JournalError> {
+        let states: Vec<String> = states.iter().map(|s| s.as_str().to_owned()).collect();
+        let (line, id) = after.map_or((-1, String::new()), |(line, id)| {
+            (usize_value(line), id.to_owned())
+        });
+        let whose = match which {
+            Claim::Free => {
+                "(claimed_by IS NULL OR lease_until IS NULL OR claimed_by = $6
+                  OR lease_until < clock_timestamp())"
             }
-        }
+            Claim::Lapsed => "(claimed_by <> $6 AND lease_until < clock_timestamp())",
+        };
+        let mut rows = self.query(
+            "could not claim requests",
+            format!(
+                "WITH due AS (
+                     SELECT id FROM imggen_batch_requests
+                     WHERE batch = $1 AND state = ANY($2) AND (line, id) > ($3, $4) AND {whose}
+                     ORDER BY line, id LIMIT $5
+                     FOR UPDATE SKIP LOCKED)
+                 UPDATE imggen_batch_requests r
+                 SET claimed_by = $6, lease_until = clock_timestamp() + $7::bigint * interval '1 millisecond'
+                 FROM due WHERE r.batch = $1 AND r.id = due.id
+                 RETURNING r.*"
+            ),
+            vec![
+                Box::new(self.batch.clone()),
+                Box::new(states),
+                Box::new(line),
+                Box::new(id),
+                Box::new(usize_value(limit)),
+                Box::new(self.worker.clone()),
+                Box::new(self.lease_millis()),
+            ],
+        )?;
+        // RETURNING keeps no order.
+        rows.sort_by_cached_key(|row| (row.get::<_, i64>("line"), row.get::<_, String>("id")));
+        self.entries(&rows)
+    }
+
+    fn release(&self, id: &str) -> Result<(), JournalError> {
+        self.query(
+            "could not give a request back",
+            "UPDATE imggen_batch_requests SET lease_until = NULL
+             WHERE batch = $1 AND id = $2 AND claimed_by = $3"
+                .to_owned(),
+            vec![
+                Box::new(self.batch.clone()),
+                Box::new(id.to_owned()),
+                Box::new(self.worker.clone()),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn held_elsewhere(&self) -> Result<Option<Duration>, JournalError> {
+        let rows = self.query(
+            "could not read the batch's claims",
+            format!(
+                "SELECT (extract(epoch FROM min(lease_until) - clock_timestamp()) * 1000)::bigint
+                 FROM imggen_batch_requests
+                 WHERE batch = $1 AND state IN {UNFINISHED} AND claimed_by <> $2
+                   AND lease_until IS NOT NULL"
+            ),
+            vec![Box::new(self.batch.clone()), Box::new(self.worker.clone())],
+        )?;
+        // No row held elsewhere: `min` is NULL.
+        let left: Option<i64> = rows.first().and_then(|row| row.get(0));
+        Ok(left.map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))))
+    }
+
+    fn sending_elsewhere(&self, prompt: &str) -> Result<bool, JournalError> {
+        let rows = self.query(
+            "could not read the batch's claims",
+            "SELECT EXISTS (SELECT 1 FROM imggen_batch_requests
+                 WHERE batch = $1 AND state = 'submitting' AND claimed_by IS DISTINCT FROM $2
+                   AND lease_until > clock_timestamp() AND request::jsonb ->> 'prompt' = $3)"
+                .to_owned(),
+            vec![
+                Box::new(self.batch.clone()),
+                Box::new(self.worker.clone()),
+                Box::new(prompt.to_owned()),
+            ],
+        )?;
+        Ok(rows.first().is_some_and(|row| row.get(0)))
     }
 
     fn read(&self, only: Option<&str>) -> Result<Vec<JournalEntry>, JournalError> {
@@ -306,8 +529,8 @@ impl JournalStore for PgJournalStore {
     fn tally(&self, listing: u64) -> Result<Tally, JournalError> {
         let rows = self.query(
             "could not count the requests",
-            "SELECT state, listing = $2, count(*) FROM imggen_batch_requests WHERE batch = $1
-             GROUP BY state, listing = $2"
+            "SELECT state, listing >= $2, count(*) FROM imggen_batch_requests WHERE batch = $1
+             GROUP BY state, listing >= $2"
                 .to_owned(),
             vec![
                 Box::new(self.batch.clone()),
@@ -403,6 +626,47 @@ impl PgTx<'_> {
 }
 
 impl JournalTx for PgTx<'_> {
+    fn is_empty(&mut self) -> Result<bool, JournalError> {
+        let rows = self.execute(
+            "could not read the journal",
+            "SELECT NOT EXISTS (SELECT 1 FROM imggen_batch_requests WHERE batch = $1)",
+            vec![],
+        )?;
+        Ok(rows.first().is_none_or(|row| row.get(0)))
+    }
+
+    fn check_claim(&mut self, id: &str) -> Result<(), JournalError> {
+        // Held (or taken, when no live worker holds it) and renewed, in this transaction:
+        // a worker whose lease ran out and was taken over finds it held by another.
+        let rows = self.execute(
+            "could not check this worker's claim",
+            "UPDATE imggen_batch_requests
+             SET claimed_by = $3, lease_until = clock_timestamp() + $4::bigint * interval '1 millisecond'
+             WHERE batch = $1 AND id = $2
+               AND (claimed_by IS NULL OR lease_until IS NULL OR claimed_by = $3
+                    OR lease_until < clock_timestamp())
+             RETURNING id",
+            vec![
+                Box::new(id.to_owned()),
+                Box::new(self.store.worker.clone()),
+                Box::new(self.store.lease_millis()),
+            ],
+        )?;
+        if rows.is_empty() {
+            return Err(match self.state(id)? {
+                Some(_) => JournalError::ClaimLost {
+                    path: self.store.path.clone(),
+                    id: id.to_owned(),
+                },
+                None => JournalError::NoSuchRequest {
+                    path: self.store.path.clone(),
+                    id: id.to_owned(),
+                },
+            });
+        }
+        Ok(())
+    }
+
     fn state(&mut self, id: &str) -> Result<Option<RequestState>, JournalError> {
         let rows = self.execute(
             "could not read a request",
@@ -592,10 +856,12 @@ impl JournalTx for PgTx<'_> {
         outcome: Option<TaskOutcome>,
         files: &[String],
         error: Option<&str>,
+        saved: Option<&SavedBy>,
     ) -> Result<bool, JournalError> {
         let rows = self.execute(
             "could not record a task",
-            "UPDATE imggen_batch_tasks SET outcome = $4, files = $5, error = $6
+            "UPDATE imggen_batch_tasks SET outcome = $4, files = $5, error = $6, saved_by = $7,
+                 saved_in = $8
              WHERE batch = $1 AND provider = $2 AND task_id = $3 RETURNING seq",
             vec![
                 Box::new(provider.as_str().to_owned()),
@@ -603,6 +869,8 @@ impl JournalTx for PgTx<'_> {
                 Box::new(outcome.map(|o| outcome_text(o).to_owned())),
                 Box::new(json(&files)),
                 Box::new(error.map(str::to_owned)),
+                Box::new(saved.map(|saved| saved.worker.clone())),
+                Box::new(saved.map(|saved| saved.dir.clone())),
             ],
         )?;
         Ok(!rows.is_empty())

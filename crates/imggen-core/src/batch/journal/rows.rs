@@ -92,6 +92,18 @@ pub struct JournalTask {
     pub files: Vec<String>,
     /// Why it failed, or why its images could not be saved.
     pub error: Option<String>,
+    /// Who saved its images, and where, once they are saved.
+    pub saved: Option<SavedBy>,
+}
+
+/// Which worker saved a task's images, and in which folder: the files of a batch drained by
+/// several machines are each in one of their output folders.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct SavedBy {
+    /// The worker: its host name and process id (`host:pid`), or what the caller named it.
+    pub worker: String,
+    /// The output folder the files are in, as an absolute path.
+    pub dir: String,
 }
 
 /// One request, as journaled.

@@ -19,7 +19,8 @@ use super::stored::{
 };
 use super::transitions::Known;
 use super::{
-    JOURNAL_VERSION, JournalEntry, JournalError, JournalTask, RequestState, Tally, TaskOutcome,
+    JOURNAL_VERSION, JournalEntry, JournalError, JournalTask, RequestState, SavedBy, Tally,
+    TaskOutcome,
 };
 use crate::batch::input::BatchRequest;
 use crate::handle::TaskHandle;
@@ -56,6 +57,8 @@ CREATE TABLE tasks (
     outcome     TEXT CHECK (outcome IN ('succeeded', 'failed')),
     files       TEXT NOT NULL DEFAULT '[]',
     error       TEXT,
+    saved_by    TEXT,
+    saved_in    TEXT,
     UNIQUE (provider, task_id)
 ) STRICT;
 CREATE INDEX tasks_by_request ON tasks (request_id, seq);
@@ -68,6 +71,12 @@ const UPGRADE_FROM_1: &str = "
 ALTER TABLE requests ADD COLUMN listing INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX requests_by_line ON requests (line, id);
 CREATE INDEX requests_by_state ON requests (state, line, id);
+";
+
+/// From format 2: who saved each task's images, and where.
+const UPGRADE_FROM_2: &str = "
+ALTER TABLE tasks ADD COLUMN saved_by TEXT;
+ALTER TABLE tasks ADD COLUMN saved_in TEXT;
 ";
 
 /// A journal in a SQLite file.
@@ -190,11 +199,16 @@ impl SqliteStore {
                     });
                 }
                 JOURNAL_VERSION => {}
-                1 => {
-                    tx.execute_batch(UPGRADE_FROM_1)
-                        .map_err(|e| storage("could not upgrade it from format 1", e))?;
+                older @ (1 | 2) => {
+                    let problem = format!("could not upgrade it from format {older}");
+                    if older == 1 {
+                        tx.execute_batch(UPGRADE_FROM_1)
+                            .map_err(|e| storage(&problem, e))?;
+                    }
+                    tx.execute_batch(UPGRADE_FROM_2)
+                        .map_err(|e| storage(&problem, e))?;
                     tx.pragma_update(None, "user_version", JOURNAL_VERSION)
-                        .map_err(|e| storage("could not upgrade it from format 1", e))?;
+                        .map_err(|e| storage(&problem, e))?;
                 }
                 newer => {
                     return Err(JournalError::Format {
@@ -261,6 +275,8 @@ impl TaskRow {
             outcome: row.get("outcome")?,
             files: row.get("files")?,
             error: row.get("error")?,
+            saved_by: row.get("saved_by")?,
+            saved_in: row.get("saved_in")?,
         })
     }
 }
@@ -419,7 +435,7 @@ impl JournalStore for SqliteStore {
         let connection = self.connection();
         let mut statement = connection
             .prepare_cached(
-                "SELECT state, listing = ?1, count(*) FROM requests GROUP BY state, listing = ?1",
+                "SELECT state, listing >= ?1, count(*) FROM requests GROUP BY state, listing >= ?1",
             )
             .map_err(read_error)?;
         let rows: Vec<(String, bool, i64)> = statement
@@ -531,6 +547,16 @@ impl SqliteTx<'_> {
 }
 
 impl JournalTx for SqliteTx<'_> {
+    fn is_empty(&mut self) -> Result<bool, JournalError> {
+        let any: Option<i64> = self.query_row(
+            "could not read the journal",
+            "SELECT 1 FROM requests LIMIT 1",
+            [],
+            |row| row.get(0),
+        )?;
+        Ok(any.is_none())
+    }
+
     fn state(&mut self, id: &str) -> Result<Option<RequestState>, JournalError> {
         let state: Option<String> = self.query_row(
             "could not read a request",
@@ -728,16 +754,20 @@ impl JournalTx for SqliteTx<'_> {
         outcome: Option<TaskOutcome>,
         files: &[String],
         error: Option<&str>,
+        saved: Option<&SavedBy>,
     ) -> Result<bool, JournalError> {
         let changed = self.execute(
             "could not record a task",
-            "UPDATE tasks SET outcome = ?3, files = ?4, error = ?5 WHERE provider = ?1 AND task_id = ?2",
+            "UPDATE tasks SET outcome = ?3, files = ?4, error = ?5, saved_by = ?6, saved_in = ?7
+             WHERE provider = ?1 AND task_id = ?2",
             params![
                 provider.as_str(),
                 task_id,
                 outcome.map(outcome_text),
                 json(&files),
                 error,
+                saved.map(|saved| saved.worker.as_str()),
+                saved.map(|saved| saved.dir.as_str()),
             ],
         )?;
         Ok(changed > 0)

@@ -2,13 +2,19 @@
 //! [`transitions`](super::transitions)); a store only reads and writes, each write one
 //! transaction that is durable when it returns. SQLite ([`SqliteStore`](super::SqliteStore))
 //! is the one built in; another store is another implementation of these two traits.
+//!
+//! A store one process holds alone (SQLite's file lock) needs nothing more. A store several
+//! workers drain together (PostgreSQL) also hands out **claims**: a worker takes the requests
+//! it works on as its own, under a lease it renews while it lives; another worker takes over
+//! a request whose lease ran out; and nothing is paid for under a lapsed claim
+//! ([`JournalTx::check_claim`] is asked inside the transaction that writes `submitting`).
 
 use std::fmt;
 use std::path::Path;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use super::transitions::Known;
-use super::{JournalEntry, JournalError, RequestState, Tally, TaskOutcome};
+use super::{JournalEntry, JournalError, RequestState, SavedBy, Tally, TaskOutcome};
 use crate::batch::input::BatchRequest;
 use crate::handle::TaskHandle;
 use crate::provider::ProviderId;
@@ -52,10 +58,77 @@ pub trait JournalStore: Send + Sync + fmt::Debug {
 
     /// Every task of `provider` it holds, with when it was recorded.
     fn tasks_of(&self, provider: ProviderId) -> Result<Vec<(String, SystemTime)>, JournalError>;
+
+    /// [`write`](Self::write), one such write at a time across every worker of the batch:
+    /// loading the batch file, which compares and adds requests as a whole.
+    fn write_alone(
+        &self,
+        what: &str,
+        change: &mut dyn FnMut(&mut dyn JournalTx) -> Result<(), JournalError>,
+    ) -> Result<(), JournalError> {
+        self.write(what, change)
+    }
+
+    /// Takes up to `limit` requests in `states`, in line order after the request at
+    /// `(line, id)`, as this worker's until it [`release`](Self::release)s them or stops
+    /// renewing its lease. [`Claim::Free`] takes what no other worker holds; [`Claim::Lapsed`]
+    /// only what another worker held until its lease ran out (it died). A store one process
+    /// holds alone hands out every request, and has no lapsed ones.
+    fn claim(
+        &self,
+        states: &[RequestState],
+        after: Option<(usize, &str)>,
+        limit: usize,
+        which: Claim,
+    ) -> Result<Vec<JournalEntry>, JournalError> {
+        match which {
+            Claim::Free => self.page(states, after, limit),
+            Claim::Lapsed => Ok(Vec::new()),
+        }
+    }
+
+    /// Gives a request back once this worker's step on it ended: any worker may take it from
+    /// here (the next run, when it is not finished).
+    fn release(&self, _id: &str) -> Result<(), JournalError> {
+        Ok(())
+    }
+
+    /// How long until the first lease another worker holds on an unfinished request runs
+    /// out (zero: one already has); `None` when no other worker holds one.
+    fn held_elsewhere(&self) -> Result<Option<Duration>, JournalError> {
+        Ok(None)
+    }
+
+    /// Whether another worker is sending a create with this prompt at this moment: a task
+    /// list cannot tell its task from a lost create's, so nothing is adopted meanwhile.
+    fn sending_elsewhere(&self, _prompt: &str) -> Result<bool, JournalError> {
+        Ok(false)
+    }
+}
+
+/// Which requests [`JournalStore::claim`] takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// Those no live worker holds: never claimed, given back, this worker's own, or whose
+    /// holder's lease ran out.
+    Free,
+    /// Only those another worker held until its lease ran out: taken over.
+    Lapsed,
 }
 
 /// The reads and writes of one transaction.
 pub trait JournalTx {
+    /// Whether the journal holds no request at all.
+    fn is_empty(&mut self) -> Result<bool, JournalError>;
+
+    /// Holds the request for this worker before anything is paid for — still its own, or held
+    /// by no live worker — with its lease renewed: [`JournalError::ClaimLost`] when another
+    /// worker holds it (this one's lease ran out and was taken over). A store one process
+    /// holds alone always does.
+    fn check_claim(&mut self, _id: &str) -> Result<(), JournalError> {
+        Ok(())
+    }
+
     /// A request's state, `None` when there is no such request.
     fn state(&mut self, id: &str) -> Result<Option<RequestState>, JournalError>;
 
@@ -136,5 +209,6 @@ pub trait JournalTx {
         outcome: Option<TaskOutcome>,
         files: &[String],
         error: Option<&str>,
+        saved: Option<&SavedBy>,
     ) -> Result<bool, JournalError>;
 }

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{JournalEntry, JournalError, JournalTask, RequestState, TaskOutcome};
+use super::{JournalEntry, JournalError, JournalTask, RequestState, SavedBy, TaskOutcome};
 use crate::handle::TaskHandle;
 use crate::provider::ProviderId;
 
@@ -14,7 +14,7 @@ pub(super) const REQUEST_COLUMNS: &str = "id, line, fingerprint, request, provid
 
 /// The task columns, in the order every store selects them.
 pub(super) const TASK_COLUMNS: &str =
-    "request_id, handle, images, recorded_at, adopted, outcome, files, error";
+    "request_id, handle, images, recorded_at, adopted, outcome, files, error, saved_by, saved_in";
 
 /// A request's row, as stored.
 pub(super) struct RequestRow {
@@ -42,6 +42,8 @@ pub(super) struct TaskRow {
     pub outcome: Option<String>,
     pub files: String,
     pub error: Option<String>,
+    pub saved_by: Option<String>,
+    pub saved_in: Option<String>,
 }
 
 /// A time as stored: milliseconds since the Unix epoch.
@@ -118,6 +120,10 @@ impl TaskRow {
             outcome,
             files,
             error: self.error,
+            saved: match (self.saved_by, self.saved_in) {
+                (Some(worker), Some(dir)) => Some(SavedBy { worker, dir }),
+                _ => None,
+            },
         })
     }
 }
