@@ -57,6 +57,7 @@ Environment:
   GPTIMG_API_KEY, RUNBLOB_API_KEY, RUNBASE_API_KEY   a provider's key; with none set, imggen
                                                      runs its built-in emulator (offline, free)
   GPTIMG_BASE_URL, RUNBLOB_BASE_URL, RUNBASE_BASE_URL  another base URL (e.g. `imggen mock`)
+  IMGGEN_PROGRESS, IMGGEN_PROGRESS_INTERVAL          --progress and --progress-interval
   RUST_LOG                                           log filter (overrides -v and -q)";
 
 /// `imggen`: real images from a prompt through runblob, gptimg.co or runbase — offline
@@ -95,6 +96,48 @@ pub struct GlobalArgs {
         display_order = 901
     )]
     pub quiet: bool,
+    /// How progress reaches stderr: `auto` (a live bar on a terminal, `plain` otherwise),
+    /// `bar`, `plain` (a line per change and a summary line every --progress-interval),
+    /// `jsonl` (one JSON event per line, nothing else on stderr) or `none`.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "MODE",
+        env = "IMGGEN_PROGRESS",
+        default_value_t = ProgressMode::Auto,
+        global = true,
+        display_order = 902
+    )]
+    pub progress: ProgressMode,
+    /// Seconds between the summary lines of `--progress plain` (and the `progress` events of
+    /// `jsonl`) while a run goes on (decimals allowed).
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "IMGGEN_PROGRESS_INTERVAL",
+        default_value = "10",
+        value_parser = parse_seconds,
+        global = true,
+        display_order = 903
+    )]
+    pub progress_interval: Duration,
+}
+
+/// How progress reaches stderr (`--progress`, `IMGGEN_PROGRESS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[non_exhaustive]
+pub enum ProgressMode {
+    /// A live bar when stderr is a terminal, plain lines otherwise.
+    Auto,
+    /// Live lines (one per task, or a batch's bar), drawn only on a terminal.
+    Bar,
+    /// A line per change of a short run and a summary line at a steady pace: for logs.
+    Plain,
+    /// One JSON object per line (`event`: created, status, saved, failed, cost, …): for
+    /// scripts. Notices, warnings and errors are events too.
+    Jsonl,
+    /// No progress; notices, warnings and errors only.
+    None,
 }
 
 /// The commands.

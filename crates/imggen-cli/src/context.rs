@@ -14,13 +14,6 @@ pub(crate) struct Ctx {
     pub cancel: CancellationToken,
 }
 
-/// Lines on stderr, unless `-q`.
-pub(crate) fn notice(ctx: &Ctx, lines: &[String]) {
-    if !ctx.progress.is_quiet() && !lines.is_empty() {
-        ctx.progress.eprint(lines);
-    }
-}
-
 /// An error and its sources on one line.
 pub(crate) fn chain(error: &dyn std::error::Error) -> String {
     let mut message = error.to_string();

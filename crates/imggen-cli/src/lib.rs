@@ -55,7 +55,11 @@ where
         Ok(cli) => cli,
         Err(error) => return usage_error(&error, &args),
     };
-    let progress = progress::Progress::new(cli.global.quiet);
+    let progress = progress::Progress::new(
+        cli.global.progress,
+        cli.global.quiet,
+        cli.global.progress_interval,
+    );
     let extra = match cli.command {
         // `imggen mock` logs one line per request, as `imggen-mock` does.
         args::Command::Mock(_) => "imggen_mock=info",
@@ -109,32 +113,49 @@ where
     ExitCode::from(code)
 }
 
-/// clap's message (help and version exit 0), and with `--json` the error object too.
+/// clap's message (help and version exit 0), and with `--json` the error object too. With
+/// `--progress jsonl` the message is an `error` event instead: stderr stays JSON only.
 fn usage_error(error: &clap::Error, args: &[OsString]) -> ExitCode {
     use clap::error::ErrorKind;
-    let _ = error.print();
     if matches!(
         error.kind(),
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
     ) {
+        let _ = error.print();
         return ExitCode::from(exit::SUCCESS);
     }
+    let message = error
+        .to_string()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("error: ")
+        .to_owned();
+    let failure = exit::Failure::usage(message);
+    if jsonl_asked(args) {
+        let progress = progress::Progress::new(
+            args::ProgressMode::Jsonl,
+            false,
+            std::time::Duration::from_secs(10),
+        );
+        progress.failure(&failure, &[]);
+    } else {
+        let _ = error.print();
+    }
     if args.iter().any(|arg| arg == "--json") {
-        let message = error
-            .to_string()
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .trim_start_matches("error: ")
-            .to_owned();
-        let failure = exit::Failure::usage(message);
-        // The subcommand is the first argument that is not a flag (the global flags take no
-        // value): `batch` prints its own object.
-        let batch = args
-            .iter()
-            .skip(1)
-            .find(|arg| !arg.to_string_lossy().starts_with('-'))
-            .is_some_and(|arg| arg == "batch");
+        // The subcommand is the first argument that is neither a flag nor the value of a
+        // global flag that takes one: `batch` prints its own object.
+        let mut rest = args.iter().skip(1).map(|arg| arg.to_string_lossy());
+        let mut command = None;
+        while let Some(arg) = rest.next() {
+            if arg == "--progress" || arg == "--progress-interval" {
+                rest.next();
+            } else if !arg.starts_with('-') {
+                command = Some(arg);
+                break;
+            }
+        }
+        let batch = command.is_some_and(|command| command == "batch");
         let text = if batch {
             serde_json::to_string(&BatchOutput {
                 error: Some(failure.to_output()),
@@ -151,6 +172,26 @@ fn usage_error(error: &clap::Error, args: &[OsString]) -> ExitCode {
         }
     }
     ExitCode::from(exit::USAGE)
+}
+
+/// Whether a command line clap refused asked for `--progress jsonl` (the last `--progress`
+/// wins, as with clap; `IMGGEN_PROGRESS` when there is none).
+fn jsonl_asked(args: &[OsString]) -> bool {
+    let mut asked: Option<String> = None;
+    let mut args = args.iter().skip(1).map(|arg| arg.to_string_lossy());
+    while let Some(arg) = args.next() {
+        if arg == "--" {
+            break;
+        }
+        if let Some(value) = arg.strip_prefix("--progress=") {
+            asked = Some(value.to_owned());
+        } else if arg == "--progress" {
+            asked = args.next().map(|value| value.into_owned());
+        }
+    }
+    asked
+        .or_else(|| std::env::var("IMGGEN_PROGRESS").ok())
+        .is_some_and(|mode| mode.trim() == "jsonl")
 }
 
 /// Ctrl-C, listened for from the moment [`Interrupts::listen`] returns (not from the first

@@ -31,7 +31,7 @@ pub(crate) fn finish(mut report: Report, result: Result<(), Failure>, json: bool
     let lost_output = stdout_lost(ctx, written, &report.output.tasks);
     match failure {
         Some(failure) => {
-            ctx.progress.eprint(&failure.lines());
+            ctx.progress.failure(&failure, &[]);
             failure.category.exit_code()
         }
         None if lost_output => exit::OTHER,

@@ -17,6 +17,13 @@ static FAILED: AtomicBool = AtomicBool::new(false);
 /// acts on (C1 controls such as a one-byte CSI, DEL, bidirectional overrides) are escaped here
 /// as `\uXXXX`, which leaves the document equal to what was serialised.
 pub(crate) fn write_json(text: &str) -> io::Result<()> {
+    remember(write_all(&[escape_json(text)]))
+}
+
+/// A serialised JSON document with every character a terminal acts on that serde leaves
+/// raw (C1 controls, DEL, bidirectional overrides) written as `\uXXXX`: the same document,
+/// safe to show (stdout's `--json`, stderr's `--progress jsonl`).
+pub(crate) fn escape_json(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for c in text.chars() {
         if needs_escape(c) {
@@ -26,7 +33,7 @@ pub(crate) fn write_json(text: &str) -> io::Result<()> {
             escaped.push(c);
         }
     }
-    remember(write_all(&[escaped]))
+    escaped
 }
 
 /// Writes lines, their control characters but the tab (the column separator of `imggen

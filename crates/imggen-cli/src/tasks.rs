@@ -12,7 +12,7 @@ use imggen_core::{
 };
 
 use crate::args::WaitingArgs;
-use crate::context::{Ctx, notice};
+use crate::context::Ctx;
 use crate::exit::{self, Category, Failure, provider_label};
 use crate::output::{CostOutput, ImageOutput, TaskOutput, WarningOutput};
 use crate::report::Report;
@@ -36,26 +36,21 @@ pub(crate) async fn submit(
     let on_handle = {
         let seen = Arc::clone(&seen);
         let progress = Arc::clone(&ctx.progress);
-        // Without live lines, a plain line per task keeps its handle in the logs of a run
-        // that is stopped before it ends; the emulator's tasks end with the run anyway.
-        let plain = !print_handles && !emulated && !progress.is_visible() && !progress.is_quiet();
+        // Without live lines, the line of a created task keeps its handle in the logs of a
+        // run that is stopped before it ends — unless stdout has it, or it is the emulator's
+        // (its tasks end with the run anyway).
+        let resumable = !print_handles && !emulated;
         move |handle: &TaskHandle| {
             seen.lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(handle.clone());
             let label = provider_label(handle.provider, emulated);
-            progress.task(&label, handle, "created");
+            progress.created(&label, handle, resumable);
             if print_handles && let Err(error) = stdout::write_json(&handle.to_json()) {
                 // The receipt did not reach stdout: stderr keeps it.
                 progress.eprint(&[format!(
                     "imggen: could not write the handle to standard output ({error}); keep it: {}",
                     handle.to_json()
-                )]);
-            }
-            if plain {
-                progress.eprint(&[format!(
-                    "imggen: created {label} task {}; if this run stops, resume it with: imggen wait {handle}",
-                    handle.task_id
                 )]);
             }
         }
@@ -72,14 +67,14 @@ pub(crate) async fn submit(
                 .map(|handle| TaskOutput::new(&label, handle, "created"))
                 .collect();
             report.output.cost = CostOutput::from(submission.cost());
-            let mut lines = Vec::new();
+            ctx.progress.cost(submission.cost());
             for skipped in &submission.fallback.skipped {
                 let message = format!(
                     "{} did not accept the request, nothing was charged: {}",
                     skipped.provider,
                     exit::one_line(&skipped.error.to_string())
                 );
-                lines.push(format!("imggen: {message}"));
+                ctx.progress.notice(&message);
                 report.output.warnings.push(WarningOutput {
                     provider: skipped.provider.to_string(),
                     setting: None,
@@ -88,10 +83,9 @@ pub(crate) async fn submit(
                 });
             }
             for warning in &submission.warnings {
-                lines.push(format!("imggen: warning: {warning}"));
+                ctx.progress.warning(&warning.to_string());
                 report.output.warnings.push(WarningOutput::from(warning));
             }
-            notice(ctx, &lines);
             Ok(submission)
         }
         Err(error) => {
@@ -168,14 +162,18 @@ pub(crate) async fn collect(
     let mut options = GenerateOptions::default()
         .download(DownloadOptions::to_dir(&waiting.out))
         .cancel(ctx.cancel.clone())
-        .on_status(move |handle, status| progress.status(&handle.task_id, status.state.name()));
+        .on_status(move |handle, status| progress.status(&handle.task_id, &status.state));
     if let Some(timeout) = waiting.timeout {
         let left = timeout
             .saturating_sub(started.elapsed())
             .max(Duration::from_millis(1));
         options = options.deadline(left);
     }
-    match imggen.resume(handles, &options).await {
+    // Summary lines at a steady pace while the tasks are waited on (plain).
+    let ticker = ctx.progress.ticker();
+    let result = imggen.resume(handles, &options).await;
+    drop(ticker);
+    match result {
         Ok(generation) => {
             for handle in handles {
                 ctx.progress.finish(&handle.task_id, "succeeded");
@@ -186,6 +184,7 @@ pub(crate) async fn collect(
             for image in &generation.images {
                 let output = ImageOutput::from(image);
                 if let Some(path) = &output.path {
+                    ctx.progress.saved(&image.task_id, path);
                     report.stdout.push(path.clone());
                 }
                 report.output.images.push(output);

@@ -11,16 +11,16 @@ use std::time::Instant;
 use imggen_core::ProviderId;
 use imggen_core::batch::{
     BatchError, BatchOptions, BatchReport, BatchRunner, BatchSource, InputErrors, Journal,
-    JournalError, LineError, RequestDefaults, RequestState, ResultLine, ResultStatus,
-    ResultSummary,
+    JournalError, RequestDefaults, RequestState, ResultLine, ResultStatus, ResultSummary,
 };
 
 use crate::args::{BatchArgs, RequestSettings};
-use crate::context::{Ctx, notice};
+use crate::context::Ctx;
 use crate::exit::{Category, Failure};
 use crate::output::{
     BatchCounts, BatchOutput, CostOutput, InvalidLineOutput, UnknownOutput, WarningOutput,
 };
+use crate::progress::entry_label;
 use crate::request::{option_arg, reference_arg};
 use crate::route::{
     Route, Tuning, connect_emulator, connect_real, emulator_notice, every_provider, key_set,
@@ -71,9 +71,8 @@ pub(crate) async fn command(args: BatchArgs, ctx: &Ctx) -> u8 {
     let mut output = BatchOutput::default();
     let outcome = match run(&args, ctx, &mut output).await {
         Ok(ran) => {
-            if !ctx.progress.is_quiet() {
-                ctx.progress.eprint(&[summary(&ran.report, started)]);
-            }
+            ctx.progress
+                .batch_summary(&summary(&ran.report, started), &output);
             outcome(&ran)
         }
         Err(outcome) => Some(outcome),
@@ -91,12 +90,7 @@ pub(crate) async fn command(args: BatchArgs, ctx: &Ctx) -> u8 {
     }
     match outcome {
         Some(Outcome { failure, details }) => {
-            let mut lines = vec![format!("imggen: {}", failure.message)];
-            lines.extend(details);
-            if let Some(hint) = &failure.hint {
-                lines.push(format!("hint: {hint}"));
-            }
-            ctx.progress.eprint(&lines);
+            ctx.progress.failure(&failure, &details);
             failure.category.exit_code()
         }
         None => crate::exit::SUCCESS,
@@ -135,7 +129,7 @@ async fn run(args: &BatchArgs, ctx: &Ctx, output: &mut BatchOutput) -> Result<Ra
         check_emulated_resume(&options)?;
         let emulator = start_emulator().await?;
         let message = emulator_notice(&route, "every provider's protocol");
-        notice(ctx, &[format!("imggen: {message}")]);
+        ctx.progress.notice(&message);
         output.warnings.push(WarningOutput {
             provider: "mock".into(),
             setting: None,
@@ -176,14 +170,16 @@ async fn run(args: &BatchArgs, ctx: &Ctx, output: &mut BatchOutput) -> Result<Ra
             cancel.cancel();
         })
     });
-    let bar = ctx.progress.batch();
-    let events = bar.clone();
+    ctx.progress.start_batch();
+    let progress = Arc::clone(&ctx.progress);
     options = options
         .cancel(cancel)
-        .on_event(move |event| events.update(&event.progress));
+        .on_event(move |event| progress.batch_event(event));
 
+    let ticker = ctx.progress.ticker();
     let result = BatchRunner::new(imggen, options).run(source).await;
-    bar.finish();
+    drop(ticker);
+    ctx.progress.end_batch();
     if let Some(timer) = timer {
         timer.abort();
     }
@@ -659,15 +655,6 @@ fn summary(report: &BatchReport, started: Instant) -> String {
         report.cost(),
         started.elapsed().as_secs_f64()
     )
-}
-
-/// `line 3`, or `line 3 (id "hero")` when the id is not the line number — as imggen-core
-/// names a line in its errors.
-fn entry_label(line: usize, id: &str) -> String {
-    LineError::new(line, Some(id.to_owned()), "")
-        .to_string()
-        .trim_end_matches(": ")
-        .to_owned()
 }
 
 /// `1 request`, `3 requests`.

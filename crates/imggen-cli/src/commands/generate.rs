@@ -7,7 +7,7 @@ use imggen_core::{DownloadOptions, Imggen};
 use imggen_mock::MockServer;
 
 use crate::args::GenerateArgs;
-use crate::context::{Ctx, notice};
+use crate::context::Ctx;
 use crate::exit::Failure;
 use crate::output::WarningOutput;
 use crate::report::{Report, finish};
@@ -80,7 +80,7 @@ async fn connect(
     let speaks = crate::args::emulated_protocol();
     let imggen = connect_emulator(&emulator, &[speaks], tuning)?;
     let message = emulator_notice(route, &format!("{speaks}'s protocol"));
-    notice(ctx, &[format!("imggen: {message}")]);
+    ctx.progress.notice(&message);
     report.output.warnings.push(WarningOutput {
         provider: "mock".into(),
         setting: None,

@@ -15,7 +15,7 @@ pub(crate) async fn command(mut args: MockCommand, ctx: &Ctx) -> u8 {
         Ok(()) => exit::SUCCESS,
         Err(error) => {
             let failure = Failure::new(Category::Other, format!("mock: {}", chain(&error)));
-            ctx.progress.eprint(&failure.lines());
+            ctx.progress.failure(&failure, &[]);
             exit::OTHER
         }
     }

@@ -8,6 +8,7 @@ mod exit_codes;
 mod generate;
 mod hostile;
 mod offline;
+mod progress;
 mod resume;
 mod secrets;
 mod validation;
@@ -91,13 +92,17 @@ impl Env {
     }
 }
 
-/// `imggen ARGS` in `dir` with no provider variable at all.
+/// `imggen ARGS` in `dir` with no provider variable at all, and `--progress none`
+/// (`IMGGEN_PROGRESS`): stderr holds only notices, warnings and errors, which the other
+/// tests read line by line. `progress.rs` removes it to test the progress itself.
 pub fn bare(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_imggen"));
     cmd.args(args).current_dir(dir).timeout(RUN_LIMIT);
     for name in PROVIDER_VARS {
         cmd.env_remove(name);
     }
+    cmd.env("IMGGEN_PROGRESS", "none")
+        .env_remove("IMGGEN_PROGRESS_INTERVAL");
     cmd
 }
 
