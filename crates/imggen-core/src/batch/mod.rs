@@ -35,7 +35,7 @@
 //! - **Journal** ([`journal`]): `DIR/imggen-journal.sqlite` by default. A request is written
 //!   `submitting` before its create is sent, each task the moment its create answers, and
 //!   `submitted`, `done` or `failed` after. WAL, synced on every commit, one transaction per
-//!   change, locked against a second process.
+//!   change, locked against a second process (in PostgreSQL, shared by claims instead).
 //! - **Resume** is running the same batch again: `done` requests are skipped (files that went
 //!   missing are downloaded again from their task — no new charge); `submitted` ones are waited
 //!   on, never resubmitted; `planned` ones are submitted; `failed` ones are left. A request left

@@ -125,7 +125,8 @@ impl BatchRunner {
     /// Runs the batch — or resumes it, when its journal exists (see the [module docs](crate::batch)).
     ///
     /// Nothing is sent when a line is invalid (unless [`BatchOptions::skip_invalid`]), when
-    /// the journal belongs to another batch, or when another process has it open. Requests
+    /// the journal belongs to another batch, or when another process has its SQLite file
+    /// open (a PostgreSQL journal is shared: see [`JournalStore`](super::journal::JournalStore)). Requests
     /// that do not finish are not an error: the report says how each one stands.
     ///
     /// Memory stays flat however long the batch: a file source is read a line at a time

@@ -9,8 +9,10 @@
 //! [`SubmitOptions::on_handle`](crate::SubmitOptions::on_handle)) and is never dropped; no task
 //! can belong to two requests (a unique index says so).
 //!
-//! The journal is held with an exclusive lock while open, so a second process on the same
-//! journal fails at once instead of submitting the same requests again.
+//! A SQLite journal is held with an exclusive lock while open, so a second process on the
+//! same journal fails at once instead of submitting the same requests again. A PostgreSQL
+//! journal is shared instead: each process claims the requests it works on
+//! ([`JournalStore::claim`]), and nothing is paid for under a claim another holds.
 //!
 //! It is built in rooms: the typed rows ([`JournalEntry`], [`JournalTask`]), the rules
 //! ([`transitions`]: which state may follow which, what planning keeps or replaces, how a
