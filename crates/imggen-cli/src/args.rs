@@ -392,7 +392,9 @@ pub struct BatchArgs {
     /// database, postgres://USER@HOST/DB, where the batch is kept under its file's name.
     /// Running the same batch with the same journal resumes it; in PostgreSQL, several
     /// processes (each with its own --out) drain it together, and take over the requests of
-    /// one that died once its claims run out (IMGGEN_JOURNAL_LEASE seconds, default 60).
+    /// one that died once its claims run out (IMGGEN_JOURNAL_LEASE seconds, default 60). If
+    /// the database goes away mid-run, the batch waits for it (up to 10 minutes), sending
+    /// nothing new.
     #[arg(long, value_name = "PATH|URL", env = "IMGGEN_JOURNAL")]
     pub journal: Option<PathBuf>,
 

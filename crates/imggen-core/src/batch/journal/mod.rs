@@ -307,7 +307,13 @@ impl Journal {
     /// Records a task of a request the moment it exists (idempotent). The state does not
     /// change: the request stays `submitting` until [`mark_submitted`](Self::mark_submitted).
     pub fn record_task(&self, id: &str, handle: &TaskHandle) -> Result<(), JournalError> {
-        self.store.write("could not record a task", &mut |tx| {
+        // The handle in what a store says when it cannot write at once (a database that went
+        // away): a person then holds it, whatever happens next.
+        let what = format!(
+            "could not record paid task {} of request {id:?}",
+            handle.to_json()
+        );
+        self.store.write(&what, &mut |tx| {
             self.state_of(tx, id)?;
             self.insert_task(tx, id, handle, false)
         })

@@ -14,6 +14,16 @@
 //! `submitting` found the claim still held ([`JournalTx::check_claim`]). Loading the batch
 //! file is one transaction at a time across the workers (a transaction-level advisory lock).
 //!
+//! **When the database goes away** (a restart, a failover, a network cut), every call waits
+//! for it — opening the connection again — for up to [`DEFAULT_OUTAGE_PATIENCE`] (see
+//! [`PgJournalStore::with_outage_patience`]) and says so once: no create is sent meanwhile
+//! (`submitting` cannot be written), and a task created just before is held by the call that
+//! records it until the database is back. A transaction cut off before its `COMMIT` was
+//! rolled back by the server and is run again; one cut off during its `COMMIT` is looked up
+//! by its transaction id (`txid_status`) once the database answers, and run again only if it
+//! did not commit. Past the patience the call fails, naming what it could not write (a
+//! task's handle included), and the batch stops.
+//!
 //! [`PgStore::migrate`]: crate::postgres::PgStore::migrate
 
 use std::path::{Path, PathBuf};
@@ -32,7 +42,7 @@ use super::transitions::Known;
 use super::{JournalEntry, JournalError, JournalTask, RequestState, SavedBy, Tally, TaskOutcome};
 use crate::batch::input::BatchRequest;
 use crate::handle::TaskHandle;
-use crate::postgres::blocking::{BlockingConnection, Connection};
+use crate::postgres::blocking::{BlockingConnection, Connection, is_outage};
 use crate::postgres::{PgError, migrations};
 use crate::provider::ProviderId;
 
@@ -46,6 +56,15 @@ const KEEPALIVE: &str = "SET tcp_keepalives_idle = 30; SET tcp_keepalives_interv
 
 /// How long a claim lasts unless renewed, by default.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+
+/// How long a call waits for the database to come back, by default: a restart or a managed
+/// failover takes well under this.
+pub const DEFAULT_OUTAGE_PATIENCE: Duration = Duration::from_secs(600);
+
+/// The first wait before trying an unreachable database again; it doubles up to
+/// [`OUTAGE_RETRY_MAX`].
+const OUTAGE_RETRY_FIRST: Duration = Duration::from_millis(100);
+const OUTAGE_RETRY_MAX: Duration = Duration::from_secs(2);
 
 /// The states a worker holds requests in (the others are ended, or wait for a person).
 const UNFINISHED: &str = "('planned', 'submitting', 'submitted')";
@@ -62,6 +81,8 @@ pub struct PgJournalStore {
     worker: String,
     /// How long a claim lasts unless renewed.
     lease: Duration,
+    /// How long a call waits for the database to come back.
+    patience: Duration,
     connection: BlockingConnection,
     /// One transaction at a time on the one connection.
     writing: Mutex<()>,
@@ -74,12 +95,12 @@ impl Drop for PgJournalStore {
         // Every claim given back at once, so that the other workers need not wait out the
         // lease (a worker that dies gives nothing back: its leases run out instead).
         let (batch, worker) = (self.batch.clone(), self.worker.clone());
-        let _ = self.connection.run(move |connection| {
-            let _ = connection.wait(connection.client.execute(
+        let _ = self.connection.run_reconnecting(move |connection| {
+            connection.wait(connection.client.execute(
                 "UPDATE imggen_batch_requests SET lease_until = NULL
                  WHERE batch = $1 AND claimed_by = $2 AND lease_until IS NOT NULL",
                 &[&batch, &worker],
-            ));
+            ))
         });
     }
 }
@@ -101,6 +122,36 @@ fn storage(path: &Path, problem: &str, error: impl std::fmt::Display) -> Journal
         problem: format!("{problem}: {text}"),
         source: Box::new(std::io::Error::other(text)),
     }
+}
+
+/// The database is out of reach for now: the source of a [`JournalError::Storage`] that the
+/// same call may get past once it is back.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Outage(String);
+
+/// A failure of the database, kept as an [`Outage`] when it is one.
+fn database(path: &Path, problem: &str, error: tokio_postgres::Error) -> JournalError {
+    let text = match error.as_db_error() {
+        // The server's own words, without the driver's "db error: " prefix.
+        Some(db) => db.to_string(),
+        None => error.to_string(),
+    };
+    let source: Box<dyn std::error::Error + Send + Sync> = if is_outage(&error) {
+        Box::new(Outage(text.clone()))
+    } else {
+        Box::new(error)
+    };
+    JournalError::Storage {
+        path: path.to_path_buf(),
+        problem: format!("{problem}: {text}"),
+        source,
+    }
+}
+
+/// Whether `error` is the database out of reach: see [`Outage`].
+fn is_outage_error(error: &JournalError) -> bool {
+    matches!(error, JournalError::Storage { source, .. } if source.is::<Outage>())
 }
 
 /// A worker id no other store has: the host, the process and the moment it opened.
@@ -138,26 +189,24 @@ impl PgJournalStore {
             problem: error.to_string(),
         };
         let lease = lease.max(Duration::from_millis(300));
-        let connection = BlockingConnection::connect(url).map_err(unusable)?;
+        // The server notices this connection gone within about a minute even when its
+        // machine vanished without closing it.
+        let connection = BlockingConnection::connect(url, Some(KEEPALIVE)).map_err(unusable)?;
         let path = PathBuf::from(format!("postgres://{}#{batch}", connection.target));
         // The tables first, on this same connection.
         let target = connection.target.clone();
         connection
             .run(move |connection| {
-                let Connection { client, runtime } = connection;
+                let Connection {
+                    client, runtime, ..
+                } = connection;
                 runtime.block_on(migrations::apply(client, &target))
             })
             .map_err(unusable)?
             .map_err(unusable)?;
-        // The server notices this connection gone within about a minute even when its
-        // machine vanished without closing it.
-        connection
-            .run(move |connection| connection.wait(connection.client.batch_execute(KEEPALIVE)))
-            .map_err(unusable)?
-            .map_err(|error| storage(&path, "could not configure the connection", error))?;
         let worker = worker_id();
         let renewer = renew_leases(
-            BlockingConnection::connect(url).map_err(unusable)?,
+            BlockingConnection::connect(url, Some(KEEPALIVE)).map_err(unusable)?,
             batch.to_owned(),
             worker.clone(),
             lease,
@@ -167,10 +216,20 @@ impl PgJournalStore {
             batch: batch.to_owned(),
             worker,
             lease,
+            patience: DEFAULT_OUTAGE_PATIENCE,
             connection,
             writing: Mutex::new(()),
             _renewer: renewer,
         })
+    }
+
+    /// How long each call waits for the database when it cannot be reached (a restart, a
+    /// failover), [`DEFAULT_OUTAGE_PATIENCE`] unless set: nothing is sent meanwhile, and past
+    /// it the call fails and the batch stops.
+    #[must_use]
+    pub fn with_outage_patience(mut self, patience: Duration) -> PgJournalStore {
+        self.patience = patience;
+        self
     }
 
     /// This worker's id, as its claims name it.
@@ -182,7 +241,59 @@ impl PgJournalStore {
         i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX)
     }
 
-    /// Runs `change` in one transaction, after taking the batch's load lock when `alone`.
+    /// Runs `attempt` until it gets past an outage of the database (see the [module
+    /// docs](self)), for up to the store's patience, saying once that it waits and once that
+    /// the database is back.
+    fn patiently<T>(
+        &self,
+        what: &str,
+        attempt: &mut dyn FnMut() -> Result<T, JournalError>,
+    ) -> Result<T, JournalError> {
+        let mut waited = Duration::ZERO;
+        let mut pause = OUTAGE_RETRY_FIRST;
+        loop {
+            match attempt() {
+                Err(error) if is_outage_error(&error) && waited < self.patience => {
+                    if waited.is_zero() {
+                        tracing::warn!(
+                            "{what}: {error}; waiting for the database to come back (up to {}s); nothing new is sent meanwhile",
+                            self.patience.as_secs()
+                        );
+                    }
+                    let pause_now = pause.min(self.patience - waited);
+                    std::thread::sleep(pause_now);
+                    waited += pause_now;
+                    pause = (pause * 2).min(OUTAGE_RETRY_MAX);
+                }
+                Err(JournalError::Storage {
+                    path,
+                    problem,
+                    source,
+                }) if source.is::<Outage>() => {
+                    return Err(JournalError::Storage {
+                        path,
+                        problem: format!(
+                            "{problem} (the database could not be reached for {}s; run the batch again once it is back: nothing is sent twice)",
+                            waited.as_secs()
+                        ),
+                        source,
+                    });
+                }
+                answer => {
+                    if !waited.is_zero() {
+                        tracing::warn!(
+                            "the batch journal's database is back after {:.1}s",
+                            waited.as_secs_f64()
+                        );
+                    }
+                    return answer;
+                }
+            }
+        }
+    }
+
+    /// Runs `change` in one transaction, after taking the batch's load lock when `alone` —
+    /// again should the database go away before it committed.
     fn transaction(
         &self,
         what: &str,
@@ -190,13 +301,39 @@ impl PgJournalStore {
         change: &mut dyn FnMut(&mut dyn JournalTx) -> Result<(), JournalError>,
     ) -> Result<(), JournalError> {
         let _writing = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
-        let simple = |sql: &'static str| -> Result<(), JournalError> {
-            self.connection
-                .run(move |connection| connection.wait(connection.client.batch_execute(sql)))
-                .map_err(|error| storage(&self.path, what, error))?
-                .map_err(|error| storage(&self.path, what, error))
+        self.patiently(what, &mut || self.transaction_once(what, alone, change))
+    }
+
+    /// One try of [`transaction`](Self::transaction).
+    fn transaction_once(
+        &self,
+        what: &str,
+        alone: bool,
+        change: &mut dyn FnMut(&mut dyn JournalTx) -> Result<(), JournalError>,
+    ) -> Result<(), JournalError> {
+        let path = &self.path;
+        // The transaction's id, to learn whether it committed should the answer to COMMIT
+        // be lost.
+        let begun = self
+            .connection
+            .run_reconnecting(|connection| {
+                let messages = connection.wait(
+                    connection
+                        .client
+                        .simple_query("BEGIN; SELECT txid_current()"),
+                )?;
+                Ok(messages.into_iter().find_map(|message| match message {
+                    tokio_postgres::SimpleQueryMessage::Row(row) => {
+                        row.get(0).and_then(|id| id.parse::<i64>().ok())
+                    }
+                    _ => None,
+                }))
+            })
+            .map_err(|error| storage(path, what, error))?
+            .map_err(|error| database(path, what, error))?;
+        let Some(xid) = begun else {
+            return Err(storage(path, what, "BEGIN gave no transaction id"));
         };
-        simple("BEGIN")?;
         let mut tx = PgTx { store: self };
         let locked = if alone {
             tx.execute(
@@ -208,24 +345,84 @@ impl PgJournalStore {
         } else {
             Ok(())
         };
+        let end = |sql: &'static str| {
+            self.connection
+                .run(move |connection| connection.wait(connection.client.batch_execute(sql)))
+                .map_err(|error| storage(path, what, error))?
+                .map_err(|error| database(path, what, error))
+        };
         match locked.and_then(|()| change(&mut tx)) {
-            Ok(()) => simple("COMMIT"),
+            Ok(()) => match end("COMMIT") {
+                Err(error) if is_outage_error(&error) => {
+                    // Cut off during COMMIT: it may have committed.
+                    if self.patiently(what, &mut || self.committed(what, xid))? {
+                        Ok(())
+                    } else {
+                        Err(error)
+                    }
+                }
+                other => other,
+            },
             Err(error) => {
                 // Rolled back: nothing of the change is kept.
-                let _ = simple("ROLLBACK");
+                let _ = end("ROLLBACK");
                 Err(error)
             }
         }
     }
 
-    /// Runs one statement on the connection's thread: its rows.
+    /// Whether the transaction `xid` committed: asked once the database answers again.
+    fn committed(&self, what: &str, xid: i64) -> Result<bool, JournalError> {
+        let status: Option<String> = self
+            .connection
+            .run_reconnecting(move |connection| {
+                let row = connection.wait(
+                    connection
+                        .client
+                        .query_one("SELECT txid_status($1)", &[&xid]),
+                )?;
+                Ok(row.get(0))
+            })
+            .map_err(|error| storage(&self.path, what, error))?
+            .map_err(|error| database(&self.path, what, error))?;
+        match status.as_deref() {
+            Some("committed") => Ok(true),
+            Some("aborted") => Ok(false),
+            // Its server process has not yet noticed its connection gone: asked again.
+            Some("in progress") => Err(JournalError::Storage {
+                path: self.path.clone(),
+                problem: format!("{what}: its transaction is still ending"),
+                source: Box::new(Outage("its transaction is still ending".to_owned())),
+            }),
+            _ => Err(storage(
+                &self.path,
+                what,
+                format!(
+                    "the database lost the answer to COMMIT and no longer knows transaction {xid}; run the batch again to check every request"
+                ),
+            )),
+        }
+    }
+
+    /// Runs one statement on its own, opening the connection again when it was closed, and
+    /// waiting for the database when it is away: its rows.
     fn query(
         &self,
         problem: &'static str,
         sql: String,
         params: Vec<Param>,
     ) -> Result<Vec<tokio_postgres::Row>, JournalError> {
-        query(&self.connection, &self.path, problem, sql, params)
+        let statement = std::sync::Arc::new((sql, params));
+        self.patiently(problem, &mut || {
+            let statement = std::sync::Arc::clone(&statement);
+            self.connection
+                .run_reconnecting(move |connection: &mut Connection| {
+                    let (sql, params) = &*statement;
+                    connection.wait(connection.client.query(sql.as_str(), &borrowed(params)))
+                })
+                .map_err(|error| storage(&self.path, problem, error))?
+                .map_err(|error| database(&self.path, problem, error))
+        })
     }
 
     fn tasks_of_request(&self, id: &str) -> Result<Vec<JournalTask>, JournalError> {
@@ -270,7 +467,8 @@ fn renew_leases(
         .spawn(move || {
             while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
                 let (batch, worker) = (batch.clone(), worker.clone());
-                let renewed = connection.run(move |connection| {
+                // A connection the server closed is opened again at the next turn.
+                let renewed = connection.run_reconnecting(move |connection| {
                     connection.wait(connection.client.execute(
                         "UPDATE imggen_batch_requests
                          SET lease_until = clock_timestamp() + $3::bigint * interval '1 millisecond'
@@ -280,6 +478,10 @@ fn renew_leases(
                 });
                 match renewed {
                     Ok(Ok(_)) => {}
+                    // The store's own calls say when the database is away.
+                    Ok(Err(error)) if is_outage(&error) => {
+                        tracing::debug!(%error, "could not renew this worker's claims on the batch");
+                    }
                     Ok(Err(error)) => {
                         tracing::warn!(%error, "could not renew this worker's claims on the batch");
                     }
@@ -295,23 +497,12 @@ fn renew_leases(
     stop
 }
 
-fn query(
-    connection: &BlockingConnection,
-    path: &Path,
-    problem: &'static str,
-    sql: String,
-    params: Vec<Param>,
-) -> Result<Vec<tokio_postgres::Row>, JournalError> {
-    connection
-        .run(move |connection: &mut Connection| {
-            let params: Vec<&(dyn ToSql + Sync)> = params
-                .iter()
-                .map(|param| &**param as &(dyn ToSql + Sync))
-                .collect();
-            connection.wait(connection.client.query(&sql, &params))
-        })
-        .map_err(|error| storage(path, problem, error))?
-        .map_err(|error| storage(path, problem, error))
+/// Parameters as the driver takes them.
+fn borrowed(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
+    params
+        .iter()
+        .map(|param| &**param as &(dyn ToSql + Sync))
+        .collect()
 }
 
 fn request_row(row: &tokio_postgres::Row) -> RequestRow {
@@ -614,6 +805,8 @@ struct PgTx<'a> {
 }
 
 impl PgTx<'_> {
+    /// One statement of the transaction, on its connection as it is: a connection that was
+    /// lost fails the statement (and so the transaction), never opens a new one.
     fn execute(
         &self,
         problem: &'static str,
@@ -621,7 +814,15 @@ impl PgTx<'_> {
         mut params: Vec<Param>,
     ) -> Result<Vec<tokio_postgres::Row>, JournalError> {
         params.insert(0, Box::new(self.store.batch.clone()));
-        self.store.query(problem, sql.to_owned(), params)
+        let sql = sql.to_owned();
+        let path = &self.store.path;
+        self.store
+            .connection
+            .run(move |connection: &mut Connection| {
+                connection.wait(connection.client.query(sql.as_str(), &borrowed(&params)))
+            })
+            .map_err(|error| storage(path, problem, error))?
+            .map_err(|error| database(path, problem, error))
     }
 }
 

@@ -25,7 +25,9 @@ pub trait JournalStore: Send + Sync + fmt::Debug {
     fn path(&self) -> &Path;
 
     /// Runs `change` in one transaction, committed (and durable) when it returns `Ok`, rolled
-    /// back when it returns `Err`. `what` says what failed, should the store fail.
+    /// back when it returns `Err`. `what` says what failed, should the store fail. A store may
+    /// run `change` again when an earlier try was rolled back by no fault of its own (a
+    /// database that went away): it reads what it decides on inside the transaction.
     fn write(
         &self,
         what: &str,
