@@ -169,11 +169,22 @@ pub struct ResultLine {
     pub files: Vec<String>,
     /// Why it is not done.
     pub error: Option<String>,
+    /// Who saved its files where (several workers of one batch each have a folder).
+    #[serde(default)]
+    pub saved: Vec<Saved>,
+}
+
+/// A worker's folder holding a result's files.
+#[derive(Debug, serde::Deserialize)]
+pub struct Saved {
+    /// The folder.
+    pub dir: String,
 }
 
 /// Holds a finished batch to the rules, and says every way it breaks them:
 /// - every request of `ids` has a line, in order, and is `done` or `failed`;
-/// - every file of every line is on disk and is a PNG, and no temporary file is left;
+/// - every file of every line is on disk (in the folder of a worker that saved it) and is a
+///   PNG, and no temporary file is left;
 /// - no task was charged twice;
 /// - no charge without a result line: every charged task is a task of exactly one line;
 /// - no request paid twice: each has at most `max_tasks_per_request` tasks, and a `done`
@@ -255,8 +266,22 @@ pub fn check(
                 ));
             }
         }
+        // In the folder of a worker that saved it (only one worker: `out_dir`).
+        let folders: Vec<&Path> = if line.saved.is_empty() {
+            vec![out_dir]
+        } else {
+            line.saved
+                .iter()
+                .map(|saved| Path::new(&saved.dir))
+                .collect()
+        };
         for file in &line.files {
-            match std::fs::read(out_dir.join(file)) {
+            let found = folders
+                .iter()
+                .map(|folder| folder.join(file))
+                .find(|path| path.exists())
+                .unwrap_or_else(|| out_dir.join(file));
+            match std::fs::read(found) {
                 Ok(bytes) if bytes.starts_with(b"\x89PNG\r\n\x1a\n") => {}
                 Ok(_) => problems.push(format!("{file} of {} is not a PNG", line.id)),
                 Err(error) => problems.push(format!("{file} of {}: {error}", line.id)),

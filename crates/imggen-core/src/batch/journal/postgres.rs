@@ -66,6 +66,15 @@ pub const DEFAULT_OUTAGE_PATIENCE: Duration = Duration::from_secs(600);
 const OUTAGE_RETRY_FIRST: Duration = Duration::from_millis(100);
 const OUTAGE_RETRY_MAX: Duration = Duration::from_secs(2);
 
+/// This worker's claimed rows (`$1` the batch, `$2` the worker), locked in line order — the
+/// order a load of the batch file locks them in — so that a statement over all of them never
+/// deadlocks with another worker's load; to be followed by an `UPDATE … r` and [`OWN_ROWS`].
+const OWN_CLAIMS: &str = "WITH own AS (
+    SELECT id FROM imggen_batch_requests
+    WHERE batch = $1 AND claimed_by = $2 AND lease_until IS NOT NULL
+    ORDER BY line, id FOR UPDATE)";
+const OWN_ROWS: &str = "FROM own WHERE r.batch = $1 AND r.id = own.id";
+
 /// The states a worker holds requests in (the others are ended, or wait for a person).
 const UNFINISHED: &str = "('planned', 'submitting', 'submitted')";
 
@@ -97,8 +106,9 @@ impl Drop for PgJournalStore {
         let (batch, worker) = (self.batch.clone(), self.worker.clone());
         let _ = self.connection.run_reconnecting(move |connection| {
             connection.wait(connection.client.execute(
-                "UPDATE imggen_batch_requests SET lease_until = NULL
-                 WHERE batch = $1 AND claimed_by = $2 AND lease_until IS NOT NULL",
+                &format!(
+                    "{OWN_CLAIMS} UPDATE imggen_batch_requests r SET lease_until = NULL {OWN_ROWS}"
+                ),
                 &[&batch, &worker],
             ))
         });
@@ -130,15 +140,30 @@ fn storage(path: &Path, problem: &str, error: impl std::fmt::Display) -> Journal
 #[error("{0}")]
 struct Outage(String);
 
-/// A failure of the database, kept as an [`Outage`] when it is one.
+/// The server rolled the transaction back to get out of a deadlock with another worker's (or
+/// a serialization failure): run again, it goes through.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct RolledBack(String);
+
+/// Times a transaction the server rolled back ([`RolledBack`]) is run again.
+const ROLLED_BACK_TRIES: u32 = 8;
+
+/// A failure of the database, kept as an [`Outage`] or a [`RolledBack`] when it is one.
 fn database(path: &Path, problem: &str, error: tokio_postgres::Error) -> JournalError {
     let text = match error.as_db_error() {
         // The server's own words, without the driver's "db error: " prefix.
         Some(db) => db.to_string(),
         None => error.to_string(),
     };
+    let rolled_back = error.code().is_some_and(|code| {
+        *code == tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED
+            || *code == tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE
+    });
     let source: Box<dyn std::error::Error + Send + Sync> = if is_outage(&error) {
         Box::new(Outage(text.clone()))
+    } else if rolled_back {
+        Box::new(RolledBack(text.clone()))
     } else {
         Box::new(error)
     };
@@ -243,7 +268,8 @@ impl PgJournalStore {
 
     /// Runs `attempt` until it gets past an outage of the database (see the [module
     /// docs](self)), for up to the store's patience, saying once that it waits and once that
-    /// the database is back.
+    /// the database is back; and again, a few times, when the server rolled it back out of a
+    /// deadlock with another worker.
     fn patiently<T>(
         &self,
         what: &str,
@@ -251,8 +277,18 @@ impl PgJournalStore {
     ) -> Result<T, JournalError> {
         let mut waited = Duration::ZERO;
         let mut pause = OUTAGE_RETRY_FIRST;
+        let mut rolled_back = 0;
         loop {
             match attempt() {
+                Err(JournalError::Storage { ref source, .. })
+                    if source.is::<RolledBack>() && rolled_back < ROLLED_BACK_TRIES =>
+                {
+                    // Nothing of it was kept: again, after a moment that lets the other
+                    // worker's transaction end.
+                    rolled_back += 1;
+                    tracing::debug!(%source, "{what}: rolled back by the database; once more");
+                    std::thread::sleep(Duration::from_millis(fastrand::u64(1..=20)));
+                }
                 Err(error) if is_outage_error(&error) && waited < self.patience => {
                     if waited.is_zero() {
                         tracing::warn!(
@@ -470,9 +506,11 @@ fn renew_leases(
                 // A connection the server closed is opened again at the next turn.
                 let renewed = connection.run_reconnecting(move |connection| {
                     connection.wait(connection.client.execute(
-                        "UPDATE imggen_batch_requests
-                         SET lease_until = clock_timestamp() + $3::bigint * interval '1 millisecond'
-                         WHERE batch = $1 AND claimed_by = $2 AND lease_until IS NOT NULL",
+                        &format!(
+                            "{OWN_CLAIMS} UPDATE imggen_batch_requests r
+                             SET lease_until = clock_timestamp() + $3::bigint * interval '1 millisecond'
+                             {OWN_ROWS}"
+                        ),
                         &[&batch, &worker, &millis],
                     ))
                 });
