@@ -1,3 +1,5 @@
+//! Workers of one batch, as `imggen batch` processes sharing a PostgreSQL journal.
+//!
 //! Three `imggen batch` workers drain one 200-request batch journaled in PostgreSQL, each
 //! with its own `--out`, against imggen-mock running as a server of its own (in this test's
 //! process, not the workers'); a random worker is killed with SIGKILL at random moments, ten
@@ -7,9 +9,14 @@
 //!
 //! Claims last one second (`IMGGEN_JOURNAL_LEASE=1`), so a dead worker's requests are taken
 //! over by the others within the run; creates whose answer a kill (or a dropped connection)
-//! lost are settled from runblob's task list, by whichever worker holds them next. Its own
-//! binary: no other test competes for the two cores while the moments are timed.
+//! lost are settled from runblob's task list, by whichever worker holds them next.
 //! `IMGGEN_KILL_SEED` replays the random moments of a failed run.
+//!
+//! Four workers on one runbase key stay together inside its documented budget (20 requests
+//! per 10 s), which they share through the journal's database: not one answer 429.
+//!
+//! Its own binary, its tests taking turns: nothing else competes for the two cores while the
+//! moments are timed.
 
 #![cfg(unix)]
 
@@ -20,6 +27,7 @@ mod harness;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use imggen_mock::{
@@ -32,6 +40,8 @@ const WORKERS: usize = 3;
 const KILLS: usize = 10;
 /// Creates whose answer the emulator drops (each task made and charged).
 const LOST_ANSWERS: u32 = 3;
+/// One test at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
 
 /// The test database, or `None`, said past the harness's capture — and a failure where
 /// `IMGGEN_REQUIRE_POSTGRES=1` (CI).
@@ -63,6 +73,9 @@ fn three_workers_killed_at_random_moments_do_every_request_once() {
     let Some(url) = postgres("three_workers_killed_at_random_moments_do_every_request_once") else {
         return;
     };
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let seed = match std::env::var("IMGGEN_KILL_SEED") {
         Ok(seed) => seed.parse().expect("IMGGEN_KILL_SEED is a number"),
         Err(_) => fastrand::u64(..),
@@ -112,7 +125,13 @@ fn three_workers_killed_at_random_moments_do_every_request_once() {
     std::fs::write(dir.path().join(&batch), text).unwrap();
     let log_path = dir.path().join("stderr.log");
     let spawn = |out: &Path| {
-        imggen_batch(dir.path(), &batch, out, &url, server.url(), &log_path)
+        imggen_batch(dir.path(), &batch, out, &url, &log_path)
+            .args(["--provider", "runblob", "--concurrency", "5"])
+            .args(["--poll-interval", "0.1"])
+            // The emulator answers within 300 ms: no create can still be in flight later.
+            .args(["--reconcile-grace", "0.3"])
+            .env("RUNBLOB_API_KEY", KEY)
+            .env("RUNBLOB_BASE_URL", server.url())
             .spawn()
             .expect("imggen starts")
     };
@@ -197,35 +216,99 @@ fn three_workers_killed_at_random_moments_do_every_request_once() {
     runtime.block_on(server.shutdown());
 }
 
-/// The same command every time, on every machine: only `--out` differs.
-fn imggen_batch(
-    dir: &Path,
-    batch: &str,
-    out: &Path,
-    journal: &str,
-    url: &str,
-    log: &Path,
-) -> Command {
+#[test]
+fn four_workers_on_one_runbase_key_stay_inside_its_budget_together() {
+    let Some(url) = postgres("four_workers_on_one_runbase_key_stay_inside_its_budget_together")
+    else {
+        return;
+    };
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    const RUNBASE_REQUESTS: usize = 24;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    // runbase's documented limit, as the emulator keeps it by default: 20 requests per 10 s
+    // per key. Each worker alone would send 20 in the first 10 s; four of them, 80.
+    let server = runtime
+        .block_on(MockServer::start(
+            MockConfig::default()
+                .profile(Profile::Fixed(Duration::from_millis(500)))
+                .api_key(KEY),
+        ))
+        .expect("the emulator starts");
+    let dir = tempfile::tempdir().unwrap();
+    let text: String = (1..=RUNBASE_REQUESTS)
+        .map(|i| format!("{}\n", serde_json::json!({"id": format!("b{i:02}"), "prompt": format!("A bridge, study {i}")})))
+        .collect();
+    let batch = format!("workers-budget-{}.jsonl", std::process::id());
+    std::fs::write(dir.path().join(&batch), text).unwrap();
+    let log_path = dir.path().join("stderr.log");
+    let mut children: Vec<Child> = (0..4)
+        .map(|n| {
+            imggen_batch(
+                dir.path(),
+                &batch,
+                &dir.path().join(format!("out-{n}")),
+                &url,
+                &log_path,
+            )
+            .args(["--provider", "runbase", "--concurrency", "8"])
+            .env("RUNBASE_API_KEY", KEY)
+            .env("RUNBASE_BASE_URL", server.url())
+            .spawn()
+            .expect("imggen starts")
+        })
+        .collect();
+    for (n, child) in children.iter_mut().enumerate() {
+        let status = child.wait().unwrap();
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "worker {n}\nstderr:\n{}",
+            std::fs::read_to_string(&log_path).unwrap_or_default()
+        );
+    }
+    let stats = server.requests();
+    assert_eq!(
+        stats.by_status.get(&429),
+        None,
+        "the four workers together kept inside the key's budget: {} requests, by status {:?}",
+        stats.total,
+        stats.by_status
+    );
+    let charges = server
+        .ledger()
+        .iter()
+        .filter(|entry| entry.kind == EntryKind::Charge)
+        .count();
+    assert_eq!(charges, RUNBASE_REQUESTS, "one create per request");
+    let lines = std::fs::read_to_string(dir.path().join("out-0/results.jsonl")).unwrap();
+    assert_eq!(
+        lines.matches("\"status\":\"done\"").count(),
+        RUNBASE_REQUESTS,
+        "{lines}"
+    );
+    runtime.block_on(server.shutdown());
+}
+
+/// The same command every time, on every machine: only `--out` differs (the provider's
+/// options and key are the caller's).
+fn imggen_batch(dir: &Path, batch: &str, out: &Path, journal: &str, log: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_imggen"));
     command
         .current_dir(dir)
         .args(["-q", "batch", batch, "--out"])
         .arg(out)
-        .args(["--journal", journal])
-        .args([
-            "--provider",
-            "runblob",
-            "--concurrency",
-            "5",
-            "--poll-interval",
-            "0.1",
-            // The emulator answers within 300 ms: no create can still be in flight later.
-            "--reconcile-grace",
-            "0.3",
-        ]);
+        .args(["--journal", journal]);
     for name in [
+        "RUNBLOB_API_KEY",
         "GPTIMG_API_KEY",
         "RUNBASE_API_KEY",
+        "RUNBLOB_BASE_URL",
         "GPTIMG_BASE_URL",
         "RUNBASE_BASE_URL",
         "RUST_LOG",
@@ -234,8 +317,6 @@ fn imggen_batch(
         command.env_remove(name);
     }
     command
-        .env("RUNBLOB_API_KEY", KEY)
-        .env("RUNBLOB_BASE_URL", url)
         .env("IMGGEN_JOURNAL_LEASE", "1")
         .env("IMGGEN_PROGRESS", "none")
         .stdout(Stdio::null());
