@@ -1,5 +1,5 @@
 //! `cargo xtask bench [NAME...] [--quick]`: the benchmarks of the issues (five of the batch
-//! issue, one of the streaming batch), run against imggen-mock on loopback, written to
+//! issue, two of the streaming batch and its workers), run against imggen-mock on loopback, written to
 //! `BENCHMARKS.md`.
 //!
 //! The `xtask` alias runs this binary as a debug build, which would measure unoptimised code.
@@ -15,6 +15,7 @@ mod polling;
 mod report;
 mod scale;
 mod seed;
+mod workers;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,7 +31,7 @@ const DEBUG_ENV: &str = "XTASK_BENCH_DEBUG";
 pub const USAGE: &str = "\
 usage: cargo xtask bench [NAME...] [--quick]
 
-Runs the benchmarks against imggen-mock on loopback and writes BENCHMARKS.md (all six, full
+Runs the benchmarks against imggen-mock on loopback and writes BENCHMARKS.md (all seven, full
 size, none failed) or else target/bench/BENCHMARKS.partial.md. Builds the measured code with
 --release first. Takes a few minutes; never run by CI.
 
@@ -41,18 +42,22 @@ benchmarks (by name or number):
   4 scale      10,000 jobs in flight in one process: peak RSS and CPU per job
   5 seed       the seed docs' Python client vs `imggen batch` on 20 jobs
   6 batch      a 1,000,000-line batch file: peak RSS, validation and journal load, first create
+  7 workers    1, 2 and 4 `imggen batch` processes on one runbase key through PostgreSQL:
+               budget used and 429s (starts a throwaway PostgreSQL unless
+               IMGGEN_TEST_POSTGRES_URL names one)
 
 options:
   --quick      smaller sizes: a smoke run, not a measurement";
 
 /// The benchmarks, in the issue's order: number, name, title.
-const BENCHMARKS: [(&str, &str, &str); 6] = [
+const BENCHMARKS: [(&str, &str, &str); 7] = [
     ("1", "overhead", "Client overhead"),
     ("2", "polling", "Polling efficiency"),
     ("3", "budget", "Rate budget"),
     ("4", "scale", "Scale"),
     ("5", "seed", "Against the seed docs' client"),
     ("6", "batch", "Batch of a million lines"),
+    ("7", "workers", "Workers on one key"),
 ];
 
 /// What the command line asked for.
@@ -188,6 +193,7 @@ fn run_one(root: &Path, name: &str, quick: bool) -> Result<Section, String> {
         "scale" => scale::run(quick),
         "seed" => seed::run(root, quick),
         "batch" => batch::run(root, quick),
+        "workers" => workers::run(root, quick),
         other => Err(format!("no benchmark named {other}")),
     }
 }

@@ -28,7 +28,7 @@ pub struct Report {
 /// One benchmark's results.
 #[derive(Clone, Debug, Default)]
 pub struct Section {
-    /// Its number in `cargo xtask bench --help` (1–6).
+    /// Its number in `cargo xtask bench --help` (1–7).
     pub number: u8,
     /// Its title.
     pub title: String,
