@@ -48,7 +48,7 @@ use imggen_http::time::{Clock, SystemClock};
 
 pub use error::JournalError;
 #[cfg(feature = "postgres")]
-pub use postgres::{DEFAULT_LEASE, PgJournalStore};
+pub use postgres::{DEFAULT_LEASE, DEFAULT_OUTAGE_PATIENCE, PgJournalStore};
 pub use rows::{JournalEntry, JournalTask, Planned, RequestState, SavedBy, Tally, TaskOutcome};
 pub use sqlite::SqliteStore;
 pub use store::{Claim, JournalStore, JournalTx};
