@@ -271,6 +271,11 @@ impl fmt::Debug for Permit {
 }
 
 impl Permit {
+    /// When it was granted, on the scheduler's clock.
+    pub(crate) fn granted_at(&self) -> Instant {
+        self.granted_at
+    }
+
     /// Reports how the request ended.
     pub(crate) fn finish(mut self, outcome: Outcome) {
         self.report(outcome);

@@ -5,10 +5,10 @@
 //! proves, and waits before the next attempt. A wait's polling loop is the same step taken on
 //! a schedule ([`Imggen::wait`](crate::Imggen::wait)): it asks the same policy.
 
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::Imggen;
-use crate::budget::{Grant, Outcome, Priority, Scheduler};
+use crate::budget::{Grant, Outcome, Permit, Priority, Scheduler};
 use crate::error::{CallError, CallErrorKind, CallOperation};
 use crate::policy::{self, Decision, Facts};
 use crate::provider::ProviderId;
@@ -23,12 +23,24 @@ pub(crate) struct Call<'a> {
     pub scheduler: &'a Scheduler,
     /// No attempt starts at or after it, and none outlives it (on the injected clock).
     pub until: Option<Instant>,
-    /// No retry is due at or after it: the call gives up with its last error instead (a read
-    /// retried for `RetryConfig::read_retry_time` at most).
-    pub retry_until: Option<Instant>,
+    /// When retries stop: the call gives up with its last error instead.
+    pub retry_until: RetryLimit,
     /// Whether attempts spend the key's request budget. A download does not: it goes to a
     /// CDN, and only its retries wait, on a timer.
     pub budgeted: bool,
+}
+
+/// When a call's retries stop, beyond what the retry policy allows.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum RetryLimit {
+    /// Only the policy's number of attempts.
+    Attempts,
+    /// No retry is due at or after this instant.
+    At(Instant),
+    /// No retry is due this long or later after the first attempt's permit was granted (a
+    /// read retried for `RetryConfig::read_retry_time` at most). Measured from the grant's
+    /// own clock reading, so a call that is answered at once reads the clock once, not twice.
+    AfterFirstGrant(Duration),
 }
 
 /// Why a call ended without an answer.
@@ -109,6 +121,11 @@ impl Imggen {
         // future (moved through the layers above) larger, for the rare call that is retried.
         let mut last: Option<Box<(CallError, SystemTime)>> = None;
         let mut number = 0u32;
+        // When retries stop, once known: a limit measured from the first grant is fixed by it.
+        let mut retry_limit = match call.retry_until {
+            RetryLimit::At(limit) => Some(limit),
+            RetryLimit::Attempts | RetryLimit::AfterFirstGrant(_) => None,
+        };
         loop {
             number += 1;
             if let Some(until) = call.until
@@ -144,6 +161,14 @@ impl Imggen {
             };
             // When a create was sent is a fact of its outcome; a read's is not worth a clock
             // read on every call.
+            if let RetryLimit::AfterFirstGrant(within) = call.retry_until
+                && number == 1
+            {
+                let first = permit
+                    .as_ref()
+                    .map_or_else(|| clock.now(), Permit::granted_at);
+                retry_limit = Some(first + within);
+            }
             let sent_at = (call.operation == CallOperation::Create).then(|| clock.wall());
             let result = match call.until {
                 // Boxed: the bounded future is large, and awaited in place it would make every
@@ -174,7 +199,7 @@ impl Imggen {
                 });
             };
             let next = clock.now() + policy::jitter_up(after, fastrand::f64());
-            if call.retry_until.is_some_and(|limit| next >= limit) {
+            if retry_limit.is_some_and(|limit| next >= limit) {
                 tracing::debug!(
                     provider = %call.provider,
                     operation = %call.operation,

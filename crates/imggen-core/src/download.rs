@@ -12,7 +12,7 @@ use serde::{Serialize, Serializer};
 use tracing::Instrument as _;
 
 use crate::Imggen;
-use crate::call::Call;
+use crate::call::{Call, RetryLimit};
 use crate::error::{CallOperation, DownloadError, Error};
 use crate::handle::TaskHandle;
 use crate::provider::{DownloadLimits, ProviderId};
@@ -310,7 +310,7 @@ impl Imggen {
             scheduler: &scheduler,
             // No attempt outlives the retry time either.
             until: Some(limit),
-            retry_until: Some(limit),
+            retry_until: RetryLimit::At(limit),
             // Downloads go to a CDN, not the API: a timer between attempts, not a budget.
             budgeted: false,
         };

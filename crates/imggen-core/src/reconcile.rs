@@ -27,7 +27,7 @@ use std::collections::HashSet;
 use tracing::Instrument as _;
 
 use crate::Imggen;
-use crate::call::{Call, CallFailure};
+use crate::call::{Call, CallFailure, RetryLimit};
 use crate::error::{CallError, CallErrorKind, CallOperation};
 use crate::provider::{ProviderId, RecentTask};
 
@@ -230,7 +230,7 @@ impl Imggen {
                 operation: CallOperation::Status,
                 scheduler: &scheduler,
                 until,
-                retry_until: None,
+                retry_until: RetryLimit::Attempts,
                 budgeted: true,
             };
             let page = self

@@ -13,7 +13,7 @@ use tracing::Instrument as _;
 
 use crate::Imggen;
 use crate::budget::Scheduler;
-use crate::call::{Call, CallFailure};
+use crate::call::{Call, CallFailure, RetryLimit};
 use crate::cost::Cost;
 use crate::error::{
     self, CallError, CallErrorKind, CallOperation, CreateOutcomeUnknownError, Error,
@@ -328,7 +328,7 @@ impl TaskCreate {
             operation: CallOperation::Create,
             scheduler: &self.scheduler,
             until: self.until,
-            retry_until: None,
+            retry_until: RetryLimit::Attempts,
             budgeted: true,
         };
         let created = self

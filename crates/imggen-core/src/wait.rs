@@ -11,7 +11,7 @@ use tracing::Instrument as _;
 
 use crate::Imggen;
 use crate::budget::{Grant, Priority};
-use crate::call::{Call, CallFailure, outcome_of};
+use crate::call::{Call, CallFailure, RetryLimit, outcome_of};
 use crate::error::{CallOperation, CancelledError, DeadlineExceededError, Error, StatusError};
 use crate::handle::TaskHandle;
 use crate::policy::{self, Decision, Facts};
@@ -331,7 +331,7 @@ impl Imggen {
             scheduler: &scheduler,
             until: None,
             // Retried within a time as well as a number of attempts.
-            retry_until: Some(self.inner.clock.now() + self.inner.retry.read_retry_time),
+            retry_until: RetryLimit::AfterFirstGrant(self.inner.retry.read_retry_time),
             budgeted: true,
         };
         let result = self

@@ -299,6 +299,49 @@ async fn download_retries_stop_when_their_time_is_spent_however_many_attempts_ar
 }
 
 #[tokio::test]
+async fn status_retries_stop_when_the_read_retry_time_is_spent() {
+    let server = mock(MockConfig::default().profile(Profile::Fixed(5 * S))).await;
+    let time = MockTime(server.clock().clone());
+    let (builder, _) = imggen(&server, &time);
+    let mut retry = imggen_core::RetryConfig::standard();
+    retry.read_attempts = 1_000;
+    retry.read_retry_time = 20 * S;
+    let imggen = builder.retry(retry).build().unwrap();
+    let submission = imggen
+        .submit(
+            &GenerationRequest::new("A lamp"),
+            &SubmitOptions::provider(crate::RUNBASE),
+        )
+        .await
+        .unwrap();
+    let handle = &submission.handles[0];
+    server
+        .add_fault(
+            Fault::new(FaultKind::Http {
+                status: 503,
+                body: None,
+                headers: BTreeMap::new(),
+            })
+            .provider(MockProvider::Runbase)
+            .operation(Operation::Status)
+            .always(),
+        )
+        .unwrap();
+    let before = server.requests().recent.len();
+    let started = time.now();
+    let error = imggen.status(handle).await.unwrap_err();
+    assert!(matches!(error, Error::Status(_)), "{error:?}");
+    assert!(time.now() - started <= 20 * S, "{:?}", time.now() - started);
+    let attempts = server.requests().recent.len() - before;
+    // Measured from the first attempt: 1 s, 2 s, 4 s and 8 s of backoff (each jittered up by a
+    // tenth at most) fit in 20 s; the next (16 s) does not.
+    assert_eq!(
+        attempts, 5,
+        "bounded by time, not by the 1,000 attempts allowed"
+    );
+}
+
+#[tokio::test]
 async fn a_refunded_gptimg_500_is_retried_to_success_with_one_charge() {
     let server = mock(MockConfig::default().profile(Profile::Fixed(45 * S))).await;
     server
