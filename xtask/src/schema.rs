@@ -76,6 +76,7 @@ pub fn all() -> Vec<SchemaFile> {
         schema_for::<runbase::ErrorBody>("runbase", "ErrorBody"),
         schema_for::<imggen_cli::GenerateOutput>("cli", "GenerateOutput"),
         schema_for::<imggen_cli::BatchOutput>("cli", "BatchOutput"),
+        schema_for::<imggen_cli::QuoteOutput>("cli", "QuoteOutput"),
     ]
 }
 

@@ -22,15 +22,17 @@ Exit codes:
      be read): they go on and are paid for; the handles printed resume them with
      `imggen wait`
   6  the outcome of a create is unknown: its answer was lost, so the task may have been
-     created and charged; imggen never resubmits it and prints every known fact";
+     created and charged; imggen never resubmits it and prints every known fact
+  7  the spending cap (--max-cost) stopped a create: it was not sent";
 
 /// What `imggen batch --help` adds: the line format, resuming, and the batch's exit codes.
 pub const BATCH_HELP: &str = "\
 Each line of FILE is one JSON request with the fields of `generate`:
   {\"id\": \"hero\", \"prompt\": \"A lighthouse at dusk\", \"aspect_ratio\": \"16:9\"}
   {\"prompt\": \"A ceramic lamp\", \"provider\": \"runbase\", \"options\": {\"resolution\": \"2K\"}}
-Fields: id (default: the line number), prompt, provider, fallback, model, aspect_ratio, n,
-quality, refs, options, webhook. The command's options are the defaults of every line.
+Fields: id (default: the line number), prompt (required, not empty), provider, fallback,
+model, aspect_ratio (or ratio), n, quality, refs, options, webhook. The command's options
+are the defaults of every line.
 
 Resume by running the same command again: done requests are skipped, submitted ones are
 waited on (never sent again), the rest are sent. A request whose create's answer was lost
@@ -39,7 +41,7 @@ Results: DIR/results.jsonl, one line per request (id, status, provider, task ids
 cost, error); the journal: DIR/imggen-journal.sqlite (or --journal, a file or
 postgres://USER@HOST/DB).
 
-Exit codes (when several apply, 6 wins over 5, 5 over 3, 3 over 4):
+Exit codes (when several apply, 6 wins over 5, 5 over 7, 7 over 3, 3 over 4):
   0  every request is done (lines left out by --skip-invalid aside)
   1  anything else: local I/O, the journal could not be written
   2  invalid input or usage (every invalid line is listed), or a journal that belongs to
@@ -50,7 +52,9 @@ Exit codes (when several apply, 6 wins over 5, 5 over 3, 3 over 4):
   5  --timeout or Ctrl-C stopped the run, or tasks did not finish in time: they go on and
      are paid for; run the same command again to collect them
   6  some requests have an unknown outcome: their create's answer was lost, so they may have
-     been created and charged; they are listed and not sent again (--resubmit-unknown)";
+     been created and charged; they are listed and not sent again (--resubmit-unknown)
+  7  the spending cap (--max-cost) was reached: the requests not sent are listed; what was
+     paid for was waited on and saved (raise the cap and run the same command again)";
 
 const ENVIRONMENT_HELP: &str = "\
 Environment:
@@ -58,6 +62,7 @@ Environment:
                                                      runs its built-in emulator (offline, free)
   GPTIMG_BASE_URL, RUNBLOB_BASE_URL, RUNBASE_BASE_URL  another base URL (e.g. `imggen mock`)
   IMGGEN_PROGRESS, IMGGEN_PROGRESS_INTERVAL          --progress and --progress-interval
+  IMGGEN_MAX_COST                                    --max-cost
   RUST_LOG                                           log filter (overrides -v and -q)";
 
 /// `imggen`: real images from a prompt through runblob, gptimg.co or runbase — offline
@@ -266,9 +271,15 @@ pub struct RequestArgs {
     #[command(flatten)]
     pub settings: RequestSettings,
 
-    /// Print exactly one JSON object on stdout (see schemas/cli/GenerateOutput.schema.json).
+    /// Print exactly one JSON object on stdout (see schemas/cli/GenerateOutput.schema.json;
+    /// with --dry-run, schemas/cli/QuoteOutput.schema.json).
     #[arg(long)]
     pub json: bool,
+
+    /// Plan everything and check everything local, print each task that would be created
+    /// with its provider, model and price, and the total — and send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Every setting of a generation but its prompt: the options of `generate` and `submit`, and
@@ -331,6 +342,19 @@ pub struct RequestSettings {
     /// Let -n above a provider's per-task maximum become several tasks, each charged.
     #[arg(long)]
     pub allow_extra_tasks: bool,
+
+    /// The most this command (for `batch`, the batch over all its runs) may spend: dollars
+    /// (`0.50`, `$0.50`), gptimg credits (`100cr`), or both (`$0.50,100cr`). A task whose
+    /// price could take the spend past it is not created; a create whose outcome is unknown
+    /// counts as charged. Stopped by it, the command exits 7.
+    #[arg(long, value_name = "COST", env = "IMGGEN_MAX_COST", value_parser = parse_cost_cap)]
+    pub max_cost: Option<imggen_core::CostCap>,
+
+    /// Under --max-cost, also create tasks whose price is not known before they are created
+    /// (runblob prices a task in its create's answer; a model imggen does not know), counted
+    /// at what they turn out to cost. Such a task can take the spend past the cap.
+    #[arg(long, requires = "max_cost")]
+    pub allow_unpriced: bool,
 }
 
 /// How long and how often to wait, and where the images go (`generate` and `wait`).
@@ -353,6 +377,14 @@ pub struct WaitingArgs {
     /// schedule.
     #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
     pub poll_interval: Option<Duration>,
+
+    /// How images are named, before their extension: {id} (a batch line's id; else the task
+    /// id), {n} (the image's number in its request), {i} (its number in its task),
+    /// {task_id}, {provider}, {prompt} (its first words). Default: {task_id}-{i}; for
+    /// `batch`, {id}-{n} (hero-1.png). A file already there is never replaced: -2, -3… is
+    /// added.
+    #[arg(long, value_name = "TEMPLATE", value_parser = parse_names)]
+    pub name: Option<imggen_core::FileNames>,
 }
 
 /// `imggen generate`.
@@ -415,9 +447,14 @@ pub struct BatchArgs {
     pub reconcile_grace: Option<Duration>,
 
     /// Print exactly one JSON object on stdout at the end (see
-    /// schemas/cli/BatchOutput.schema.json).
+    /// schemas/cli/BatchOutput.schema.json; with --dry-run, QuoteOutput.schema.json).
     #[arg(long)]
     pub json: bool,
+
+    /// Read and plan every line, print each request with the tasks it would create and their
+    /// price, and the total — and send nothing (the journal is not touched).
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `imggen status`.
@@ -498,6 +535,47 @@ pub fn parse_seconds(value: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// Reads a spending cap: dollars (`0.50`, `$0.50`, `0.50usd`), gptimg credits (`100cr`,
+/// `100 credits`), or one of each separated by a comma (`$0.50,100cr`).
+pub fn parse_cost_cap(value: &str) -> Result<imggen_core::CostCap, String> {
+    let example = "e.g. 0.50, $0.50, 100cr or $0.50,100cr";
+    let mut cap = imggen_core::CostCap::default();
+    for part in value.split(',') {
+        let part = part.trim();
+        let lower = part.to_ascii_lowercase();
+        let credits = ["credits", "credit", "cr"]
+            .iter()
+            .find_map(|unit| lower.strip_suffix(unit));
+        if let Some(number) = credits {
+            let count: u64 = number
+                .trim()
+                .parse()
+                .map_err(|_| format!("{part:?} is not a whole number of credits ({example})"))?;
+            if cap.credits.replace(imggen_types::Credits(count)).is_some() {
+                return Err(format!("{value:?} gives credits twice ({example})"));
+            }
+            continue;
+        }
+        let number = lower.strip_prefix('$').unwrap_or(&lower);
+        let number = number.strip_suffix("usd").unwrap_or(number).trim();
+        let usd: imggen_types::Usd = number
+            .parse()
+            .map_err(|_| format!("{part:?} is not an amount of dollars or credits ({example})"))?;
+        if usd.amount().is_sign_negative() {
+            return Err(format!("{part:?}: a spending cap cannot be negative"));
+        }
+        if cap.usd.replace(usd).is_some() {
+            return Err(format!("{value:?} gives dollars twice ({example})"));
+        }
+    }
+    Ok(cap)
+}
+
+/// Reads a file-name template (`{id}-{n}`).
+pub fn parse_names(value: &str) -> Result<imggen_core::FileNames, String> {
+    imggen_core::FileNames::parse(value).map_err(|error| error.to_string())
+}
+
 /// Reads a number of requests in progress at once: at least 1.
 pub fn parse_concurrency(value: &str) -> Result<usize, String> {
     match value.trim().parse::<usize>() {
@@ -524,6 +602,28 @@ mod tests {
     #[test]
     fn the_command_line_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_spending_cap_takes_dollars_credits_or_both_and_refuses_nonsense() {
+        let cap = parse_cost_cap("$0.50").unwrap();
+        assert_eq!(cap.usd, Some("0.5".parse().unwrap()));
+        assert_eq!(cap.credits, None);
+        assert_eq!(parse_cost_cap("0.50").unwrap(), cap);
+        assert_eq!(parse_cost_cap("0.50 USD").unwrap(), cap);
+        let credits = parse_cost_cap("100cr").unwrap();
+        assert_eq!(credits.credits, Some(imggen_types::Credits(100)));
+        assert_eq!(parse_cost_cap("100 credits").unwrap(), credits);
+        let both = parse_cost_cap("$2, 40cr").unwrap();
+        assert_eq!(both.to_string(), "$2 and 40 credits");
+        assert!(parse_cost_cap("-1").unwrap_err().contains("negative"));
+        assert!(
+            parse_cost_cap("1.5cr")
+                .unwrap_err()
+                .contains("whole number")
+        );
+        assert!(parse_cost_cap("lots").unwrap_err().contains("e.g. 0.50"));
+        assert!(parse_cost_cap("$1,$2").unwrap_err().contains("twice"));
     }
 
     #[test]
@@ -653,6 +753,8 @@ mod tests {
             .to_string();
         for text in [
             "\"prompt\"",
+            "prompt (required, not empty)",
+            "aspect_ratio (or ratio)",
             "--resubmit-unknown",
             "results.jsonl",
             "0  every request is done",

@@ -23,6 +23,8 @@ pub const FAILED: u8 = 4;
 pub const DEADLINE: u8 = 5;
 /// A create's answer was lost: the task may have been created and charged.
 pub const OUTCOME_UNKNOWN: u8 = 6;
+/// The spending cap (`--max-cost`) stopped a create: it was not sent.
+pub const SPENDING_CAP: u8 = 7;
 
 /// What kind of failure a command ended with. Each maps to one exit code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -47,6 +49,8 @@ pub enum Category {
     Uncollected,
     /// A create's answer was lost: the task may exist and be charged (exit 6).
     OutcomeUnknown,
+    /// The spending cap (`--max-cost`) stopped a create, which was not sent (exit 7).
+    SpendingCap,
     /// A result could not be downloaded or saved; the handle downloads it again (exit 1).
     Download,
     /// Anything else (exit 1).
@@ -62,6 +66,7 @@ impl Category {
             Category::Failed => FAILED,
             Category::Deadline | Category::Cancelled | Category::Uncollected => DEADLINE,
             Category::OutcomeUnknown => OUTCOME_UNKNOWN,
+            Category::SpendingCap => SPENDING_CAP,
             Category::Download | Category::Other => OTHER,
         }
     }
@@ -72,6 +77,7 @@ impl Category {
     pub fn of(error: &Error) -> Category {
         match error {
             Error::Config(_) | Error::InvalidRequest(_) | Error::Plan(_) => Category::Invalid,
+            Error::SpendingCap(_) => Category::SpendingCap,
             // Earlier tasks of the same request were created and charged before the refusal.
             Error::Refused(refused) if !refused.accepted.is_empty() => Category::Uncollected,
             // The deadline passed before the create could be sent: nothing was, but it was
@@ -274,6 +280,23 @@ fn hint(error: &Error, handles: &[TaskHandle], emulated: bool) -> Option<String>
     let advice = error.advice().map(str::to_owned);
     match error {
         Error::CreateOutcomeUnknown(e) => join(advice, resume(&e.accepted)),
+        // Core's advice names library options; the command line's flags instead.
+        Error::SpendingCap(cap) => Some(
+            match cap.kind {
+                imggen_core::SpendingCapKind::Unpriced => {
+                    "pass --allow-unpriced to create it anyway (counted at what it turns out to cost), or choose a provider and model with a documented price (`imggen providers`)"
+                }
+                imggen_core::SpendingCapKind::Uncovered => {
+                    "give --max-cost in the provider's unit too: dollars ($0.50) or gptimg credits (100cr), or both ($0.50,100cr)"
+                }
+                _ => "raise --max-cost, or ask for fewer images (--dry-run shows the price first)",
+            }
+            .to_owned(),
+        ),
+        // Too few is not fixed by more tasks.
+        Error::Plan(plan) if plan.setting == "n" && plan.value == "0" => {
+            Some("-n is the number of images to make: give 1 or more".to_owned())
+        }
         Error::Plan(plan) if plan.setting == "n" => Some(
             "lower -n, or pass --allow-extra-tasks to create (and pay for) several tasks"
                 .to_owned(),
@@ -348,6 +371,20 @@ mod tests {
         assert_eq!(failure.category, Category::Invalid);
         assert!(!failure.facts.may_have_been_charged);
         assert!(failure.hint.unwrap().contains("--allow-extra-tasks"));
+    }
+
+    #[test]
+    fn zero_images_is_not_answered_with_more_tasks() {
+        let gptimg = imggen_core::builtin::registration(ProviderId::new("gptimg")).unwrap();
+        let provider = (gptimg.connect)("sk-test", "https://gptimg.example").unwrap();
+        let request = GenerationRequest::new("a fox").n(0);
+        let error = Error::from(
+            provider
+                .plan(&request, PlanOptions::new(Strictness::Exact))
+                .unwrap_err(),
+        );
+        let hint = Failure::from_core(&error, false).hint.unwrap();
+        assert_eq!(hint, "-n is the number of images to make: give 1 or more");
     }
 
     #[test]

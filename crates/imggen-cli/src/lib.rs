@@ -20,12 +20,15 @@ mod commands;
 mod context;
 mod handles;
 mod logging;
+mod money;
 mod progress;
+mod quote;
 mod report;
 mod request;
 mod route;
 mod stdout;
 mod tasks;
+mod usage;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -36,7 +39,8 @@ pub use args::Cli;
 pub use exit::Category;
 pub use output::{
     BatchCounts, BatchOutput, CostOutput, ErrorOutput, GenerateOutput, ImageOutput,
-    InvalidLineOutput, TaskOutput, UnknownOutput, WarningOutput,
+    InvalidLineOutput, QuoteOutput, QuotedRequestOutput, QuotedTaskOutput, TaskOutput,
+    UnknownOutput, WarningOutput,
 };
 
 /// Runs `imggen` with the process's arguments.
@@ -53,8 +57,14 @@ where
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
-        Err(error) => return usage_error(&error, &args),
+        Err(mut error) => {
+            usage::explain(&mut error, &args);
+            return usage_error(&error, &args);
+        }
     };
+    if let Some(error) = usage::check(&cli) {
+        return usage_error(&error, &args);
+    }
     let progress = progress::Progress::new(
         cli.global.progress,
         cli.global.quiet,
@@ -131,7 +141,10 @@ fn usage_error(error: &clap::Error, args: &[OsString]) -> ExitCode {
         .unwrap_or_default()
         .trim_start_matches("error: ")
         .to_owned();
-    let failure = exit::Failure::usage(message);
+    let mut failure = exit::Failure::usage(message);
+    if let Some(tip) = usage::tip(error) {
+        failure = failure.hint(tip);
+    }
     if jsonl_asked(args) {
         let progress = progress::Progress::new(
             args::ProgressMode::Jsonl,
@@ -143,19 +156,8 @@ fn usage_error(error: &clap::Error, args: &[OsString]) -> ExitCode {
         let _ = error.print();
     }
     if args.iter().any(|arg| arg == "--json") {
-        // The subcommand is the first argument that is neither a flag nor the value of a
-        // global flag that takes one: `batch` prints its own object.
-        let mut rest = args.iter().skip(1).map(|arg| arg.to_string_lossy());
-        let mut command = None;
-        while let Some(arg) = rest.next() {
-            if arg == "--progress" || arg == "--progress-interval" {
-                rest.next();
-            } else if !arg.starts_with('-') {
-                command = Some(arg);
-                break;
-            }
-        }
-        let batch = command.is_some_and(|command| command == "batch");
+        // `batch` prints its own object.
+        let batch = usage::subcommand_of(args).is_some_and(|command| command == "batch");
         let text = if batch {
             serde_json::to_string(&BatchOutput {
                 error: Some(failure.to_output()),

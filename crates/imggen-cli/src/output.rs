@@ -362,3 +362,60 @@ mod tests {
         assert!(json["error"].is_null());
     }
 }
+
+/// The one JSON object `--dry-run --json` prints (`generate`, `submit`, `batch`): what would
+/// be created and what it should cost. Nothing was sent.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
+pub struct QuoteOutput {
+    /// Always `true`: nothing was sent.
+    pub dry_run: bool,
+    /// Every request that would run, in order (one for `generate` and `submit`).
+    pub requests: Vec<QuotedRequestOutput>,
+    /// Batch lines that could not run, with why.
+    pub invalid: Vec<InvalidLineOutput>,
+    /// Tasks that would be created, in all.
+    pub tasks: usize,
+    /// Images they would make.
+    pub images: u64,
+    /// What the priced tasks would cost, summed exactly.
+    pub total: CostOutput,
+    /// Tasks whose price is not known before their create (runblob prices a task in its
+    /// answer; a model imggen does not know): not in `total`.
+    pub unpriced_tasks: usize,
+    /// Settings not sent as asked, and notices.
+    pub warnings: Vec<WarningOutput>,
+    /// Why planning failed; `null` when it did not.
+    pub error: Option<ErrorOutput>,
+}
+
+/// One request of a dry run: the provider that would serve it and each task it would create.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
+pub struct QuotedRequestOutput {
+    /// The batch line's id (`null` for `generate` and `submit`).
+    pub id: Option<String>,
+    /// The batch line's number (`null` for `generate` and `submit`).
+    pub line: Option<usize>,
+    /// The provider (`mock` for the built-in emulator).
+    pub provider: String,
+    /// The model, `null` for the provider's default.
+    pub model: Option<String>,
+    /// The tasks, in order.
+    pub tasks: Vec<QuotedTaskOutput>,
+    /// What its tasks would cost, when every one is priced.
+    pub price: Option<CostOutput>,
+}
+
+/// One task a dry run would create.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
+pub struct QuotedTaskOutput {
+    /// Images it would make.
+    pub images: u32,
+    /// Its documented price; `null` when it is known only from the create's answer.
+    pub price: Option<CostOutput>,
+}

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use imggen_core::{
-    DownloadOptions, Error, GenerateOptions, GenerationRequest, Imggen, ProviderId, Submission,
-    SubmitOptions, TaskHandle,
+    DownloadOptions, Error, GenerateOptions, GenerationRequest, Imggen, ProviderId, Spending,
+    Submission, SubmitOptions, TaskHandle,
 };
 
 use crate::args::WaitingArgs;
@@ -19,7 +19,16 @@ use crate::report::Report;
 use crate::route::Route;
 use crate::stdout;
 
-/// Creates the tasks, each ending by `deadline` (from now) when there is one. Each handle is
+/// What bounds a command's creates.
+#[derive(Default)]
+pub(crate) struct Limits {
+    /// Every create ends this long from now.
+    pub deadline: Option<Duration>,
+    /// Only what fits under this ledger's cap is created (`--max-cost`).
+    pub spending: Option<Spending>,
+}
+
+/// Creates the tasks within `limits`. Each handle is
 /// recorded (and shown) the moment its task exists; `print_handles` also writes it to stdout
 /// at once, as the receipt.
 pub(crate) async fn submit(
@@ -27,7 +36,7 @@ pub(crate) async fn submit(
     request: &GenerationRequest,
     route: &Route,
     print_handles: bool,
-    deadline: Option<Duration>,
+    limits: Limits,
     ctx: &Ctx,
     report: &mut Report,
 ) -> Result<Submission, Failure> {
@@ -56,7 +65,8 @@ pub(crate) async fn submit(
         }
     };
     let mut options = SubmitOptions::fallback(route.ids()).on_handle(on_handle);
-    options.deadline = deadline;
+    options.deadline = limits.deadline;
+    options.spending = limits.spending;
     match imggen.submit(request, &options).await {
         Ok(submission) => {
             let label = provider_label(submission.provider, emulated);
@@ -159,8 +169,12 @@ pub(crate) async fn collect(
     report: &mut Report,
 ) -> Result<(), Failure> {
     let progress = Arc::clone(&ctx.progress);
+    let mut download = DownloadOptions::to_dir(&waiting.out);
+    if let Some(names) = &waiting.name {
+        download = download.names(names.clone());
+    }
     let mut options = GenerateOptions::default()
-        .download(DownloadOptions::to_dir(&waiting.out))
+        .download(download)
         .cancel(ctx.cancel.clone())
         .on_status(move |handle, status| progress.status(&handle.task_id, &status.state));
     if let Some(timeout) = waiting.timeout {

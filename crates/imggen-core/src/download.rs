@@ -15,6 +15,7 @@ use crate::Imggen;
 use crate::call::{Call, RetryLimit};
 use crate::error::{CallOperation, DownloadError, Error};
 use crate::handle::TaskHandle;
+use crate::naming::{FileNames, NameFields};
 use crate::provider::{DownloadLimits, ProviderId};
 use crate::status::{TaskState, TaskStatus};
 
@@ -48,6 +49,9 @@ pub struct DownloadOptions {
     /// bounded by the retry policy's attempts and
     /// [`read_retry_time`](crate::RetryConfig::read_retry_time) alone.
     pub deadline: Option<Duration>,
+    /// How files are named (default [`FileNames::by_task`], `<task_id>-<n>`; `{id}` is the
+    /// task id). A file already there is never replaced: the name gets `-2`, `-3`…
+    pub names: FileNames,
 }
 
 impl Default for DownloadOptions {
@@ -58,6 +62,7 @@ impl Default for DownloadOptions {
             max_redirects: 5,
             stall_timeout: DEFAULT_DOWNLOAD_STALL_TIMEOUT,
             deadline: None,
+            names: FileNames::by_task(),
         }
     }
 }
@@ -91,6 +96,12 @@ impl DownloadOptions {
     /// Sets the deadline of the whole download call.
     pub fn deadline(mut self, deadline: Duration) -> Self {
         self.deadline = Some(deadline);
+        self
+    }
+
+    /// Sets how files are named.
+    pub fn names(mut self, names: FileNames) -> Self {
+        self.names = names;
         self
     }
 
@@ -169,27 +180,17 @@ pub struct GeneratedImage {
     pub bytes_len: u64,
 }
 
-/// `<task_id>-<index>.<ext>`, with anything but letters, digits, `-`, `_` and `.` replaced,
-/// so a task id can never name a path outside the output directory.
-pub(crate) fn file_name(task_id: &str, index: usize, extension: &str) -> String {
-    let mut stem: String = task_id
-        .chars()
-        .take(120)
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let trimmed = stem.trim_start_matches('.').to_owned();
-    stem = if trimmed.is_empty() {
-        "task".to_owned()
-    } else {
-        trimmed
-    };
-    format!("{stem}-{index}.{extension}")
+/// Where a request's images fall among its names: a batch names them by its line's id and
+/// numbers them across the request's tasks, and writes again the files its journal already
+/// holds for them (its own), rather than beside them.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RequestNaming {
+    /// `{id}`.
+    pub id: String,
+    /// `{n}` of the task's first image.
+    pub first_number: usize,
+    /// The names the task's images were saved under before, in order.
+    pub kept: Vec<String>,
 }
 
 /// What the start of a body that is not an image looks like, for a message.
@@ -213,14 +214,17 @@ impl Imggen {
     /// Through the provider's client: no key is sent, only https (http when the provider's
     /// base URL is http: an emulator), at most `max_redirects` redirects, at most `max_bytes`.
     /// The type is read from the bytes — never from the URL or a header — and a body that is
-    /// not an image is an error. Files are named `<task_id>-<n>.<ext>` and written atomically.
+    /// not an image is an error. Files are named by [`DownloadOptions::names`]
+    /// (`<task_id>-<n>.<ext>` by default), written atomically, never over a file already
+    /// there.
     pub async fn download(
         &self,
         handle: &TaskHandle,
         status: &TaskStatus,
         options: &DownloadOptions,
     ) -> Result<Vec<GeneratedImage>, Error> {
-        self.download_until(handle, status, options, None).await
+        self.download_until(handle, status, options, None, None)
+            .await
     }
 
     /// [`download`](Self::download), every attempt ending by `until` (the injected clock) as
@@ -231,6 +235,7 @@ impl Imggen {
         status: &TaskStatus,
         options: &DownloadOptions,
         until: Option<Instant>,
+        naming: Option<&RequestNaming>,
     ) -> Result<Vec<GeneratedImage>, Error> {
         let until = match (until, self.deadline_from_now(options.deadline)) {
             (Some(caller), Some(own)) => Some(caller.min(own)),
@@ -267,7 +272,7 @@ impl Imggen {
                 bytes = tracing::field::Empty,
             );
             let image = self
-                .download_one(handle, &image.url, index, options, until)
+                .download_one(handle, &image.url, index, options, until, naming)
                 .instrument(span)
                 .await?;
             results.push(image);
@@ -282,6 +287,7 @@ impl Imggen {
         index: usize,
         options: &DownloadOptions,
         until: Option<Instant>,
+        naming: Option<&RequestNaming>,
     ) -> Result<GeneratedImage, Error> {
         let provider = self.provider(handle.provider)?;
         let scheduler = self.scheduler(&provider)?;
@@ -341,14 +347,40 @@ impl Imggen {
         let data = match &options.output {
             Output::Memory => ImageData::Bytes(bytes.clone()),
             Output::Directory(dir) => {
-                let name = file_name(&handle.task_id, index, info.format.extension());
                 // A file that cannot be written whole is an error, never a success: the image
                 // is paid for, and the handle downloads it again.
-                let path =
-                    imggen_http::fs::write_atomically_async(dir.clone(), name, bytes.clone())
+                let written = match naming.and_then(|naming| naming.kept.get(index - 1)) {
+                    // The request's own file from an earlier run: written again in place.
+                    Some(kept) => {
+                        imggen_http::fs::write_atomically_async(
+                            dir.clone(),
+                            kept.clone(),
+                            bytes.clone(),
+                        )
                         .await
-                        .map_err(|error| failed(error.to_string(), None))?;
-                ImageData::File(path)
+                    }
+                    None => {
+                        let fields = NameFields {
+                            id: naming.map_or(handle.task_id.as_str(), |naming| &naming.id),
+                            number: naming.map_or(index, |naming| naming.first_number + index - 1),
+                            index,
+                            task_id: &handle.task_id,
+                            provider: handle.provider.as_str(),
+                            prompt: handle
+                                .summary
+                                .as_ref()
+                                .map(|summary| summary.prompt.as_str()),
+                        };
+                        imggen_http::fs::write_new_atomically_async(
+                            dir.clone(),
+                            options.names.stem(&fields),
+                            info.format.extension(),
+                            bytes.clone(),
+                        )
+                        .await
+                    }
+                };
+                ImageData::File(written.map_err(|error| failed(error.to_string(), None))?)
             }
         };
         Ok(GeneratedImage {
@@ -368,17 +400,6 @@ impl Imggen {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn file_names_come_from_the_task_and_cannot_escape_the_directory() {
-        assert_eq!(file_name("run_01JABC", 1, "png"), "run_01JABC-1.png");
-        assert_eq!(
-            file_name("../../etc/passwd", 2, "jpg"),
-            "_.._etc_passwd-2.jpg"
-        );
-        assert_eq!(file_name("..", 1, "png"), "task-1.png");
-        assert_eq!(file_name("a/b\\c:d", 3, "webp"), "a_b_c_d-3.webp");
-    }
 
     #[test]
     fn images_serialize_for_the_cli_without_their_bytes() {

@@ -18,6 +18,7 @@ pub use imggen_provider::error::{CallError, CallErrorKind, CallOperation};
 use crate::handle::{RequestSummary, TaskHandle};
 use crate::plan::PlanError;
 use crate::provider::ProviderId;
+use crate::spend::{SpendingCapError, SpendingCapKind};
 use crate::status::{TaskState, TaskStatus};
 
 /// Everything that can go wrong in imggen-core. Match on the variant for the category.
@@ -34,6 +35,10 @@ pub enum Error {
     /// The provider cannot serve the request as asked. Nothing was sent.
     #[error(transparent)]
     Plan(Box<PlanError>),
+    /// The spending cap forbids the create: its price would pass the cap, or is not known.
+    /// Nothing was sent.
+    #[error(transparent)]
+    SpendingCap(Box<SpendingCapError>),
     /// The provider refused a create, and the answer proves nothing was charged for it.
     #[error(transparent)]
     Refused(Box<RefusedError>),
@@ -92,6 +97,7 @@ impl Error {
             Error::Config(_) | Error::AllProvidersFailed(_) => None,
             Error::InvalidRequest(e) => e.provider,
             Error::Plan(e) => Some(e.provider),
+            Error::SpendingCap(e) => Some(e.provider),
             Error::Refused(e) => Some(e.call.provider),
             Error::CreateOutcomeUnknown(e) => Some(e.call.provider),
             Error::Status(e) => Some(e.handle.provider),
@@ -106,7 +112,10 @@ impl Error {
     /// submission, all created and charged. None is ever dropped.
     pub fn handles(&self) -> Vec<&TaskHandle> {
         let (first, rest): (Option<&TaskHandle>, &[TaskHandle]) = match self {
-            Error::Config(_) | Error::InvalidRequest(_) | Error::Plan(_) => (None, &[]),
+            Error::Config(_)
+            | Error::InvalidRequest(_)
+            | Error::Plan(_)
+            | Error::SpendingCap(_) => (None, &[]),
             Error::Refused(e) => (None, &e.accepted),
             Error::CreateOutcomeUnknown(e) => (None, &e.accepted),
             Error::AllProvidersFailed(_) => (None, &[]),
@@ -123,7 +132,10 @@ impl Error {
     /// download resumed from its handle. Never true for a create whose outcome is unknown.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Config(_) | Error::InvalidRequest(_) | Error::Plan(_) => false,
+            Error::Config(_)
+            | Error::InvalidRequest(_)
+            | Error::Plan(_)
+            | Error::SpendingCap(_) => false,
             Error::Refused(e) => e.call.retryable,
             Error::CreateOutcomeUnknown(_) => false,
             Error::AllProvidersFailed(e) => e.attempts.iter().any(|a| a.error.is_retryable()),
@@ -139,7 +151,10 @@ impl Error {
     /// nothing was charged, and for failed tasks, which the providers refund.
     pub fn may_have_been_charged(&self) -> bool {
         match self {
-            Error::Config(_) | Error::InvalidRequest(_) | Error::Plan(_) => false,
+            Error::Config(_)
+            | Error::InvalidRequest(_)
+            | Error::Plan(_)
+            | Error::SpendingCap(_) => false,
             Error::Refused(e) => !e.accepted.is_empty(),
             Error::CreateOutcomeUnknown(_) => true,
             Error::AllProvidersFailed(_) => false,
@@ -161,6 +176,17 @@ impl Error {
             Error::Plan(_) => Some(
                 "change the setting, plan leniently to drop it with a warning, or choose a provider that supports it",
             ),
+            Error::SpendingCap(e) => Some(match e.kind {
+                SpendingCapKind::Reached => {
+                    "raise the spending cap to go on: what was created is collected either way"
+                }
+                SpendingCapKind::Unpriced => {
+                    "allow tasks of unknown price under the cap, or choose a provider and model with a documented price"
+                }
+                SpendingCapKind::Uncovered => {
+                    "give the cap in the provider's unit (dollars or credits), or a price per credit"
+                }
+            }),
             Error::Refused(e) => e.call.advice,
             Error::CreateOutcomeUnknown(e) => e.call.advice.or(Some(
                 "do not resubmit blindly: check the provider's task list or balance first",
@@ -204,7 +230,7 @@ pub struct ConfigError {
 
 /// Malformed input; nothing was sent.
 #[derive(Debug, thiserror::Error)]
-#[error("{}invalid request, nothing was sent: {problem}", provider_prefix(*provider))]
+#[error("{}", invalid_words(self))]
 pub struct InvalidRequestError {
     /// The provider, when the problem is specific to one.
     pub provider: Option<ProviderId>,
@@ -214,8 +240,18 @@ pub struct InvalidRequestError {
     pub call: Option<CallError>,
 }
 
-fn provider_prefix(provider: Option<ProviderId>) -> String {
-    provider.map_or(String::new(), |p| format!("{p}: "))
+/// `runblob: invalid request, nothing was sent: …` — or, when a client found the problem, the
+/// client's own words alone (`runblob create: invalid request, nothing was sent: …`), which
+/// already name the provider and say that nothing was sent.
+fn invalid_words(error: &InvalidRequestError) -> String {
+    match &error.call {
+        Some(call) if call.kind == CallErrorKind::InvalidRequest => call.to_string(),
+        _ => format!(
+            "{}invalid request, nothing was sent: {}",
+            error.provider.map_or(String::new(), |p| format!("{p}: ")),
+            error.problem
+        ),
+    }
 }
 
 /// A create refused with an answer that proves nothing was charged for it.
@@ -288,7 +324,7 @@ fn describe_attempts(attempts: &[ProviderAttempt]) -> String {
 
 /// A status read that failed for good.
 #[derive(Debug, thiserror::Error)]
-#[error("{call} (task {handle}); the task is not lost: resume it from its handle")]
+#[error("{call} (task {handle}); {}", status_words(handle, call))]
 pub struct StatusError {
     /// The task.
     pub handle: TaskHandle,
@@ -296,6 +332,31 @@ pub struct StatusError {
     pub call: CallError,
     /// The other tasks of the same generation.
     pub siblings: Vec<TaskHandle>,
+}
+
+/// What a failed status read means for the task: a 404 says the provider does not know the id
+/// (then what is known of a charge: a receipt was charged, a typed id has no known charge);
+/// anything else leaves a task that goes on.
+fn status_words(handle: &TaskHandle, call: &CallError) -> String {
+    let provider = handle.provider;
+    if call.status != Some(404) {
+        return "the task is not lost: resume it from its handle".to_owned();
+    }
+    match &handle.created_at {
+        None => format!(
+            "{provider} does not know this task id (a wrong id, another API key, or a task that has expired); imggen has no record of creating it, so nothing is known to have been charged for it"
+        ),
+        Some(at) => {
+            let charged = match &handle.cost {
+                Some(cost) => format!("charged {cost}"),
+                None => "its charge not recorded".to_owned(),
+            };
+            format!(
+                "{provider} does not know this task id, though it was created at {} ({charged}): check that this is the API key that created it; tasks may also expire",
+                Untrusted(at)
+            )
+        }
+    }
 }
 
 /// A task that ended in failure.
@@ -451,6 +512,95 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "runbase task run_1 did not finish within 600s (last status: running); it is still paid for: resume it from its handle"
+        );
+    }
+
+    #[test]
+    fn a_404_on_status_says_the_provider_does_not_know_the_id_and_what_was_charged() {
+        let not_found = || {
+            CallError::api(
+                ProviderId::new("runbase"),
+                CallOperation::Status,
+                404,
+                Some("run_not_found"),
+                Some("Run not found"),
+            )
+        };
+        let typed: TaskHandle = "runbase:run_nope".parse().unwrap();
+        let error = Error::Status(Box::new(StatusError {
+            handle: typed,
+            call: not_found(),
+            siblings: Vec::new(),
+        }));
+        assert_eq!(
+            error.to_string(),
+            "runbase status: 404 run_not_found: Run not found (task runbase:run_nope); runbase does not know this task id (a wrong id, another API key, or a task that has expired); imggen has no record of creating it, so nothing is known to have been charged for it"
+        );
+        assert!(!error.to_string().contains("not lost"));
+
+        let receipt = TaskHandle::new(
+            ProviderId::new("runbase"),
+            "run_paid",
+            std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_776_816_723),
+        )
+        .unwrap()
+        .with_cost(Some(crate::cost::Cost::micro_usd(imggen_types::MicroUsd(
+            50_000,
+        ))));
+        let error = Error::Status(Box::new(StatusError {
+            handle: receipt,
+            call: not_found(),
+            siblings: Vec::new(),
+        }));
+        assert_eq!(
+            error.to_string(),
+            "runbase status: 404 run_not_found: Run not found (task runbase:run_paid); runbase does not know this task id, though it was created at 2026-04-22T00:12:03Z (charged $0.05): check that this is the API key that created it; tasks may also expire"
+        );
+
+        // Any other failure leaves a task that goes on.
+        let busy = CallError::api(
+            ProviderId::new("runbase"),
+            CallOperation::Status,
+            503,
+            None,
+            None,
+        );
+        let error = Error::Status(Box::new(StatusError {
+            handle: "runbase:run_1".parse().unwrap(),
+            call: busy,
+            siblings: Vec::new(),
+        }));
+        assert!(
+            error
+                .to_string()
+                .ends_with("the task is not lost: resume it from its handle"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_invalid_request_found_by_a_client_says_nothing_was_sent_once() {
+        let call = CallError::new(
+            ProviderId::new("runblob"),
+            CallOperation::Create,
+            CallErrorKind::InvalidRequest,
+        )
+        .with_message("images[0]: file \"sketch.png\" does not exist");
+        let error = Error::invalid(
+            Some(ProviderId::new("runblob")),
+            call.to_string(),
+            Some(call),
+        );
+        let text = error.to_string();
+        assert_eq!(text.matches("nothing was sent").count(), 1, "{text}");
+        assert_eq!(
+            text,
+            "runblob create: invalid request, nothing was sent: images[0]: file \"sketch.png\" does not exist"
+        );
+        let own = Error::invalid(Some(ProviderId::new("runblob")), "no such option", None);
+        assert_eq!(
+            own.to_string(),
+            "runblob: invalid request, nothing was sent: no such option"
         );
     }
 }

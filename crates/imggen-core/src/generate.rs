@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::download::RequestNaming;
 use crate::download::{DownloadOptions, GeneratedImage};
 use crate::error::{Error, TaskFailedError};
 use crate::handle::TaskHandle;
@@ -186,34 +187,51 @@ impl Imggen {
         options: &GenerateOptions,
         until: Option<Instant>,
     ) -> Result<Vec<GeneratedImage>, Error> {
-        let waits = handles.iter().map(|handle| async move {
-            let wait = WaitOptions {
-                deadline: until
-                    .map(|until| until.saturating_duration_since(self.inner.clock.now())),
-                cancel: options.cancel.clone(),
-                schedule: options.schedule,
-                events: options.events.as_ref().map(WebhookHub::subscribe),
-                on_status: options.on_status.clone(),
-            };
-            let status = self.wait(handle, wait).await?;
-            if let TaskState::Failed { code, message } = &status.state {
-                let advice = code.as_deref().and_then(|code| {
-                    self.provider_ref(handle.provider)
-                        .ok()?
-                        .failure_advice(code)
-                });
-                return Err(Error::TaskFailed(Box::new(TaskFailedError {
-                    handle: handle.clone(),
-                    code: code.clone(),
-                    message: message.clone(),
-                    status: Box::new(status.clone()),
-                    advice,
-                    siblings: Vec::new(),
-                })));
-            }
-            self.download_until(handle, &status, &options.download, until)
-                .await
-        });
+        // `{n}` counts a generation's images across its tasks.
+        let mut first_number = 1;
+        let namings: Vec<RequestNaming> = handles
+            .iter()
+            .map(|handle| {
+                let naming = RequestNaming {
+                    id: handle.task_id.clone(),
+                    first_number,
+                    kept: Vec::new(),
+                };
+                first_number += handle.images_expected.map_or(1, |images| images as usize);
+                naming
+            })
+            .collect();
+        let waits = handles
+            .iter()
+            .zip(&namings)
+            .map(|(handle, naming)| async move {
+                let wait = WaitOptions {
+                    deadline: until
+                        .map(|until| until.saturating_duration_since(self.inner.clock.now())),
+                    cancel: options.cancel.clone(),
+                    schedule: options.schedule,
+                    events: options.events.as_ref().map(WebhookHub::subscribe),
+                    on_status: options.on_status.clone(),
+                };
+                let status = self.wait(handle, wait).await?;
+                if let TaskState::Failed { code, message } = &status.state {
+                    let advice = code.as_deref().and_then(|code| {
+                        self.provider_ref(handle.provider)
+                            .ok()?
+                            .failure_advice(code)
+                    });
+                    return Err(Error::TaskFailed(Box::new(TaskFailedError {
+                        handle: handle.clone(),
+                        code: code.clone(),
+                        message: message.clone(),
+                        status: Box::new(status.clone()),
+                        advice,
+                        siblings: Vec::new(),
+                    })));
+                }
+                self.download_until(handle, &status, &options.download, until, Some(naming))
+                    .await
+            });
         let results = futures_util::future::join_all(waits).await;
         let mut images = Vec::new();
         for result in results {

@@ -189,9 +189,25 @@ impl TaskHandle {
         self
     }
 
-    /// Reads a handle from its JSON.
+    /// Reads a handle from its JSON. A handle that cannot be read says why in plain words:
+    /// which field is missing or of the wrong kind, or where the JSON breaks off.
     pub fn from_json(json: &str) -> Result<Self, HandleError> {
-        serde_json::from_str(json).map_err(|err| HandleError::new(err.to_string()))
+        let value: serde_json::Value = serde_json::from_str(json).map_err(|error| {
+            let what = if error.is_eof() {
+                "is cut short"
+            } else {
+                "is not valid JSON"
+            };
+            HandleError::new(format!(
+                "the JSON handle {what} (line {}, column {}); {JSON_SHAPE}",
+                error.line(),
+                error.column()
+            ))
+        })?;
+        check_json_fields(&value)?;
+        let wire: WireHandle = serde_json::from_value(value)
+            .map_err(|error| HandleError::new(format!("the JSON handle: {}", plain(&error))))?;
+        TaskHandle::try_from(wire)
     }
 
     /// The handle as one line of JSON.
@@ -213,6 +229,110 @@ pub(crate) fn format_time(at: SystemTime) -> String {
     OffsetDateTime::from(at)
         .format(&Rfc3339)
         .unwrap_or_else(|_| String::from("1970-01-01T00:00:00Z"))
+}
+
+/// What a JSON handle holds, for messages about one that cannot be read.
+const JSON_SHAPE: &str = "a JSON handle holds at least \"version\" (1), \"provider\" and \"task_id\", as written when its task was created";
+
+/// The fields a JSON handle must have, and what each must be (for `null`-able ones, the kind
+/// besides `null`).
+const JSON_FIELDS: [(&str, bool, &str); 9] = [
+    ("version", true, "a whole number"),
+    ("provider", true, "a string"),
+    ("task_id", true, "a string"),
+    ("model", false, "a string"),
+    ("created_at", false, "a string"),
+    ("cost", false, "an object"),
+    ("images_expected", false, "a whole number"),
+    ("summary", false, "an object"),
+    ("webhook", false, "true or false"),
+];
+
+/// Checks that a JSON handle is an object with every required field, each field of the kind
+/// it must be: the problems serde would report with its own vocabulary, said plainly.
+fn check_json_fields(value: &serde_json::Value) -> Result<(), HandleError> {
+    use serde_json::Value;
+    let Value::Object(object) = value else {
+        return Err(HandleError::new(format!(
+            "a JSON handle is an object, not {}; {JSON_SHAPE}",
+            json_kind(value)
+        )));
+    };
+    let missing: Vec<String> = JSON_FIELDS
+        .iter()
+        .filter(|(name, required, _)| *required && object.get(*name).is_none_or(Value::is_null))
+        .map(|(name, _, _)| format!("{name:?}"))
+        .collect();
+    if !missing.is_empty() {
+        let fields = match &missing[..] {
+            [rest @ .., last] if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+            _ => missing.join(""),
+        };
+        let mut problem = format!("the JSON handle is missing {fields}; {JSON_SHAPE}");
+        // Only the version missing: the short form names the task as well.
+        if let (Some(Value::String(provider)), Some(Value::String(task_id))) =
+            (object.get("provider"), object.get("task_id"))
+        {
+            problem.push_str(&format!(
+                "; or give the task as provider:task_id, {}:{}",
+                Untrusted(provider),
+                Untrusted(task_id)
+            ));
+        }
+        return Err(HandleError::new(problem));
+    }
+    for (name, _, expected) in JSON_FIELDS {
+        let Some(field) = object.get(name) else {
+            continue;
+        };
+        let fits = match expected {
+            "a whole number" => field.is_null() || field.as_u64().is_some(),
+            "a string" => field.is_null() || field.is_string(),
+            "an object" => field.is_null() || field.is_object(),
+            _ => field.is_null() || field.is_boolean(),
+        };
+        if !fits {
+            return Err(HandleError::new(format!(
+                "in the JSON handle, {name:?} must be {expected}, not {} ({})",
+                json_kind(field),
+                Untrusted(&short(field))
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "true or false",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A JSON value, cut to 40 characters, for messages.
+fn short(value: &serde_json::Value) -> String {
+    let text = value.to_string();
+    let mut cut: String = text.chars().take(40).collect();
+    if cut.len() < text.len() {
+        cut.push('…');
+    }
+    cut
+}
+
+/// serde's message without its position and its code-style quotes: `missing field `usd``
+/// becomes `missing field "usd"`.
+fn plain(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    let text = match text.rfind(" at line ") {
+        Some(at) if error.line() > 0 => &text[..at],
+        _ => &text,
+    };
+    text.replace('`', "\"")
 }
 
 /// The id will be one URL path segment: refuse anything that could address another resource.
@@ -393,6 +513,47 @@ mod tests {
         )
         .unwrap();
         assert!(!handle.to_json().contains("evil"));
+    }
+
+    #[test]
+    fn a_json_handle_that_cannot_be_read_says_why_in_plain_words() {
+        let problem = |json: &str| TaskHandle::from_json(json).unwrap_err().to_string();
+        assert_eq!(
+            problem(r#"{"provider":"gptimg"}"#),
+            r#"task handle: the JSON handle is missing "version" and "task_id"; a JSON handle holds at least "version" (1), "provider" and "task_id", as written when its task was created"#
+        );
+        assert_eq!(
+            problem(r#"{"provider":"gptimg","task_id":"gpt-image-2-x"}"#),
+            r#"task handle: the JSON handle is missing "version"; a JSON handle holds at least "version" (1), "provider" and "task_id", as written when its task was created; or give the task as provider:task_id, gptimg:gpt-image-2-x"#
+        );
+        assert_eq!(
+            problem(r#"{"version":"1","provider":"runblob","task_id":"a"}"#),
+            r#"task handle: in the JSON handle, "version" must be a whole number, not a string ("1")"#
+        );
+        assert_eq!(
+            problem(r#"{"version":1,"provider":"runblob""#),
+            r#"task handle: the JSON handle is cut short (line 1, column 33); a JSON handle holds at least "version" (1), "provider" and "task_id", as written when its task was created"#
+        );
+        assert_eq!(
+            problem(r#"{"version":1,"provider":"runblob","task_id":"a","cost":{"usd":"1"}}"#),
+            r#"task handle: the JSON handle: missing field "credits""#
+        );
+        assert_eq!(
+            problem(r#"{"version":9,"provider":"runblob","task_id":"a"}"#),
+            "task handle: version 9 is not supported by this imggen (it reads version 1); upgrade imggen",
+            "said once"
+        );
+        for json in [
+            r#"{"provider":"gptimg"}"#,
+            r#"{"version":"1","provider":"runblob","task_id":"a"}"#,
+            r#"{"version":1,"provider":"runblob""#,
+        ] {
+            let text = problem(json);
+            assert!(
+                !text.contains('`') && !text.contains("expected u32"),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -24,6 +24,7 @@ use crate::plan::{PlannedTask, Warning};
 use crate::policy::Decision;
 use crate::provider::{Provider, ProviderId};
 use crate::request::GenerationRequest;
+use crate::spend::Spending;
 
 /// Called with each [`TaskHandle`] the moment its task exists, before anything else can fail.
 pub type HandleCallback = Arc<dyn Fn(&TaskHandle) + Send + Sync>;
@@ -43,6 +44,10 @@ pub struct SubmitOptions {
     /// still unanswered then is cut off — its outcome unknown, never resubmitted
     /// ([`Error::CreateOutcomeUnknown`]). `None`: each create has its client's own timeout.
     pub deadline: Option<std::time::Duration>,
+    /// The spending cap every create checks, before it is sent, against what this ledger
+    /// (shared by its clones) has spent: [`Error::SpendingCap`] when the plan's price would
+    /// pass it.
+    pub spending: Option<Spending>,
 }
 
 impl fmt::Debug for SubmitOptions {
@@ -51,6 +56,7 @@ impl fmt::Debug for SubmitOptions {
             .field("providers", &self.providers)
             .field("on_handle", &self.on_handle.is_some())
             .field("deadline", &self.deadline)
+            .field("spending", &self.spending)
             .finish()
     }
 }
@@ -81,6 +87,12 @@ impl SubmitOptions {
     /// Sets the deadline of every create.
     pub fn deadline(mut self, deadline: std::time::Duration) -> Self {
         self.deadline = Some(deadline);
+        self
+    }
+
+    /// Creates only what fits under `spending`'s cap.
+    pub fn spending(mut self, spending: Spending) -> Self {
+        self.spending = Some(spending);
         self
     }
 }
@@ -207,6 +219,16 @@ impl Imggen {
         };
         let provider = self.provider(id).map_err(SubmitError::fatal)?;
         let scheduler = self.scheduler(&provider).map_err(SubmitError::fatal)?;
+        // The whole plan's price is held before the first create: a request is never left
+        // half-created by the cap.
+        let reservation = match &options.spending {
+            Some(spending) => Some(
+                spending
+                    .reserve(id, plan.estimated_cost)
+                    .map_err(|error| SubmitError::fatal(Error::SpendingCap(error)))?,
+            ),
+            None => None,
+        };
         let mut tasks = plan.tasks;
         if let Some(first) = tasks.first() {
             // Files are read and bytes encoded once, before the first create: a missing file
@@ -223,6 +245,8 @@ impl Imggen {
         let mut next = 0;
         let mut accepted: Vec<(usize, TaskHandle)> = Vec::new();
         let mut failure: Option<CreateFailure> = None;
+        // Charged, or perhaps charged (an unknown outcome, at its planned price).
+        let mut charged = Cost::ZERO;
         loop {
             while failure.is_none()
                 && running.len() < self.inner.max_concurrent_tasks
@@ -247,9 +271,16 @@ impl Imggen {
             let Some((index, joined)) = running.next().await else {
                 break;
             };
+            let price = tasks[index].price.unwrap_or(Cost::ZERO);
             match joined {
-                Ok(Ok(handle)) => accepted.push((index, handle)),
+                Ok(Ok(handle)) => {
+                    charged = charged + handle.cost.unwrap_or(price);
+                    accepted.push((index, handle));
+                }
                 Ok(Err(create_failure)) => {
+                    if create_failure.call.may_have_been_charged {
+                        charged = charged + price;
+                    }
                     // An unknown outcome outranks a refusal: it is the one that may cost money.
                     let worse = failure
                         .as_ref()
@@ -259,11 +290,15 @@ impl Imggen {
                     }
                 }
                 Err(join_error) => {
+                    // The reservation, dropped unsettled, stays spent.
                     return Err(SubmitError::fatal(Error::config(format!(
                         "a create task stopped: {join_error}"
                     ))));
                 }
             }
+        }
+        if let Some(reservation) = reservation {
+            reservation.settle(charged);
         }
         accepted.sort_by_key(|(index, _)| *index);
         let handles: Vec<TaskHandle> = accepted.into_iter().map(|(_, handle)| handle).collect();

@@ -175,10 +175,11 @@ pub fn plan(request: &GenerationRequest, options: PlanOptions) -> Result<Plan, P
     let label = model.clone().unwrap_or_else(|| ID.to_string());
     let sizes = planner.task_sizes(model_caps, &label)?;
     let aspect_ratio = planner.aspect_ratio(model_caps, &label)?;
-    let quality = planner.choice(
+    let quality = planner.model_choice(
         "quality",
         request.quality.clone(),
-        model_caps.map(|m| m.qualities.as_slice()),
+        model_caps,
+        |m| m.qualities.as_slice(),
         &label,
     )?;
     planner.references(model_caps)?;
@@ -193,10 +194,7 @@ pub fn plan(request: &GenerationRequest, options: PlanOptions) -> Result<Plan, P
     wire(&task)
         .and_then(|wire| wire.validate())
         .map_err(|error| planner.wire_error(error))?;
-    let estimated = sizes.iter().try_fold(Cost::ZERO, |total, images| {
-        Some(total + Cost::credits(CREDITS_PER_IMAGE).times(*images)?)
-    });
-    Ok(planner.finish(task, sizes, estimated))
+    Ok(planner.finish(task, sizes, Some(Cost::credits(CREDITS_PER_IMAGE))))
 }
 
 impl Provider for GptimgProvider {

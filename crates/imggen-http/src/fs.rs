@@ -110,6 +110,90 @@ pub async fn write_atomically_async(
         })
 }
 
+/// How many names [`write_new_atomically`] tries before it gives up.
+const MAX_SUFFIX: u32 = 10_000;
+
+/// Writes `bytes` atomically under a name no file in `dir` has: `<stem>.<extension>`, or
+/// `<stem>-2.<extension>`, `<stem>-3.<extension>`… — an existing file is never replaced. The
+/// temporary file is linked to the free name (a link fails if the name is taken, so two
+/// writers cannot take the same one), then removed; a file system without links gets the
+/// name checked just before the rename instead.
+pub fn write_new_atomically(
+    dir: &Path,
+    stem: &str,
+    extension: &str,
+    bytes: &[u8],
+) -> Result<PathBuf, WriteError> {
+    let first = format!("{stem}.{extension}");
+    let fail = |path: PathBuf, cause| WriteError { path, cause };
+    fs::create_dir_all(dir).map_err(|cause| fail(dir.join(&first), cause))?;
+    let temporary = dir.join(temporary_name(&first));
+    if let Err(cause) = write_whole(&temporary, bytes) {
+        let _ = fs::remove_file(&temporary);
+        return Err(fail(dir.join(&first), cause));
+    }
+    let mut placed = None;
+    for number in 1..=MAX_SUFFIX {
+        let name = if number == 1 {
+            first.clone()
+        } else {
+            format!("{stem}-{number}.{extension}")
+        };
+        let target = dir.join(&name);
+        match fs::hard_link(&temporary, &target) {
+            Ok(()) => {
+                placed = Some(Ok(target));
+                break;
+            }
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(_) if !target.exists() => {
+                placed = Some(
+                    fs::rename(&temporary, &target)
+                        .map(|()| target.clone())
+                        .map_err(|cause| fail(target, cause)),
+                );
+                break;
+            }
+            Err(_) => {}
+        }
+    }
+    let _ = fs::remove_file(&temporary);
+    let target = match placed {
+        Some(result) => result?,
+        None => {
+            return Err(fail(
+                dir.join(&first),
+                io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{MAX_SUFFIX} files named {stem}(-N).{extension} are there already"),
+                ),
+            ));
+        }
+    };
+    sync_dir(dir).map_err(|cause| fail(target.clone(), cause))?;
+    Ok(target)
+}
+
+/// [`write_new_atomically`] on tokio's blocking pool.
+pub async fn write_new_atomically_async(
+    dir: PathBuf,
+    stem: String,
+    extension: &'static str,
+    bytes: impl AsRef<[u8]> + Send + 'static,
+) -> Result<PathBuf, WriteError> {
+    let target = dir.join(format!("{stem}.{extension}"));
+    tokio::task::spawn_blocking(move || {
+        write_new_atomically(&dir, &stem, extension, bytes.as_ref())
+    })
+    .await
+    .unwrap_or_else(|join| {
+        Err(WriteError {
+            path: target,
+            cause: io::Error::other(format!("the writing thread stopped: {join}")),
+        })
+    })
+}
+
 /// Whether `name` is one of [`write_atomically`]'s temporary files (left by a process that
 /// was killed mid-write): `.<name>.<16 hex digits>.part`.
 pub fn is_temporary_name(name: &str) -> bool {
@@ -300,6 +384,28 @@ mod tests {
         fs::write(dir.path().join("a-file"), b"x").unwrap();
         let error = check_writable_dir(&dir.path().join("a-file")).unwrap_err();
         assert!(error.to_string().contains("not a folder"), "{error}");
+    }
+
+    #[test]
+    fn a_new_file_never_replaces_one_that_is_there() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("hero-1.png"), b"mine").unwrap();
+        let first = write_new_atomically(dir.path(), "hero-1", "png", b"paid").unwrap();
+        assert_eq!(first, dir.path().join("hero-1-2.png"));
+        let second = write_new_atomically(dir.path(), "hero-1", "png", b"paid too").unwrap();
+        assert_eq!(second, dir.path().join("hero-1-3.png"));
+        assert_eq!(fs::read(dir.path().join("hero-1.png")).unwrap(), b"mine");
+        assert_eq!(fs::read(&second).unwrap(), b"paid too");
+        let fresh = write_new_atomically(dir.path(), "lamp-1", "png", b"x").unwrap();
+        assert_eq!(fresh, dir.path().join("lamp-1.png"));
+        let names: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names.iter().all(|name| !is_temporary_name(name)),
+            "no temporary file left: {names:?}"
+        );
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! Each image is a two-colour gradient with a motif (rings, stripes, dots or a checkerboard)
 //! whose colours, direction and scale come from a stable hash of the prompt and the image's
 //! index. Only exactly rounded arithmetic is used (no `sin`, no `powf`), so the same prompt
-//! gives the same bytes on every machine.
+//! gives the same bytes on every machine. A caption on top says it is the mock's and which
+//! prompt it shows (see `caption`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -130,6 +131,7 @@ fn draw(prompt: &str, index: u32, width: u32, height: u32) -> Vec<u8> {
             );
         }
     }
+    crate::caption::draw(&mut pixels, width, height, prompt);
     pixels
 }
 

@@ -52,6 +52,7 @@
 //!   clock, reset, health); see the README.
 
 mod admin;
+mod caption;
 pub mod cli;
 mod clock;
 mod config;

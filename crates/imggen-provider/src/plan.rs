@@ -105,6 +105,10 @@ pub struct PlannedTask {
     /// The provider's own settings, checked by its planner and read by its create (a
     /// resolution, a background, extra input fields), in the provider's own shape.
     pub settings: Map<String, Value>,
+    /// What the task should cost, by the provider's documented prices; `None` when the
+    /// provider prices a task only in its create's answer, or the model is one imggen does
+    /// not know.
+    pub price: Option<Cost>,
 }
 
 impl PlannedTask {
@@ -120,6 +124,7 @@ impl PlannedTask {
             references: Vec::new(),
             webhook: None,
             settings: Map::new(),
+            price: None,
         }
     }
 }
@@ -409,6 +414,79 @@ impl<'a> Planner<'a> {
         Ok(None)
     }
 
+    /// A value of a setting each model lists (`quality`, `resolution`: `listed` reads the
+    /// list from a model's capabilities), for `model` (`None`: a model imggen does not know,
+    /// whose value is sent as given). As [`choice`](Self::choice), and a value `model` does
+    /// not take names the provider's models that do take it — or, when none does, those that
+    /// take the setting at all — so the caller knows which model to ask for.
+    pub fn model_choice(
+        &mut self,
+        setting: &str,
+        value: Option<String>,
+        model: Option<&ModelCapabilities>,
+        listed: fn(&ModelCapabilities) -> &[String],
+        label: &str,
+    ) -> Result<Option<String>, PlanError> {
+        let (Some(asked), Some(current)) = (value.clone(), model) else {
+            return Ok(value);
+        };
+        let allowed = listed(current);
+        if allowed.iter().any(|candidate| candidate == &asked) {
+            return Ok(Some(asked));
+        }
+        let provider = self.provider;
+        let this = match &current.model {
+            Some(_) => label.to_owned(),
+            None => format!("{provider}'s default model"),
+        };
+        let mut problem = if allowed.is_empty() {
+            format!("{this} takes no {setting} setting")
+        } else {
+            format!("{this} accepts {}", allowed.join(", "))
+        };
+        let others: Vec<&ModelCapabilities> = self
+            .caps
+            .models
+            .iter()
+            .filter(|other| other.model != current.model && !listed(other).is_empty())
+            .collect();
+        let describe = |other: &ModelCapabilities| {
+            format!(
+                "{} ({})",
+                other.model.as_deref().unwrap_or("the default model"),
+                listed(other).join(", ")
+            )
+        };
+        let taking: Vec<&ModelCapabilities> = others
+            .iter()
+            .copied()
+            .filter(|other| listed(other).iter().any(|candidate| candidate == &asked))
+            .collect();
+        match (&taking[..], &others[..]) {
+            ([one], _) => problem.push_str(&format!(
+                "; {} takes it: ask for model {}",
+                describe(one),
+                one.model.as_deref().unwrap_or("the default model")
+            )),
+            ([_, ..], _) => problem.push_str(&format!(
+                "; {} take it: ask for one of these models",
+                and_list(&taking.iter().map(|m| describe(m)).collect::<Vec<_>>())
+            )),
+            ([], []) => {}
+            ([], others) => problem.push_str(&format!(
+                "; no {provider} model takes {setting} {asked:?}; {} {} {setting} setting",
+                and_list(&others.iter().map(|m| describe(m)).collect::<Vec<_>>()),
+                if others.len() == 1 {
+                    "takes a"
+                } else {
+                    "take a"
+                }
+            )),
+        }
+        self.unsupported(setting, &asked, problem, "the provider's default is used")?;
+        Ok(None)
+    }
+
     /// The request's references, each in a form the model takes: an error otherwise, in both
     /// modes (no degraded request would be the one asked for).
     pub fn references(&self, model: Option<&ModelCapabilities>) -> Result<(), PlanError> {
@@ -498,21 +576,21 @@ impl<'a> Planner<'a> {
         Ok(webhook)
     }
 
-    /// The plan: one task per size, each a copy of `template` making that many images.
-    pub fn finish(
-        self,
-        template: PlannedTask,
-        sizes: Vec<u32>,
-        estimated_cost: Option<Cost>,
-    ) -> Plan {
+    /// The plan: one task per size, each a copy of `template` making that many images and
+    /// priced at `per_image` each (`None`: the price is not known before the create).
+    pub fn finish(self, template: PlannedTask, sizes: Vec<u32>, per_image: Option<Cost>) -> Plan {
         let model = template.model.clone();
-        let tasks = sizes
+        let tasks: Vec<PlannedTask> = sizes
             .into_iter()
             .map(|images| PlannedTask {
                 images,
+                price: per_image.and_then(|price| price.times(images)),
                 ..template.clone()
             })
             .collect();
+        let estimated_cost = tasks
+            .iter()
+            .try_fold(Cost::ZERO, |total, task| Some(total + task.price?));
         Plan {
             provider: self.provider,
             model,
@@ -520,6 +598,15 @@ impl<'a> Planner<'a> {
             warnings: self.warnings,
             estimated_cost,
         }
+    }
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
     }
 }
 

@@ -248,19 +248,21 @@ pub fn plan(request: &GenerationRequest, options: PlanOptions) -> Result<Plan, P
     let label = model.clone().unwrap_or_else(|| ID.to_string());
     let sizes = planner.task_sizes(model_caps, &label)?;
     let aspect_ratio = planner.aspect_ratio(model_caps, &label)?;
-    let quality = planner.choice(
+    let quality = planner.model_choice(
         "quality",
         request.quality.clone(),
-        model_caps.map(|m| m.qualities.as_slice()),
+        model_caps,
+        |m| m.qualities.as_slice(),
         &label,
     )?;
     let own = request.options.of(ID);
-    let resolution = planner.choice(
+    let resolution = planner.model_choice(
         "resolution",
         own.get("resolution")
             .and_then(Value::as_str)
             .map(str::to_owned),
-        model_caps.map(|m| m.resolutions.as_slice()),
+        model_caps,
+        |m| m.resolutions.as_slice(),
         &label,
     )?;
     planner.references(model_caps)?;
@@ -295,12 +297,12 @@ pub fn plan(request: &GenerationRequest, options: PlanOptions) -> Result<Plan, P
     wire(&task)
         .validate()
         .map_err(|error| planner.wire_error(error))?;
-    let estimated = model_caps.and_then(|_| estimate(&task, &sizes));
-    Ok(planner.finish(task, sizes, estimated))
+    let per_image = model_caps.and_then(|_| price_per_image(&task));
+    Ok(planner.finish(task, sizes, per_image))
 }
 
-/// The documented price of every run, for a model imggen knows.
-fn estimate(task: &PlannedTask, sizes: &[u32]) -> Option<Cost> {
+/// The documented price of one image, for a model imggen knows.
+fn price_per_image(task: &PlannedTask) -> Option<Cost> {
     let model = Model::from_wire(task.model.as_deref()?);
     let spec = ModelSpec::of(&model)?;
     let quality = task.quality.as_deref().map(Quality::from_wire);
@@ -309,10 +311,9 @@ fn estimate(task: &PlannedTask, sizes: &[u32]) -> Option<Cost> {
         .get("resolution")
         .and_then(Value::as_str)
         .map(Resolution::from_wire);
-    let per_image = Cost::micro_usd(spec.price(quality.as_ref(), resolution.as_ref())?);
-    sizes.iter().try_fold(Cost::ZERO, |total, images| {
-        Some(total + per_image.times(*images)?)
-    })
+    Some(Cost::micro_usd(
+        spec.price(quality.as_ref(), resolution.as_ref())?,
+    ))
 }
 
 impl Provider for RunbaseProvider {
@@ -476,7 +477,25 @@ mod tests {
     fn quality_resolution_references_and_unknown_models() {
         let high = request().quality("high");
         let err = plan(&high, EXACT).unwrap_err();
-        assert_eq!(err.problem, "openai/gpt-image-2 takes no quality setting");
+        assert_eq!(
+            err.problem,
+            "openai/gpt-image-2 takes no quality setting; openai/gpt-image-1.5 (medium, high) takes it: ask for model openai/gpt-image-1.5"
+        );
+        assert_eq!(
+            err.to_string(),
+            "runbase cannot serve this request: quality \"high\": openai/gpt-image-2 takes no quality setting; openai/gpt-image-1.5 (medium, high) takes it: ask for model openai/gpt-image-1.5; nothing was sent"
+        );
+        let low = request().model("openai/gpt-image-1.5").quality("low");
+        assert_eq!(
+            plan(&low, EXACT).unwrap_err().problem,
+            "openai/gpt-image-1.5 accepts medium, high",
+            "no other model takes a quality"
+        );
+        let sharp_v15 = with_option(request().model("openai/gpt-image-1.5"), "resolution", "2K");
+        assert_eq!(
+            plan(&sharp_v15, EXACT).unwrap_err().problem,
+            "openai/gpt-image-1.5 takes no resolution setting; openai/gpt-image-2 (1K, 2K, 4K) takes it: ask for model openai/gpt-image-2"
+        );
         let ok = plan(&high.clone().model("openai/gpt-image-1.5"), EXACT).unwrap();
         assert_eq!(ok.tasks[0].quality.as_deref(), Some("high"));
         assert_eq!(ok.estimated_cost.unwrap().to_string(), "$0.16");

@@ -218,10 +218,11 @@ pub fn plan(request: &GenerationRequest, options: PlanOptions) -> Result<Plan, P
     let label = model.clone().unwrap_or_else(|| ID.to_string());
     let sizes = planner.task_sizes(model_caps, &label)?;
     let aspect_ratio = planner.aspect_ratio(model_caps, &label)?;
-    let quality = planner.choice(
+    let quality = planner.model_choice(
         "quality",
         text("quality").or_else(|| request.quality.clone()),
-        model_caps.map(|m| m.qualities.as_slice()),
+        model_caps,
+        |m| m.qualities.as_slice(),
         &label,
     )?;
     let mut background = text("background");
@@ -443,7 +444,18 @@ mod tests {
     #[test]
     fn quality_and_background_come_with_chatgpt_2_5() {
         let flare = with_option(request(), "quality", "flare");
-        assert!(plan(&flare, EXACT).is_err());
+        let err = plan(&flare, EXACT).unwrap_err();
+        assert_eq!(
+            err.problem,
+            "runblob's default model takes no quality setting; chatgpt-2.5 (flare, sunburst) takes it: ask for model chatgpt-2.5"
+        );
+        // No runblob model takes it: the ones that take a quality say which values they take.
+        let high = request().quality("high");
+        let err = plan(&high, EXACT).unwrap_err();
+        assert_eq!(
+            err.problem,
+            "runblob's default model takes no quality setting; no runblob model takes quality \"high\"; chatgpt-2.5 (flare, sunburst) takes a quality setting"
+        );
         let chatgpt = with_option(flare, "model", "chatgpt-2.5");
         let planned = plan(&chatgpt, EXACT).unwrap();
         assert_eq!(planned.model.as_deref(), Some("chatgpt-2.5"));

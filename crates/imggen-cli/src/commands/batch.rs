@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use imggen_core::ProviderId;
 use imggen_core::batch::{
     BatchError, BatchOptions, BatchReport, BatchRunner, BatchSource, InputErrors, Journal,
     JournalError, RequestDefaults, RequestState, ResultLine, ResultStatus, ResultSummary,
 };
+use imggen_core::{FileNames, ProviderId};
 
 use crate::args::{BatchArgs, RequestSettings};
 use crate::context::Ctx;
@@ -21,6 +21,7 @@ use crate::output::{
     BatchCounts, BatchOutput, CostOutput, InvalidLineOutput, UnknownOutput, WarningOutput,
 };
 use crate::progress::entry_label;
+use crate::quote;
 use crate::request::{option_arg, reference_arg};
 use crate::route::{
     Route, Tuning, connect_emulator, connect_real, emulator_notice, every_provider, key_set,
@@ -67,6 +68,9 @@ impl From<Failure> for Outcome {
 
 /// Runs `imggen batch`; returns the exit code.
 pub(crate) async fn command(args: BatchArgs, ctx: &Ctx) -> u8 {
+    if args.dry_run {
+        return quote(&args, ctx).await;
+    }
     let started = Instant::now();
     let mut output = BatchOutput::default();
     let outcome = match run(&args, ctx, &mut output).await {
@@ -97,7 +101,60 @@ pub(crate) async fn command(args: BatchArgs, ctx: &Ctx) -> u8 {
     }
 }
 
+/// What a run (or a dry run) goes through: the runner's options, the batch file, the imggen
+/// and the emulator behind it when there is one.
+struct Connected {
+    options: BatchOptions,
+    source: BatchSource,
+    imggen: imggen_core::Imggen,
+    emulator: Option<imggen_mock::MockServer>,
+}
+
 async fn run(args: &BatchArgs, ctx: &Ctx, output: &mut BatchOutput) -> Result<Ran, Outcome> {
+    let Connected {
+        mut options,
+        source,
+        imggen,
+        emulator,
+    } = connect(args, ctx, output).await?;
+    if let Some(cap) = args.settings.max_cost {
+        if args.journal.as_deref().and_then(postgres_url).is_some() {
+            return Err(Failure::usage(
+                "--max-cost cannot be held across the workers of a PostgreSQL journal yet: each would hold it on its own; nothing was sent",
+            )
+            .hint("run without --max-cost, or with a SQLite journal (the default)")
+            .into());
+        }
+        options = options.max_cost(cap.allow_unpriced(args.settings.allow_unpriced));
+    }
+    run_connected(args, ctx, output, options, source, imggen, emulator).await
+}
+
+/// `--dry-run`: every line read and planned as a run would, a line per task on stdout (or
+/// one JSON object, streamed) and the total; nothing is sent, the journal is not touched.
+async fn quote(args: &BatchArgs, ctx: &Ctx) -> u8 {
+    let mut output = BatchOutput::default();
+    let connected = match connect(args, ctx, &mut output).await {
+        Ok(connected) => connected,
+        Err(Outcome { failure, details }) => {
+            ctx.progress.failure(&failure, &details);
+            return failure.category.exit_code();
+        }
+    };
+    let emulated = connected.emulator.is_some();
+    let runner = BatchRunner::new(connected.imggen, connected.options);
+    let code = quote::quote_batch(&runner, &connected.source, emulated, args.json, ctx);
+    if let Some(emulator) = connected.emulator {
+        emulator.shutdown().await;
+    }
+    code
+}
+
+async fn connect(
+    args: &BatchArgs,
+    ctx: &Ctx,
+    output: &mut BatchOutput,
+) -> Result<Connected, Outcome> {
     let settings = &args.settings;
     let route = Route::resolve(settings.provider, &settings.fallback, key_set)?;
     let defaults = request_defaults(settings, &route)?;
@@ -107,6 +164,7 @@ async fn run(args: &BatchArgs, ctx: &Ctx, output: &mut BatchOutput) -> Result<Ra
     let source = BatchSource::file(&args.file, defaults);
 
     let mut options = BatchOptions::new(&args.waiting.out)
+        .names(args.waiting.name.clone().unwrap_or_else(FileNames::by_id))
         .concurrency(args.concurrency)
         .resubmit_unknown(args.resubmit_unknown)
         .skip_invalid(args.skip_invalid);
@@ -158,7 +216,23 @@ async fn run(args: &BatchArgs, ctx: &Ctx, output: &mut BatchOutput) -> Result<Ra
         Some(emulator) => connect_emulator(emulator, &every_provider(), tuning)?,
         None => connect_real(&configured_providers(&route), tuning)?,
     };
+    Ok(Connected {
+        options,
+        source,
+        imggen,
+        emulator,
+    })
+}
 
+async fn run_connected(
+    args: &BatchArgs,
+    ctx: &Ctx,
+    output: &mut BatchOutput,
+    mut options: BatchOptions,
+    source: BatchSource,
+    imggen: imggen_core::Imggen,
+    emulator: Option<imggen_mock::MockServer>,
+) -> Result<Ran, Outcome> {
     let stopped_by_timeout = Arc::new(AtomicBool::new(false));
     let cancel = ctx.cancel.child_token();
     let timer = args.waiting.timeout.map(|timeout| {
@@ -390,7 +464,11 @@ fn check_emulated_resume(options: &BatchOptions) -> Result<(), Failure> {
 /// by `--skip-invalid` aside). When several apply, the first of these wins: an unknown
 /// outcome (money may be at stake), a stopped run or unfinished tasks (run again to collect
 /// them), requests refused before anything was charged, failed requests.
-pub(crate) fn verdict(summary: &ResultSummary, stop: Option<Stop>) -> Option<Category> {
+pub(crate) fn verdict(
+    summary: &ResultSummary,
+    stop: Option<Stop>,
+    cap_reached: bool,
+) -> Option<Category> {
     let pending = summary.pending;
     if summary.unknown > 0 {
         return Some(Category::OutcomeUnknown);
@@ -402,6 +480,9 @@ pub(crate) fn verdict(summary: &ResultSummary, stop: Option<Stop>) -> Option<Cat
     }
     if summary.waiting > 0 {
         return Some(Category::Deadline);
+    }
+    if cap_reached && pending > 0 {
+        return Some(Category::SpendingCap);
     }
     if pending > 0 {
         return Some(Category::Refused);
@@ -421,7 +502,7 @@ fn outcome(ran: &Ran) -> Option<Outcome> {
     } = ran;
     let stop = *stop;
     let summary = &report.summary;
-    let category = verdict(summary, stop)?;
+    let category = verdict(summary, stop, report.cap_reached)?;
     // The next run cannot collect what the emulator made: it stopped with this one.
     let carry_on = if *emulated {
         "the built-in emulator stopped with this run, so its tasks cannot be collected; to run the batch again on it, use another --out directory"
@@ -508,6 +589,18 @@ fn outcome(ran: &Ran) -> Option<Outcome> {
             .hint(carry_on);
             failure.facts.may_have_been_charged = true;
             (failure, waiting, summary.waiting)
+        }
+        Category::SpendingCap => {
+            let failure = Failure::new(
+                category,
+                format!(
+                    "the spending cap was reached with {} spent: {} not sent",
+                    report.cost(),
+                    plural_as(summary.pending, "request was", "requests were"),
+                ),
+            )
+            .hint("raise --max-cost and run the same command again: what was paid for is kept, and nothing is sent twice");
+            (failure, pending, summary.pending)
         }
         Category::Refused => {
             let failure = Failure::new(
@@ -703,7 +796,7 @@ mod tests {
     }
 
     fn verdict(lines: &[ResultLine], stop: Option<Stop>) -> Option<Category> {
-        super::verdict(&summary_of(lines), stop)
+        super::verdict(&summary_of(lines), stop, false)
     }
 
     #[test]
@@ -755,6 +848,34 @@ mod tests {
             ),
             Some(Category::OutcomeUnknown),
             "exit 6: money may be at stake"
+        );
+    }
+
+    #[test]
+    fn a_reached_cap_explains_the_requests_not_sent_unless_paid_work_is_left() {
+        let done = line("done", 1);
+        let unsent = line("pending", 0);
+        let waiting = line("pending", 1);
+        let capped = |lines: &[ResultLine], stop| super::verdict(&summary_of(lines), stop, true);
+        assert_eq!(
+            capped(&[done.clone(), unsent.clone()], None),
+            Some(Category::SpendingCap),
+            "exit 7"
+        );
+        assert_eq!(Category::SpendingCap.exit_code(), 7);
+        assert_eq!(
+            capped(std::slice::from_ref(&done), None),
+            None,
+            "a cap that stopped nothing"
+        );
+        assert_eq!(
+            capped(&[unsent.clone(), waiting], None),
+            Some(Category::Deadline),
+            "paid tasks to collect come first"
+        );
+        assert_eq!(
+            capped(&[unsent, line("unknown", 0)], None),
+            Some(Category::OutcomeUnknown)
         );
     }
 

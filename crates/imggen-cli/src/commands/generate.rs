@@ -15,22 +15,51 @@ use crate::request::build_request;
 use crate::route::{
     Route, Tuning, connect_emulator, connect_real, emulator_notice, key_set, start_emulator,
 };
-use crate::tasks::{collect, submit};
+use crate::tasks::{Limits, collect, submit};
+use crate::{money, quote};
 
 /// Runs `imggen generate`; returns the exit code.
 pub(crate) async fn command(args: GenerateArgs, ctx: &Ctx) -> u8 {
     let mut report = Report::default();
+    if args.request.dry_run {
+        return match quote(&args, ctx, &mut report).await {
+            Ok(code) => code,
+            Err(failure) => finish(report, Err(failure), args.request.json, ctx),
+        };
+    }
     let result = generate(&args, ctx, &mut report).await;
     finish(report, result, args.request.json, ctx)
 }
 
-async fn generate(args: &GenerateArgs, ctx: &Ctx, report: &mut Report) -> Result<(), Failure> {
-    let started = Instant::now();
-    let request_args = &args.request;
-    let settings = &request_args.settings;
+/// `--dry-run`: everything `generate` checks before paying, then the plan and its price.
+async fn quote(args: &GenerateArgs, ctx: &Ctx, report: &mut Report) -> Result<u8, Failure> {
+    let prepared = prepare(args, ctx, report).await?;
+    let code = quote::dry_run(
+        &prepared.imggen,
+        &prepared.request,
+        &prepared.route,
+        args.request.json,
+        ctx,
+    );
+    if let Some(emulator) = prepared.emulator {
+        emulator.shutdown().await;
+    }
+    Ok(code)
+}
+
+/// What `generate` and its dry run check and build before anything could be paid for.
+struct Prepared {
+    route: Route,
+    request: imggen_core::GenerationRequest,
+    imggen: Imggen,
+    emulator: Option<MockServer>,
+}
+
+async fn prepare(args: &GenerateArgs, ctx: &Ctx, report: &mut Report) -> Result<Prepared, Failure> {
+    let settings = &args.request.settings;
     let route = Route::resolve(settings.provider, &settings.fallback, key_set)?;
     report.output.provider = Some(route.first_label());
-    let request = build_request(request_args, &route)?;
+    let request = build_request(&args.request, &route)?;
     // Everything local is checked before anything is paid for: where the images go…
     DownloadOptions::to_dir(&args.waiting.out)
         .check()
@@ -43,12 +72,33 @@ async fn generate(args: &GenerateArgs, ctx: &Ctx, report: &mut Report) -> Result
         shared_budget: None,
     };
     let (imggen, emulator) = connect(&route, tuning, ctx, report).await?;
+    Ok(Prepared {
+        route,
+        request,
+        imggen,
+        emulator,
+    })
+}
+
+async fn generate(args: &GenerateArgs, ctx: &Ctx, report: &mut Report) -> Result<(), Failure> {
+    let started = Instant::now();
+    let settings = &args.request.settings;
+    let Prepared {
+        route,
+        request,
+        imggen,
+        emulator,
+    } = prepare(args, ctx, report).await?;
     // …and every create, like every other request, ends by the overall deadline.
     let left = args
         .waiting
         .timeout
         .map(|timeout| timeout.saturating_sub(started.elapsed()));
-    let submission = submit(&imggen, &request, &route, false, left, ctx, report).await?;
+    let limits = Limits {
+        deadline: left,
+        spending: money::spending(settings, &imggen, imggen_core::Cost::ZERO),
+    };
+    let submission = submit(&imggen, &request, &route, false, limits, ctx, report).await?;
     let result = collect(
         &imggen,
         &submission.handles,
@@ -62,6 +112,16 @@ async fn generate(args: &GenerateArgs, ctx: &Ctx, report: &mut Report) -> Result
     if let Some(emulator) = emulator {
         emulator.shutdown().await;
     }
+    // What was paid, whether or not every image arrived.
+    let mut paid = money::paid_line(
+        report.output.images.len() as u64,
+        money::cost_of(&report.output.cost),
+        started.elapsed(),
+    );
+    if route.emulated() {
+        paid.push_str(" (the emulator charges nothing)");
+    }
+    ctx.progress.notice(&paid);
     result
 }
 

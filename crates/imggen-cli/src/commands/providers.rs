@@ -11,16 +11,33 @@ use crate::exit;
 use crate::route::key_set;
 use crate::stdout;
 
+/// The width of the table when stdout is not a terminal.
+const DEFAULT_WIDTH: usize = 80;
+
+/// The narrowest a terminal is taken to be: narrower ones wrap the lines themselves.
+const MIN_WIDTH: usize = 40;
+
 /// Runs `imggen providers`; returns the exit code.
 pub(crate) fn command(args: &ProvidersArgs) -> u8 {
     let registrations = imggen_core::builtin::registrations();
     let text = if args.json {
         json(&registrations, key_set)
     } else {
-        table(&registrations, key_set)
+        table(&registrations, key_set, width())
     };
     let _ = stdout::write_lines(&[text]);
     exit::SUCCESS
+}
+
+/// The terminal's width when stdout is one, else 80.
+fn width() -> usize {
+    let term = console::Term::stdout();
+    if !term.is_term() {
+        return DEFAULT_WIDTH;
+    }
+    term.size_checked()
+        .map_or(DEFAULT_WIDTH, |(_, columns)| usize::from(columns))
+        .max(MIN_WIDTH)
 }
 
 /// The capabilities of the provider the emulator speaks as.
@@ -69,76 +86,193 @@ fn json(registrations: &[Registration], key_set: impl Fn(ProviderId) -> bool) ->
     json!({ "providers": entries }).to_string()
 }
 
-/// The capabilities as a table: one row per provider and model, then one per provider for
-/// its key, webhooks, rate limit and usual time.
-fn table(registrations: &[Registration], key_set: impl Fn(ProviderId) -> bool) -> String {
-    let mut models = vec![row(&[
-        "PROVIDER",
-        "MODEL",
-        "N/TASK",
-        "ASPECT RATIOS",
-        "SETTINGS",
-        "REFERENCES",
-        "PRICE PER IMAGE",
-    ])];
-    let mut accounts = vec![row(&[
-        "PROVIDER",
-        "API KEY",
-        "WEBHOOKS",
-        "RATE LIMIT",
-        "USUAL TIME",
-    ])];
-    let mut notes = Vec::new();
+/// The capabilities as text at most `width` characters wide: a block per provider — its
+/// key, webhooks, rate limit and usual time, then each model's images per task, ratios,
+/// settings, references and prices — and the emulator last. Long values wrap under
+/// themselves.
+fn table(
+    registrations: &[Registration],
+    key_set: impl Fn(ProviderId) -> bool,
+    width: usize,
+) -> String {
+    let mut blocks = Vec::new();
     for registration in registrations {
         let caps = (registration.capabilities)();
         let id = registration.id;
+        let mut out = Block::new(width);
+        out.heading(id.as_str());
+        out.facts(
+            2,
+            &[
+                (
+                    "API key",
+                    format!(
+                        "{} ({})",
+                        registration.api_key_env,
+                        if key_set(id) { "set" } else { "not set" }
+                    ),
+                ),
+                ("webhooks", yes_no(caps.webhooks).to_owned()),
+                (
+                    "rate limit",
+                    caps.rate_limit
+                        .map_or_else(|| "none documented".to_owned(), |limit| limit.to_string()),
+                ),
+                (
+                    "usual time",
+                    caps.typical_duration.map_or_else(
+                        || "not documented".to_owned(),
+                        |typical| format!("{}–{} s", typical.min.as_secs(), typical.max.as_secs()),
+                    ),
+                ),
+            ],
+        );
         for model in &caps.models {
-            models.push(model_row(id.as_str(), model));
+            out.model(&caps, model, None);
         }
-        accounts.push(vec![
-            id.to_string(),
-            format!(
-                "{} ({})",
-                registration.api_key_env,
-                if key_set(id) { "set" } else { "not set" }
-            ),
-            yes_no(caps.webhooks).to_owned(),
-            caps.rate_limit
-                .map_or_else(|| "none documented".to_owned(), |limit| limit.to_string()),
-            caps.typical_duration.map_or_else(
-                || "not documented".to_owned(),
-                |typical| format!("{}–{} s", typical.min.as_secs(), typical.max.as_secs()),
-            ),
-        ]);
         if caps.other_models {
-            notes.push(format!(
-                "{id} also accepts model ids imggen does not know (sent unchecked; --strict refuses them)."
-            ));
+            out.text(
+                2,
+                &format!(
+                    "{id} also accepts model ids imggen does not know (sent unchecked; --strict refuses them)."
+                ),
+            );
         }
+        blocks.push(out.finish());
     }
     if let Some(caps) = emulated(registrations) {
+        let mut out = Block::new(width);
+        out.heading("mock");
+        out.text(2, &emulator_note(&caps));
+        out.facts(
+            2,
+            &[
+                ("API key", "none needed".to_owned()),
+                ("webhooks", "no".to_owned()),
+                ("rate limit", "none".to_owned()),
+                (
+                    "usual time",
+                    "1–2 s (the emulator's fast profile)".to_owned(),
+                ),
+            ],
+        );
         for model in &caps.models {
-            let mut row = model_row("mock", model);
-            if let Some(price) = row.last_mut() {
-                *price = format!("free (counts {price} as {} would)", caps.provider);
-            }
-            models.push(row);
+            out.model(&caps, model, Some(caps.provider));
         }
-        accounts.push(row(&[
-            "mock",
-            "none needed",
-            "no",
-            "none",
-            "1–2 s (the emulator's fast profile)",
-        ]));
-        notes.insert(0, emulator_note(&caps));
+        blocks.push(out.finish());
     }
-    let mut out = render(&models);
-    out.push('\n');
-    out.push_str(&render(&accounts));
-    out.push('\n');
-    out.push_str(&notes.join("\n"));
-    out
+    blocks.join("\n")
+}
+
+/// One provider's lines, wrapped to a width.
+struct Block {
+    width: usize,
+    lines: Vec<String>,
+}
+
+impl Block {
+    fn new(width: usize) -> Self {
+        Block {
+            width,
+            lines: Vec::new(),
+        }
+    }
+
+    fn heading(&mut self, text: &str) {
+        self.text(0, text);
+    }
+
+    /// `text`, wrapped, every line indented by `indent`.
+    fn text(&mut self, indent: usize, text: &str) {
+        let pad = " ".repeat(indent);
+        for line in wrap(text, self.width.saturating_sub(indent)) {
+            self.lines.push(format!("{pad}{line}"));
+        }
+    }
+
+    /// `label  value` lines, the values aligned, each wrapped under itself.
+    fn facts(&mut self, indent: usize, facts: &[(&str, String)]) {
+        let label_width = facts
+            .iter()
+            .map(|(label, _)| label.chars().count())
+            .max()
+            .unwrap_or(0)
+            + 2;
+        let pad = " ".repeat(indent);
+        for (label, value) in facts {
+            let room = self.width.saturating_sub(indent + label_width);
+            for (index, line) in wrap(value, room).into_iter().enumerate() {
+                let head = if index == 0 { *label } else { "" };
+                let gap = " ".repeat(label_width - head.chars().count());
+                self.lines
+                    .push(format!("{pad}{head}{gap}{line}").trim_end().to_owned());
+            }
+        }
+    }
+
+    /// A model's heading and facts; `emulating`: the provider the emulator counts prices as.
+    fn model(
+        &mut self,
+        caps: &ProviderCapabilities,
+        model: &ModelCapabilities,
+        emulating: Option<ProviderId>,
+    ) {
+        let name = model.model.as_deref();
+        let default = name.is_none() || name == caps.default_model.as_deref();
+        let heading = match (name, default) {
+            (Some(name), true) => format!("model {name} (default)"),
+            (Some(name), false) => format!("model {name}"),
+            (None, _) => "model (default: sent without a model id)".to_owned(),
+        };
+        self.text(2, &heading);
+        let mut facts = model_facts(model);
+        if let Some(provider) = emulating
+            && let Some((_, price)) = facts.last_mut()
+        {
+            *price = format!("free (counts {price} as {provider} would)");
+        }
+        self.facts(4, &facts);
+    }
+
+    fn finish(self) -> String {
+        let mut text = self.lines.join("\n");
+        text.push('\n');
+        text
+    }
+}
+
+/// `text` in lines of at most `width` characters, broken at spaces (a word longer than a line
+/// is cut).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let mut word: Vec<char> = word.chars().collect();
+        loop {
+            let used = line.chars().count();
+            let gap = usize::from(used > 0);
+            if used + gap + word.len() <= width {
+                if gap == 1 {
+                    line.push(' ');
+                }
+                line.extend(word.iter());
+                break;
+            }
+            if used > 0 {
+                lines.push(std::mem::take(&mut line));
+                continue;
+            }
+            // A word wider than a whole line.
+            let rest = word.split_off(width);
+            lines.push(word.iter().collect());
+            word = rest;
+        }
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
 }
 
 /// What the emulator is, in the terms of the protocol it speaks.
@@ -161,15 +295,12 @@ fn emulator_note(caps: &ProviderCapabilities) -> String {
     )
 }
 
-fn row(cells: &[&str]) -> Vec<String> {
-    cells.iter().map(|cell| (*cell).to_owned()).collect()
-}
-
 fn yes_no(value: bool) -> &'static str {
     if value { "yes" } else { "no" }
 }
 
-fn model_row(provider: &str, model: &ModelCapabilities) -> Vec<String> {
+/// A model's facts, as `(label, value)`: the price last.
+fn model_facts(model: &ModelCapabilities) -> Vec<(&'static str, String)> {
     let ratios = if model.aspect_ratios.is_empty() {
         "any".to_owned()
     } else {
@@ -225,53 +356,32 @@ fn model_row(provider: &str, model: &ModelCapabilities) -> Vec<String> {
             .join(", ")
     };
     vec![
-        provider.to_owned(),
-        model
-            .model
-            .clone()
-            .unwrap_or_else(|| "(default)".to_owned()),
-        model.max_images_per_task.to_string(),
-        ratios,
-        if settings.is_empty() {
-            "-".to_owned()
-        } else {
-            settings.join(", ")
-        },
-        format!("up to {}: {}", refs.max_count, forms.join(", ")),
-        prices,
+        (
+            "images per task",
+            match model.max_images_per_task {
+                1 => "1".to_owned(),
+                most => format!("up to {most}"),
+            },
+        ),
+        ("aspect ratios", ratios),
+        (
+            "settings",
+            if settings.is_empty() {
+                "none".to_owned()
+            } else {
+                settings.join(", ")
+            },
+        ),
+        (
+            "references",
+            format!("up to {}: {}", refs.max_count, forms.join(", ")),
+        ),
+        ("price per image", prices),
     ]
 }
 
 fn cost(cost: &Cost) -> String {
     cost.to_string()
-}
-
-/// Left-aligned columns, two spaces apart; the last column is not padded.
-fn render(rows: &[Vec<String>]) -> String {
-    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..columns)
-        .map(|column| {
-            rows.iter()
-                .filter_map(|row| row.get(column))
-                .map(|cell| cell.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        let mut line = String::new();
-        for (column, cell) in row.iter().enumerate() {
-            line.push_str(cell);
-            if column + 1 < row.len() {
-                let pad = widths[column] - cell.chars().count() + 2;
-                line.push_str(&" ".repeat(pad));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
 }
 
 #[cfg(test)]
@@ -280,14 +390,16 @@ mod tests {
 
     #[test]
     fn the_table_lists_every_provider_model_and_the_emulator() {
-        let table = table(&imggen_core::builtin::registrations(), |id| {
-            id.as_str() == "gptimg"
-        });
+        let table = table(
+            &imggen_core::builtin::registrations(),
+            |id| id.as_str() == "gptimg",
+            80,
+        );
         assert!(table.contains("GPTIMG_API_KEY (set)"), "{table}");
         assert!(table.contains("RUNBLOB_API_KEY (not set)"), "{table}");
-        assert!(table.contains("openai/gpt-image-1.5"), "{table}");
+        assert!(table.contains("model openai/gpt-image-1.5\n"), "{table}");
         assert!(
-            table.contains("$0.05 (1K), $0.07 (2K), $0.12 (4K)"),
+            table.contains("price per image  $0.05 (1K), $0.07 (2K), $0.12 (4K)"),
             "{table}"
         );
         assert!(table.contains("20 requests per 10s"), "{table}");
@@ -295,15 +407,44 @@ mod tests {
             table.contains("runbase also accepts model ids imggen does not know"),
             "{table}"
         );
-        let mock = table
-            .lines()
-            .find(|line| line.starts_with("mock ") && line.contains("gpt-image-2"))
-            .expect("a mock model row");
-        assert!(mock.contains("  4  ") && mock.contains("9:21"), "{mock}");
+        let mock = table.split("\n\n").last().unwrap();
+        assert!(mock.starts_with("mock\n"), "{mock}");
+        assert!(mock.contains("model gpt-image-2 (default)"), "{mock}");
+        assert!(mock.contains("images per task  up to 4"), "{mock}");
+        assert!(mock.contains("9:21"), "{mock}");
         assert!(
-            table.contains("gptimg's protocol (n up to 4, 13 ratios)"),
-            "{table}"
+            mock.contains("free (counts 2 credits as gptimg would)"),
+            "{mock}"
         );
+        assert!(
+            mock.contains("gptimg's protocol (n up to 4, 13 ratios)"),
+            "{mock}"
+        );
+    }
+
+    #[test]
+    fn the_table_fits_its_width() {
+        for width in [80, 60, 40] {
+            let table = table(&imggen_core::builtin::registrations(), |_| false, width);
+            for line in table.lines() {
+                assert!(
+                    line.chars().count() <= width,
+                    "{} > {width}: {line:?}",
+                    line.chars().count()
+                );
+            }
+            // Wrapped, nothing lost: every word of the widest table is still there.
+            let wide = super::table(&imggen_core::builtin::registrations(), |_| false, 1000);
+            let words = |text: &str| {
+                text.split_whitespace()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(words(&table), words(&wide), "at {width}");
+        }
+        assert_eq!(wrap("a bc def", 4), ["a bc", "def"]);
+        assert_eq!(wrap("abcdefgh", 3), ["abc", "def", "gh"]);
+        assert_eq!(wrap("", 10), [""]);
     }
 
     #[test]

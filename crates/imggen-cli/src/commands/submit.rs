@@ -7,16 +7,25 @@ use crate::exit::Failure;
 use crate::report::{Report, finish};
 use crate::request::build_request;
 use crate::route::{Route, Tuning, connect_real, key_set};
-use crate::tasks::submit;
+use crate::tasks::{Limits, submit};
+use crate::{money, quote};
 
 /// Runs `imggen submit`; returns the exit code.
 pub(crate) async fn command(args: RequestArgs, ctx: &Ctx) -> u8 {
     let mut report = Report::default();
-    let result = submit_only(&args, ctx, &mut report).await;
-    finish(report, result, args.json, ctx)
+    match submit_only(&args, ctx, &mut report).await {
+        Ok(Some(code)) => code,
+        Ok(None) => finish(report, Ok(()), args.json, ctx),
+        Err(failure) => finish(report, Err(failure), args.json, ctx),
+    }
 }
 
-async fn submit_only(args: &RequestArgs, ctx: &Ctx, report: &mut Report) -> Result<(), Failure> {
+/// Creates the tasks; `Some(code)` when a dry run has printed its own output instead.
+async fn submit_only(
+    args: &RequestArgs,
+    ctx: &Ctx,
+    report: &mut Report,
+) -> Result<Option<u8>, Failure> {
     let settings = &args.settings;
     let route = Route::resolve(settings.provider, &settings.fallback, key_set)?;
     report.output.provider = Some(route.first_label());
@@ -37,7 +46,21 @@ async fn submit_only(args: &RequestArgs, ctx: &Ctx, report: &mut Report) -> Resu
             shared_budget: None,
         },
     )?;
-    submit(&imggen, &request, &route, !args.json, None, ctx, report).await?;
+    if args.dry_run {
+        return Ok(Some(quote::dry_run(
+            &imggen, &request, &route, args.json, ctx,
+        )));
+    }
+    let limits = Limits {
+        deadline: None,
+        spending: money::spending(settings, &imggen, imggen_core::Cost::ZERO),
+    };
+    submit(&imggen, &request, &route, !args.json, limits, ctx, report).await?;
     ctx.progress.finish_all("created");
-    Ok(())
+    ctx.progress.notice(&format!(
+        "{} created · {}",
+        report.output.tasks.len(),
+        money::cost_of(&report.output.cost)
+    ));
+    Ok(None)
 }

@@ -85,6 +85,15 @@ pub(crate) fn saved(label: &str, task_id: &str, path: &str) -> Value {
     )
 }
 
+/// What a batch should cost in all, counted before anything is sent: `projected` with `cost`
+/// (the priced lines) and `unpriced` (lines priced only by their create's answer).
+pub(crate) fn projected(total: Cost, unpriced: usize) -> Value {
+    event(
+        "projected",
+        json!({"cost": CostOutput::from(total), "unpriced": unpriced}),
+    )
+}
+
 /// What the run has cost so far: `cost` with `cost` (`usd`, `credits`).
 pub(crate) fn cost(total: Cost) -> Value {
     event("cost", json!({"cost": CostOutput::from(total)}))

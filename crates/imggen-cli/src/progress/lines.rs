@@ -116,9 +116,35 @@ fn paths(files: &[PathBuf]) -> String {
         .join(", ")
 }
 
+/// What a batch should cost in all, counted before anything was sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Projection {
+    /// The priced lines' total.
+    pub cost: Cost,
+    /// Lines whose price is known only from their create's answer.
+    pub unpriced: usize,
+}
+
+/// What was spent, and of what projected total: `$0.0369 of $0.15`,
+/// `$0.0369 of $0.15 + 2 unpriced`.
+fn spend(totals: &BatchTotals, projected: Option<&Projection>) -> String {
+    match projected {
+        Some(projected) if projected.unpriced > 0 => format!(
+            "{} of {} + {} unpriced",
+            totals.cost, projected.cost, projected.unpriced
+        ),
+        Some(projected) => format!("{} of {}", totals.cost, projected.cost),
+        None => totals.cost.to_string(),
+    }
+}
+
 /// The steady-pace line of a batch: `imggen: 12/200 requests finished: 11 done, 1 failed,
-/// 8 in flight, 180 queued; cost $0.1476; 40s, ETA 5m10s`.
-pub(crate) fn batch_summary(totals: &BatchTotals, elapsed: Duration) -> String {
+/// 8 in flight, 180 queued; cost $0.1476 of $2.50; 40s, ETA 5m10s`.
+pub(crate) fn batch_summary(
+    totals: &BatchTotals,
+    projected: Option<&Projection>,
+    elapsed: Duration,
+) -> String {
     let mut parts = vec![format!("{} done", totals.done)];
     if totals.failed > 0 {
         parts.push(format!("{} failed", totals.failed));
@@ -135,7 +161,7 @@ pub(crate) fn batch_summary(totals: &BatchTotals, elapsed: Duration) -> String {
         totals.finished(),
         totals.total,
         parts.join(", "),
-        totals.cost,
+        spend(totals, projected),
         clock(elapsed)
     );
     if let Some(eta) = totals.eta(elapsed).filter(|eta| !eta.is_zero()) {
@@ -167,9 +193,13 @@ pub(crate) fn tasks_summary(statuses: &[&str], elapsed: Duration) -> String {
     )
 }
 
-/// `12 done, 1 failed, 8 in flight · $0.1476 · ETA 40s`: the batch bar's message, only the
-/// counts that are not zero beyond done and in flight.
-pub(crate) fn bar_text(totals: &BatchTotals, elapsed: Duration) -> String {
+/// `12 done, 1 failed, 8 in flight · $0.1476 of $2.50 · ETA 40s`: the batch bar's message,
+/// only the counts that are not zero beyond done and in flight.
+pub(crate) fn bar_text(
+    totals: &BatchTotals,
+    projected: Option<&Projection>,
+    elapsed: Duration,
+) -> String {
     let mut parts = vec![format!("{} done", totals.done)];
     for (count, name) in [
         (totals.failed, "failed"),
@@ -181,7 +211,7 @@ pub(crate) fn bar_text(totals: &BatchTotals, elapsed: Duration) -> String {
         }
     }
     parts.push(format!("{} in flight", totals.in_flight));
-    let mut text = format!("{} · {}", parts.join(", "), totals.cost);
+    let mut text = format!("{} · {}", parts.join(", "), spend(totals, projected));
     if let Some(eta) = totals.eta(elapsed).filter(|eta| !eta.is_zero()) {
         // Whole seconds: a sub-second ETA would flicker on every event.
         let eta = Duration::from_secs(eta.as_secs().max(1));
@@ -226,14 +256,23 @@ mod tests {
         let mut totals = totals();
         // Three finished in 30 s, seven left: 70 s.
         assert_eq!(
-            bar_text(&totals, Duration::from_secs(30)),
+            bar_text(&totals, None, Duration::from_secs(30)),
             "3 done, 2 in flight · $0.0369 · ETA 70 seconds"
+        );
+        let projected = Projection {
+            cost: Cost::usd("0.15".parse().unwrap()),
+            unpriced: 0,
+        };
+        assert_eq!(
+            bar_text(&totals, Some(&projected), Duration::from_secs(30)),
+            "3 done, 2 in flight · $0.0369 of $0.15 · ETA 70 seconds",
+            "spend so far, and the projected total from the start"
         );
         totals.failed = 1;
         totals.unknown = 1;
         totals.queued = 3;
         assert_eq!(
-            bar_text(&totals, Duration::ZERO),
+            bar_text(&totals, None, Duration::ZERO),
             "3 done, 1 failed, 1 unknown, 2 in flight · $0.0369",
             "no ETA before the pace is known"
         );
@@ -243,14 +282,22 @@ mod tests {
     fn the_steady_line_of_a_batch_says_done_failed_in_flight_queued_and_cost() {
         let mut totals = totals();
         assert_eq!(
-            batch_summary(&totals, Duration::from_secs(30)),
+            batch_summary(&totals, None, Duration::from_secs(30)),
             "imggen: 3/10 requests finished: 3 done, 2 in flight, 5 queued; cost $0.0369; 30s, ETA 1m10s"
+        );
+        let projected = Projection {
+            cost: Cost::usd("0.15".parse().unwrap()),
+            unpriced: 2,
+        };
+        assert_eq!(
+            batch_summary(&totals, Some(&projected), Duration::from_secs(30)),
+            "imggen: 3/10 requests finished: 3 done, 2 in flight, 5 queued; cost $0.0369 of $0.15 + 2 unpriced; 30s, ETA 1m10s"
         );
         totals.failed = 2;
         totals.pending = 1;
         totals.done = 0;
         assert_eq!(
-            batch_summary(&totals, Duration::ZERO),
+            batch_summary(&totals, None, Duration::ZERO),
             "imggen: 3/10 requests finished: 0 done, 2 failed, 1 pending, 2 in flight, 5 queued; cost $0.0369; 0s",
             "no ETA before the pace is known"
         );

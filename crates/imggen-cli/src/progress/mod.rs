@@ -92,6 +92,8 @@ struct TaskLine {
 /// A batch under way.
 struct BatchState {
     totals: BatchTotals,
+    /// What the batch should cost in all, once its lines are checked.
+    projected: Option<lines::Projection>,
     started: Instant,
     bar: Option<ProgressBar>,
     /// The last status of each task being waited on (dropped when it ends): a repeated
@@ -338,6 +340,7 @@ impl Progress {
         });
         *lock(&self.batch) = Some(BatchState {
             totals: BatchTotals::default(),
+            projected: None,
             started: Instant::now(),
             bar,
             statuses: HashMap::new(),
@@ -354,10 +357,25 @@ impl Progress {
             };
             let cost_changed = batch.totals.cost != event.progress.cost;
             batch.totals = event.progress.clone();
+            if let BatchEventKind::Checked {
+                projected,
+                unpriced,
+                ..
+            } = &event.kind
+            {
+                batch.projected = Some(lines::Projection {
+                    cost: *projected,
+                    unpriced: *unpriced,
+                });
+            }
             if let Some(bar) = &batch.bar {
                 bar.set_length(event.progress.total as u64);
                 bar.set_position(event.progress.finished() as u64);
-                bar.set_message(lines::bar_text(&event.progress, batch.started.elapsed()));
+                bar.set_message(lines::bar_text(
+                    &event.progress,
+                    batch.projected.as_ref(),
+                    batch.started.elapsed(),
+                ));
             }
             let status_changed = match &event.kind {
                 BatchEventKind::Status { handle, state } => {
@@ -389,6 +407,14 @@ impl Progress {
                 self.write_lines(&lines::batch_event(request, &event.kind, status_changed));
             }
             Mode::Jsonl => {
+                if let BatchEventKind::Checked {
+                    projected,
+                    unpriced,
+                    ..
+                } = &event.kind
+                {
+                    self.write_json(&events::projected(*projected, *unpriced));
+                }
                 for value in events::batch_event(request, &event.kind, status_changed) {
                     self.write_json(&value);
                 }
@@ -456,13 +482,19 @@ impl Progress {
         // Nothing to say of a batch before its lines are counted.
         let batch = lock(&self.batch)
             .as_ref()
-            .map(|batch| (batch.totals.clone(), batch.started.elapsed()))
-            .filter(|(totals, _)| totals.total > 0);
+            .map(|batch| {
+                (
+                    batch.totals.clone(),
+                    batch.projected,
+                    batch.started.elapsed(),
+                )
+            })
+            .filter(|(totals, _, _)| totals.total > 0);
         match (self.mode, batch) {
-            (Mode::Plain, Some((totals, elapsed))) => {
-                self.write_lines(&[lines::batch_summary(&totals, elapsed)]);
+            (Mode::Plain, Some((totals, projected, elapsed))) => {
+                self.write_lines(&[lines::batch_summary(&totals, projected.as_ref(), elapsed)]);
             }
-            (Mode::Jsonl, Some((totals, _))) => self.write_json(&events::progress(&totals)),
+            (Mode::Jsonl, Some((totals, _, _))) => self.write_json(&events::progress(&totals)),
             (Mode::Plain, None) => {
                 let line = {
                     let tasks = lock(&self.tasks);

@@ -14,7 +14,10 @@ async fn providers_shows_a_table_with_the_emulator_and_which_keys_are_set() {
     let output = run(cmd).await;
     assert_code(&output, 0);
     let table = stdout(&output);
-    assert!(table.starts_with("PROVIDER  MODEL"), "{table}");
+    assert!(
+        table.starts_with("gptimg\n  API key     GPTIMG_API_KEY (not set)\n"),
+        "a block per provider: {table}"
+    );
     assert!(table.contains("RUNBASE_API_KEY (set)"), "{table}");
     assert!(table.contains("GPTIMG_API_KEY (not set)"), "{table}");
     assert!(

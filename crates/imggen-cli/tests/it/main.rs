@@ -7,11 +7,14 @@ mod commands;
 mod exit_codes;
 mod generate;
 mod hostile;
+mod money;
+mod names;
 mod offline;
 mod progress;
 mod resume;
 mod secrets;
 mod validation;
+mod wording;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -145,6 +148,12 @@ pub fn json_output(output: &Output) -> Value {
 #[track_caller]
 pub fn batch_json(output: &Output) -> Value {
     json_output_of(output, "BatchOutput")
+}
+
+/// stdout as the one JSON object `--dry-run --json` prints, checked against its schema.
+#[track_caller]
+pub fn quote_json(output: &Output) -> Value {
+    json_output_of(output, "QuoteOutput")
 }
 
 /// stdout as one JSON object, checked against `schemas/cli/<schema>.schema.json`.

@@ -18,7 +18,17 @@ async fn with_no_key_the_first_readme_command_writes_a_png_offline() {
 
     let stderr = stderr(&output);
     let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "exactly one line on stderr:\n{stderr}");
+    assert_eq!(
+        lines.len(),
+        2,
+        "the emulator notice and what the run made:\n{stderr}"
+    );
+    assert!(
+        lines[1].starts_with("imggen: 1 image · 2 credits · ")
+            && lines[1].ends_with(" s (the emulator charges nothing)"),
+        "{}",
+        lines[1]
+    );
     let line = lines[0];
     assert!(line.contains("no API key is set"), "{line}");
     assert!(line.contains("built-in emulator"), "{line}");

@@ -108,9 +108,10 @@ async fn captured_stderr_shows_a_line_per_change_and_a_steady_summary_during_a_b
         }
     });
 
-    // The signal: a steady line with every request in flight and what their creates cost.
+    // The signal: a steady line with every request in flight, what their creates cost and
+    // what the whole batch was projected to cost before anything was sent.
     let mut seen = Vec::new();
-    let steady = "imggen: 0/3 requests finished: 0 done, 3 in flight, 0 queued; cost 6 credits; ";
+    let steady = "imggen: 0/3 requests finished: 0 done, 3 in flight, 0 queued; cost 6 credits of 6 credits; ";
     loop {
         let line = tokio::time::timeout(LINE_LIMIT, lines_rx.recv())
             .await

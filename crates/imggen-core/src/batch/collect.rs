@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::{BatchEventKind, JournalError, JournalTask, RequestState, Run, Shortfall, TaskOutcome};
-use crate::download::{DownloadOptions, ImageData};
+use crate::download::{DownloadOptions, ImageData, RequestNaming};
 use crate::handle::TaskHandle;
 use crate::status::{TaskState, TaskStatus};
 use crate::wait::WaitOptions;
@@ -31,20 +31,28 @@ impl Run {
     /// have ended.
     pub(super) async fn collect(self: &Arc<Self>, id: &str) -> Result<(), JournalError> {
         let entry = self.entry(id)?;
-        let to_collect: Vec<JournalTask> = entry
-            .tasks
-            .iter()
-            .filter(|task| match task.outcome {
+        // `{n}` counts the request's images across its tasks, in the order they were made.
+        let mut first_number = 1;
+        let mut numbered = Vec::with_capacity(entry.tasks.len());
+        for task in &entry.tasks {
+            numbered.push((first_number, task));
+            first_number += task.images.max(1) as usize;
+        }
+        let to_collect: Vec<(usize, JournalTask)> = numbered
+            .into_iter()
+            .filter(|(_, task)| match task.outcome {
                 None => true,
                 Some(TaskOutcome::Succeeded) => {
                     task.files.iter().any(|f| !self.out_dir.join(f).exists())
                 }
                 Some(TaskOutcome::Failed) => false,
             })
-            .cloned()
+            .map(|(first, task)| (first, task.clone()))
             .collect();
         let results = futures_util::future::join_all(
-            to_collect.iter().map(|task| self.collect_task(id, task)),
+            to_collect
+                .iter()
+                .map(|(first, task)| self.collect_task(id, task, *first)),
         )
         .await;
         let mut problems = Vec::new();
@@ -73,6 +81,7 @@ impl Run {
         self: &Arc<Self>,
         id: &str,
         task: &JournalTask,
+        first_number: usize,
     ) -> Result<(), Shortfall> {
         let handle = &task.handle;
         let run = Arc::clone(self);
@@ -115,11 +124,19 @@ impl Run {
                     .task_failed(handle.provider, &handle.task_id, &why)?;
             }
             TaskState::Succeeded { .. } => {
-                let download =
-                    DownloadOptions::to_dir(&self.out_dir).max_bytes(self.options.max_image_bytes);
+                let download = DownloadOptions::to_dir(&self.out_dir)
+                    .max_bytes(self.options.max_image_bytes)
+                    .names(self.options.names.clone());
+                // Files of this task saved before (then lost) are written again under their
+                // names; new ones get names no file has.
+                let naming = RequestNaming {
+                    id: id.to_owned(),
+                    first_number,
+                    kept: task.files.clone(),
+                };
                 let images = self
                     .imggen
-                    .download_until(handle, &status, &download, self.until)
+                    .download_until(handle, &status, &download, self.until, Some(&naming))
                     .await
                     .map_err(|error| Shortfall::Wait(error.to_string()))?;
                 let files: Vec<String> = images

@@ -70,6 +70,12 @@ pub enum BatchEventKind {
         requests: usize,
         /// Lines that cannot.
         invalid: usize,
+        /// What the lines that can run should cost, over every run, at the documented prices
+        /// of the first provider of each line's route.
+        projected: Cost,
+        /// Lines that can run whose price is not known before their create (not in
+        /// `projected`).
+        unpriced: usize,
     },
     /// Every line that can run is in the journal.
     Journaled {

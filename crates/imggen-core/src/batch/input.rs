@@ -14,7 +14,7 @@
 //! | `provider` | `"runblob"`, `"gptimg"`, `"runbase"` | the provider; default: the caller's |
 //! | `fallback` | list or comma-separated string of providers | tried in order after `provider` |
 //! | `model`, `quality`, `webhook` | string | as for one generation |
-//! | `aspect_ratio` | `"16:9"`, … | a ratio imggen knows |
+//! | `aspect_ratio` (or `ratio`) | `"16:9"`, … | a ratio imggen knows |
 //! | `n` | integer ≥ 1 | images wanted |
 //! | `refs` (or `references`) | list of strings (URL, `data:` URI or local file) or `{"url"}`/`{"file"}`/`{"bytes"}` objects | reference images |
 //! | `options` | `{"KEY": "VALUE"}` | provider settings, as `--option KEY=VALUE`: a key applies to every provider of the request's route, or to one when prefixed (`runbase.resolution`) |
@@ -45,6 +45,7 @@ pub const FIELDS: &[&str] = &[
     "fallback",
     "model",
     "aspect_ratio",
+    "ratio",
     "n",
     "quality",
     "refs",
@@ -563,6 +564,12 @@ pub(super) fn parse_line(
     if object.contains_key("refs") && object.contains_key("references") {
         problems.push("give refs or references, not both".into());
     }
+    // `ratio` is `aspect_ratio`, as `--ratio` is `--aspect-ratio`.
+    if object.contains_key("aspect_ratio") && object.contains_key("ratio") {
+        problems.push(
+            "give aspect_ratio or ratio, not both (ratio is another name for aspect_ratio)".into(),
+        );
+    }
     // Unknown fields first (a typo often explains a missing field), then the known ones in
     // a fixed order, whatever order the line has them in.
     for name in object.keys() {
@@ -582,7 +589,14 @@ pub(super) fn parse_line(
         }
         match name {
             "id" => {}
-            "prompt" => prompt = string_field("prompt", value, &mut problems),
+            "prompt" => match value {
+                // The prompt is required: "leave the field out" is no way out.
+                Value::String(text) if text.trim().is_empty() => problems.push(
+                    "prompt is empty; every line needs a prompt, and it cannot be empty or only spaces"
+                        .into(),
+                ),
+                _ => prompt = string_field("prompt", value, &mut problems),
+            },
             "provider" => {
                 if let Some(id) = provider_value("provider", value, defaults, &mut problems) {
                     provider = Some(id);
@@ -615,8 +629,8 @@ pub(super) fn parse_line(
             "model" => model = string_field("model", value, &mut problems),
             "quality" => quality = string_field("quality", value, &mut problems),
             "webhook" => webhook = string_field("webhook", value, &mut problems),
-            "aspect_ratio" => {
-                if let Some(text) = string_field("aspect_ratio", value, &mut problems) {
+            "aspect_ratio" | "ratio" => {
+                if let Some(text) = string_field(name, value, &mut problems) {
                     match text.trim().parse::<AspectRatio>() {
                         Ok(ratio) => aspect_ratio = Some(ratio),
                         // The error names the field, the value and the known values.

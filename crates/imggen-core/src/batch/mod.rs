@@ -307,6 +307,8 @@ struct Run {
     resubmitted: Mutex<Vec<String>>,
     /// The end of [`BatchOptions::time_limit`], on the injected clock.
     until: Option<Instant>,
+    /// What the batch has spent under [`BatchOptions::max_cost`], when it has a cap.
+    spending: Option<crate::spend::Spending>,
 }
 
 /// Why collecting a task stopped short.

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use super::{BatchEvent, DEFAULT_JOURNAL_NAME};
 use crate::CancellationToken;
+use crate::naming::FileNames;
+use crate::spend::CostCap;
 use crate::wait::PollSchedule;
 use crate::webhook::WebhookHub;
 
@@ -73,6 +75,19 @@ pub struct BatchOptions {
     /// The name this worker records with every file it saves (default `host:pid`): with a
     /// journal several workers drain, `results.jsonl` says which one saved what, where.
     pub worker: Option<String>,
+    /// The most the batch may spend, over every run of it (what the journal says earlier
+    /// runs spent counts, and a create whose outcome is unknown counts as charged): a
+    /// request whose price could pass it is not sent, and no later one is either — what was
+    /// paid for is still waited for and saved. The cap is held by this process, against
+    /// what the journal held when the run started and what it spends itself: workers that
+    /// drain one journal together would each hold it on their own (the CLI refuses the two
+    /// together).
+    pub max_cost: Option<CostCap>,
+    /// How images are named (default [`FileNames::by_id`], `<line id>-<n>`, `hero-1.png`):
+    /// `{id}` is the line's id, `{n}` counts the request's images. A file already in the
+    /// folder is never replaced (the name gets `-2`, `-3`…); a request's own files, saved by
+    /// an earlier run and since lost, are written again under their names.
+    pub names: FileNames,
     /// Called with every event.
     pub on_event: Option<EventCallback>,
 }
@@ -92,6 +107,8 @@ impl fmt::Debug for BatchOptions {
             .field("reconcile_grace", &self.reconcile_grace)
             .field("max_list_entries", &self.max_list_entries)
             .field("worker", &self.worker)
+            .field("max_cost", &self.max_cost)
+            .field("names", &self.names.to_string())
             .field("on_event", &self.on_event.is_some())
             .finish_non_exhaustive()
     }
@@ -116,8 +133,22 @@ impl BatchOptions {
             max_list_entries: crate::reconcile::DEFAULT_MAX_ENTRIES,
             max_image_bytes: crate::download::DEFAULT_MAX_DOWNLOAD_BYTES,
             worker: None,
+            max_cost: None,
+            names: FileNames::by_id(),
             on_event: None,
         }
+    }
+
+    /// Sets how images are named.
+    pub fn names(mut self, names: FileNames) -> Self {
+        self.names = names;
+        self
+    }
+
+    /// Sets the most the batch may spend.
+    pub fn max_cost(mut self, cap: CostCap) -> Self {
+        self.max_cost = Some(cap);
+        self
     }
 
     /// Sets the whole run's time limit.

@@ -56,6 +56,9 @@ pub struct BatchReport {
     pub resubmitted: Vec<String>,
     /// Requests already done when the run started.
     pub skipped_done: usize,
+    /// The spending cap ([`BatchOptions::max_cost`](super::BatchOptions::max_cost)) stopped
+    /// a create: the requests not sent are left for a run with a higher cap.
+    pub cap_reached: bool,
 }
 
 impl BatchReport {

@@ -17,9 +17,11 @@ use super::{
     Progress, RequestState, Run, SavedBy, Step, Tracker, UNKNOWN_AFTER_STOP, UnknownRequest,
     collect, lock, results,
 };
+use crate::Cost;
 use crate::handle::{self};
-use crate::plan::PlanOptions;
+use crate::plan::{Plan, PlanOptions};
 use crate::provider::ProviderId;
+use crate::spend::Spending;
 use crate::{CancellationToken, Imggen};
 
 /// Runs batches with one [`Imggen`] (and so one request budget per key).
@@ -47,45 +49,64 @@ impl BatchRunner {
         input
             .requests
             .iter()
-            .filter_map(|request| self.check_request(request))
+            .filter_map(|request| self.quote_request(request).err())
             .collect()
     }
 
-    /// Why a request cannot run, when it cannot: see [`check`](Self::check).
-    fn check_request(&self, request: &BatchRequest) -> Option<LineError> {
-        let invalid = |problem: String| {
-            Some(LineError::new(
-                request.line,
-                Some(request.id.clone()),
-                problem,
-            ))
-        };
+    /// Plans every line of `source` as a run would, without sending anything or touching
+    /// the journal: `each` gets each request with the plan of the first provider of its
+    /// route that can serve it (what it would create and, where the provider documents
+    /// prices, what that costs), or why the line cannot run. Read a line at a time, so a
+    /// batch of millions is quoted in constant memory.
+    pub fn quote(
+        &self,
+        source: &BatchSource,
+        each: &mut dyn FnMut(Result<(BatchRequest, Plan), LineError>),
+    ) -> Result<(), BatchError> {
+        source.visit(&mut |line| {
+            match line {
+                Line::Request(request) => match self.quote_request(&request) {
+                    Ok(plan) => each(Ok((request, plan))),
+                    Err(error) => each(Err(error)),
+                },
+                Line::Invalid(error) => each(Err(error)),
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// The plan of the first provider of the request's route that can serve it, or why the
+    /// request cannot run: see [`check`](Self::check).
+    fn quote_request(&self, request: &BatchRequest) -> Result<Plan, LineError> {
+        let invalid =
+            |problem: String| LineError::new(request.line, Some(request.id.clone()), problem);
         let route = self.route(&request.providers);
         if route.is_empty() {
-            return invalid("no provider is configured".to_owned());
+            return Err(invalid("no provider is configured".to_owned()));
         }
         let mut problems = Vec::new();
-        let servable = route.iter().any(|provider| {
+        let plan = route.iter().find_map(|provider| {
             let found = match self.imggen.provider(*provider) {
                 Ok(found) => found,
                 Err(error) => {
                     problems.push(format!(
                         "{error} (or leave {provider} out of this line's provider and fallback)"
                     ));
-                    return false;
+                    return None;
                 }
             };
             match found.plan(&request.request, self.plan_options()) {
-                Ok(_) => true,
+                Ok(plan) => Some(plan),
                 Err(error) => {
                     problems.push(error.to_string());
-                    false
+                    None
                 }
             }
         });
-        if !servable {
-            return invalid(problems.join("; "));
-        }
+        let Some(plan) = plan else {
+            return Err(invalid(problems.join("; ")));
+        };
         // A reference file that cannot be read would fail its line only once earlier lines
         // were paid for: every one is opened now.
         let unreadable: Vec<String> = request
@@ -100,9 +121,9 @@ impl BatchRunner {
             })
             .collect();
         if unreadable.is_empty() {
-            None
+            Ok(plan)
         } else {
-            invalid(unreadable.join("; "))
+            Err(invalid(unreadable.join("; ")))
         }
     }
 
@@ -154,6 +175,8 @@ impl BatchRunner {
         self.announce(BatchEventKind::Checked {
             requests: checked.requests,
             invalid: checked.invalid.len(),
+            projected: checked.projected,
+            unpriced: checked.unpriced,
         });
 
         let out_dir = options.out_dir.clone();
@@ -193,6 +216,20 @@ impl BatchRunner {
         tracker.progress.finished_before = tracker.progress.finished();
         let finished_before = tracker.progress.finished_before;
         let skipped_done = tally.count(RequestState::Done, None);
+        let spending = match options.max_cost {
+            Some(cap) => {
+                let journal = Arc::clone(&journal);
+                let imggen = self.imggen.clone();
+                let plan_options = self.plan_options();
+                let charged = tally.cost;
+                let spent = blocking(move || {
+                    perhaps_charged(&journal, &imggen, plan_options).map(|lost| charged + lost)
+                })
+                .await??;
+                Some(Spending::new(cap, self.imggen.credit_price(), spent))
+            }
+            None => None,
+        };
         drop(tally);
 
         let cancel = options
@@ -225,6 +262,7 @@ impl BatchRunner {
             adopted: Mutex::new(Vec::new()),
             resubmitted: Mutex::new(Vec::new()),
             until,
+            spending: spending.clone(),
         });
         run.emit(None, BatchEventKind::Started);
         run.feed().await?;
@@ -265,6 +303,7 @@ impl BatchRunner {
             adopted,
             resubmitted,
             skipped_done,
+            cap_reached: spending.is_some_and(|spending| spending.reached()),
         })
     }
 
@@ -288,15 +327,22 @@ impl BatchRunner {
         source.visit(&mut |line| {
             duplicates.note(&line);
             match line {
-                Line::Request(request) => match self.check_request(&request) {
-                    Some(error) => checked.invalid.push(error),
-                    None => checked.requests += 1,
+                Line::Request(request) => match self.quote_request(&request) {
+                    Err(error) => checked.invalid.push(error),
+                    Ok(plan) => {
+                        checked.requests += 1;
+                        match plan.estimated_cost {
+                            Some(price) => checked.projected = checked.projected + price,
+                            None => checked.unpriced += 1,
+                        }
+                    }
                 },
                 Line::Invalid(error) => checked.invalid.push(error),
             }
             Ok(())
         })?;
         checked.invalid.sort_by_key(|error| error.line);
+        let mut unprojected = HashSet::new();
         for duplicate in duplicates.find(source)? {
             // A repeated id is the line's problem, whatever else is wrong with it.
             match checked
@@ -306,9 +352,26 @@ impl BatchRunner {
                 Ok(index) => checked.invalid[index] = duplicate,
                 Err(index) => {
                     checked.requests -= 1;
+                    unprojected.insert(duplicate.line);
                     checked.invalid.insert(index, duplicate);
                 }
             }
+        }
+        if !unprojected.is_empty() {
+            // Lines that repeat an id were priced as runnable: taken out again (a repeated id
+            // is rare, so the file is read once more only then).
+            source.visit(&mut |line| {
+                if let Line::Request(request) = line
+                    && unprojected.contains(&request.line)
+                    && let Ok(plan) = self.quote_request(&request)
+                {
+                    match plan.estimated_cost {
+                        Some(price) => checked.projected = super::minus(checked.projected, price),
+                        None => checked.unpriced -= 1,
+                    }
+                }
+                Ok(())
+            })?;
         }
         Ok(checked)
     }
@@ -321,6 +384,10 @@ struct Checked {
     requests: usize,
     /// Lines that cannot, in line order.
     invalid: Vec<LineError>,
+    /// What the lines that can run should cost, at their first provider's documented prices.
+    projected: Cost,
+    /// Lines that can run whose price is not known before their create.
+    unpriced: usize,
 }
 
 /// Writes every valid line to the journal as it reads them, in one transaction: a line that
@@ -369,6 +436,54 @@ fn load(
 /// What the report lists besides the counts: the invalid lines the run went without (those
 /// the journal holds under their id are reported as journaled), and the requests of unknown
 /// outcome with every fact there is.
+/// What the creates of earlier runs whose outcome is unknown may have charged: each such
+/// request's missing images at its planned price (a price not known counts as nothing).
+fn perhaps_charged(
+    journal: &Journal,
+    imggen: &Imggen,
+    options: PlanOptions,
+) -> Result<Cost, BatchError> {
+    let mut total = Cost::ZERO;
+    each_of_unknown_outcome(journal, |entry| {
+        let Some(provider) = entry.provider.or_else(|| entry.providers.first().copied()) else {
+            return;
+        };
+        let mut request = entry.request.clone();
+        request.n = entry.images_missing();
+        if request.n == 0 {
+            return;
+        }
+        let price = imggen
+            .provider(provider)
+            .ok()
+            .and_then(|found| found.plan(&request, options).ok())
+            .and_then(|plan| plan.estimated_cost);
+        total = total + price.unwrap_or(Cost::ZERO);
+    })?;
+    Ok(total)
+}
+
+/// Every request whose create's outcome is unknown (or was being sent when a process
+/// stopped), a page at a time, in line order.
+fn each_of_unknown_outcome(
+    journal: &Journal,
+    mut each: impl FnMut(JournalEntry),
+) -> Result<(), BatchError> {
+    let states = [RequestState::Submitting, RequestState::Unknown];
+    let mut after: Option<(usize, String)> = None;
+    loop {
+        let page = journal.page(
+            &states,
+            after.as_ref().map(|(l, id)| (*l, id.as_str())),
+            PAGE,
+        )?;
+        let Some(last) = page.last() else { break };
+        after = Some((last.line, last.id.clone()));
+        page.into_iter().for_each(&mut each);
+    }
+    Ok(())
+}
+
 fn leftovers(
     journal: &Journal,
     invalid: &[LineError],
@@ -384,34 +499,23 @@ fn leftovers(
         }
     }
     let mut unknown = Vec::new();
-    let states = [RequestState::Submitting, RequestState::Unknown];
-    let mut after: Option<(usize, String)> = None;
-    loop {
-        let page = journal.page(
-            &states,
-            after.as_ref().map(|(l, id)| (*l, id.as_str())),
-            PAGE,
-        )?;
-        let Some(last) = page.last() else { break };
-        after = Some((last.line, last.id.clone()));
-        unknown.extend(page.into_iter().map(|entry| {
-            UnknownRequest {
-                id: entry.id,
-                line: entry.line,
-                prompt: entry.request.prompt,
-                provider: entry.provider,
-                providers: entry.providers,
-                attempted_at: entry.submitting_at.map(handle::format_time),
-                attempts: entry.attempts,
-                task_ids: entry
-                    .tasks
-                    .into_iter()
-                    .map(|task| task.handle.task_id)
-                    .collect(),
-                reason: entry.error.unwrap_or_else(|| UNKNOWN_AFTER_STOP.to_owned()),
-            }
-        }));
-    }
+    each_of_unknown_outcome(journal, |entry| {
+        unknown.push(UnknownRequest {
+            id: entry.id,
+            line: entry.line,
+            prompt: entry.request.prompt,
+            provider: entry.provider,
+            providers: entry.providers,
+            attempted_at: entry.submitting_at.map(handle::format_time),
+            attempts: entry.attempts,
+            task_ids: entry
+                .tasks
+                .into_iter()
+                .map(|task| task.handle.task_id)
+                .collect(),
+            reason: entry.error.unwrap_or_else(|| UNKNOWN_AFTER_STOP.to_owned()),
+        });
+    })?;
     Ok((skipped, unknown))
 }
 

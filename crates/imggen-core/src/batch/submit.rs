@@ -26,6 +26,18 @@ impl Run {
             if self.stopped() {
                 return Ok(());
             }
+            if let Some(spending) = &self.spending
+                && spending.reached()
+            {
+                // The cap stopped a create: nothing more is sent in this run.
+                return self.journal.set_error(
+                    id,
+                    Some(&format!(
+                        "not sent: the spending cap ({}) was reached",
+                        spending.cap()
+                    )),
+                );
+            }
             let entry = self.entry(id)?;
             let missing = entry.images_missing();
             if missing == 0 {
@@ -71,6 +83,7 @@ impl Run {
                     }
                 });
             submit.deadline = self.time_left();
+            submit.spending = self.spending.clone();
             let result = {
                 let _creates = self.creates.read().await;
                 self.imggen.submit(&request, &submit).await

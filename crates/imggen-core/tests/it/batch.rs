@@ -13,7 +13,7 @@ use imggen_core::batch::{
     SavedBy,
 };
 use imggen_core::{
-    CancellationToken, DownloadOptions, GenerationRequest, ImageData, Imggen, SubmitOptions,
+    CancellationToken, Cost, DownloadOptions, GenerationRequest, ImageData, Imggen, SubmitOptions,
     TaskHandle,
 };
 use imggen_core::{imggen_gptimg, imggen_runbase, imggen_runblob};
@@ -38,7 +38,7 @@ const S: Duration = Duration::from_secs(1);
 /// Virtual time shared by imggen and the mock: a sleep yields once, then moves the mock's
 /// clock by its whole duration.
 #[derive(Clone, Debug)]
-struct MockTime(MockClock);
+pub(crate) struct MockTime(MockClock);
 
 impl Clock for MockTime {
     fn now(&self) -> Instant {
@@ -60,7 +60,7 @@ impl Sleeper for MockTime {
     }
 }
 
-async fn mock(config: MockConfig) -> (MockServer, MockTime) {
+pub(crate) async fn mock(config: MockConfig) -> (MockServer, MockTime) {
     let server = MockServer::start(config.manual_clock().api_key(KEY))
         .await
         .expect("the mock starts");
@@ -76,7 +76,7 @@ fn http() -> imggen_http::reqwest::Client {
         .unwrap()
 }
 
-fn imggen_with(server: &MockServer, time: &MockTime, allow_extra_tasks: bool) -> Imggen {
+pub(crate) fn imggen_with(server: &MockServer, time: &MockTime, allow_extra_tasks: bool) -> Imggen {
     let clock: Arc<MockTime> = Arc::new(time.clone());
     let runblob = imggen_runblob::Client::builder()
         .api_key(KEY)
@@ -116,11 +116,11 @@ fn imggen_with(server: &MockServer, time: &MockTime, allow_extra_tasks: bool) ->
         .unwrap()
 }
 
-fn imggen(server: &MockServer, time: &MockTime) -> Imggen {
+pub(crate) fn imggen(server: &MockServer, time: &MockTime) -> Imggen {
     imggen_with(server, time, false)
 }
 
-fn lines(lines: &[serde_json::Value]) -> String {
+pub(crate) fn lines(lines: &[serde_json::Value]) -> String {
     lines
         .iter()
         .map(ToString::to_string)
@@ -128,11 +128,11 @@ fn lines(lines: &[serde_json::Value]) -> String {
         .join("\n")
 }
 
-fn input(text: &str, defaults: &RequestDefaults) -> BatchInput {
+pub(crate) fn input(text: &str, defaults: &RequestDefaults) -> BatchInput {
     batch::input::parse(text, defaults)
 }
 
-fn charges(server: &MockServer, provider: MockProvider) -> Vec<LedgerEntry> {
+pub(crate) fn charges(server: &MockServer, provider: MockProvider) -> Vec<LedgerEntry> {
     server
         .ledger()
         .into_iter()
@@ -183,7 +183,7 @@ fn status_of(report: &BatchReport, id: &str) -> ResultStatus {
         .status
 }
 
-fn assert_pngs(dir: &Path, report: &BatchReport) {
+pub(crate) fn assert_pngs(dir: &Path, report: &BatchReport) {
     for line in &report.read_results().unwrap() {
         for file in &line.files {
             let bytes = std::fs::read(dir.join(file))
@@ -194,9 +194,9 @@ fn assert_pngs(dir: &Path, report: &BatchReport) {
     }
 }
 
-type Events = Arc<Mutex<Vec<BatchEvent>>>;
+pub(crate) type Events = Arc<Mutex<Vec<BatchEvent>>>;
 
-fn recording(options: BatchOptions) -> (BatchOptions, Events) {
+pub(crate) fn recording(options: BatchOptions) -> (BatchOptions, Events) {
     let events: Events = Arc::default();
     let sink = Arc::clone(&events);
     let options = options.on_event(move |event| sink.lock().unwrap().push(event.clone()));
@@ -246,10 +246,7 @@ async fn two_hundred_runbase_requests_finish_with_no_429_and_one_charge_each() {
     let written = batch::results::read(&report.results_path).unwrap();
     assert_eq!(written.len(), report.summary.total);
     assert_eq!(
-        written
-            .iter()
-            .map(|line| line.cost)
-            .sum::<imggen_core::Cost>(),
+        written.iter().map(|line| line.cost).sum::<Cost>(),
         report.summary.cost
     );
     assert_eq!(written[0].id, "lamp-000");
@@ -259,7 +256,11 @@ async fn two_hundred_runbase_requests_finish_with_no_429_and_one_charge_each() {
         assert_eq!(line.provider, Some(crate::RUNBASE));
         assert_eq!(line.task_ids.len(), 1);
         assert!(charged.contains(&line.task_ids[0].as_str()));
-        assert_eq!(line.files, [format!("{}-1.png", line.task_ids[0])]);
+        assert_eq!(
+            line.files,
+            [format!("{}-1.png", line.id)],
+            "named after the line's id"
+        );
     }
     assert_pngs(dir.path(), &report);
 
@@ -272,7 +273,10 @@ async fn two_hundred_runbase_requests_finish_with_no_429_and_one_charge_each() {
         [
             &BatchEventKind::Checked {
                 requests: 200,
-                invalid: 0
+                invalid: 0,
+                // 200 runs of openai/gpt-image-2 at $0.05, known before anything is sent.
+                projected: Cost::usd("10".parse().unwrap()),
+                unpriced: 0,
             },
             &BatchEventKind::Journaled {
                 added: 200,
@@ -956,7 +960,10 @@ async fn a_file_longer_than_the_window_streams_through_every_line_once_in_order(
         [
             BatchEventKind::Checked {
                 requests: 119,
-                invalid: 3
+                invalid: 3,
+                // 2 credits an image, for the lines that can run only.
+                projected: Cost::credits(imggen_types::Credits(238)),
+                unpriced: 0,
             },
             BatchEventKind::Journaled {
                 added: 119,

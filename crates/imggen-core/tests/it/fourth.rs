@@ -167,10 +167,7 @@ impl Provider for Pixelforge {
         task.webhook = webhook;
         task.settings = request.options.of(PIXELFORGE).clone();
         let per_image = Cost::usd("0.03".parse().unwrap());
-        let estimate = sizes.iter().try_fold(Cost::ZERO, |total, images| {
-            Some(total + per_image.times(*images)?)
-        });
-        Ok(planner.finish(task, sizes, estimate))
+        Ok(planner.finish(task, sizes, Some(per_image)))
     }
 
     fn set_option(

@@ -6,7 +6,9 @@ mod fake;
 mod fourth;
 mod jobs;
 mod mock;
+mod naming;
 mod postgres;
+mod spend;
 mod wire;
 
 use imggen_core::ProviderId;

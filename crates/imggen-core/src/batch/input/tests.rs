@@ -67,7 +67,7 @@ fn every_bad_line_is_reported_with_its_number_and_what_is_allowed() {
     assert_eq!(
         problems(&input),
         [
-            r#"line 2: unknown field "promt"; the fields are id, prompt, provider, fallback, model, aspect_ratio, n, quality, refs, references, options, webhook"#,
+            r#"line 2: unknown field "promt"; the fields are id, prompt, provider, fallback, model, aspect_ratio, ratio, n, quality, refs, references, options, webhook"#,
             "line 3: not valid JSON (expected ident at line 1 column 2); each line is one object like {\"prompt\": \"...\"}",
             "line 4: expected a JSON object like {\"prompt\": \"...\"}, not a list",
             "line 5 (id \"x\"): prompt is missing; every line needs {\"prompt\": \"...\"}",
@@ -77,7 +77,7 @@ fn every_bad_line_is_reported_with_its_number_and_what_is_allowed() {
             "line 9: options.colour: runblob option \"colour\": unknown key; allowed: model, quality, background",
             "line 10: options.runbase.resolution is for runbase, which this request does not use (runblob)",
             "line 11: refs must be a list, not a string (\"https://x.example/a.png\")",
-            "line 12: prompt is empty; give a value or leave the field out",
+            "line 12: prompt is empty; every line needs a prompt, and it cannot be empty or only spaces",
             "line 13: id is empty; give a name or leave the field out (the line number is used)",
             "line 14: prompt must be a string, not a number (3); n must be a whole number of images, at least 1, not \"two\"",
         ]
@@ -88,6 +88,55 @@ fn every_bad_line_is_reported_with_its_number_and_what_is_allowed() {
             .to_string()
             .starts_with("13 invalid lines; nothing was sent\n  line 2:"),
         "{error}"
+    );
+}
+
+#[test]
+fn an_empty_prompt_is_required_not_optional() {
+    let input = parse(
+        "{\"prompt\": \"\"}\n{\"prompt\": \"a\", \"model\": \"\"}",
+        &RequestDefaults::new(),
+    );
+    assert_eq!(
+        problems(&input),
+        [
+            "line 1: prompt is empty; every line needs a prompt, and it cannot be empty or only spaces",
+            // An optional field may be left out.
+            "line 2: model is empty; give a value or leave the field out",
+        ]
+    );
+    assert!(!problems(&input)[0].contains("leave the field out"));
+}
+
+#[test]
+fn ratio_is_another_name_for_aspect_ratio() {
+    let defaults = RequestDefaults::new().aspect_ratio(AspectRatio::Square);
+    let text = [
+        r#"{"prompt": "a", "ratio": "16:9"}"#,
+        r#"{"prompt": "b", "ratio": "16:9", "aspect_ratio": "4:3"}"#,
+        r#"{"prompt": "c", "ratio": "16x9"}"#,
+        r#"{"prompt": "d", "ratio": null}"#,
+    ]
+    .join("\n");
+    let input = parse(&text, &defaults);
+    assert_eq!(input.requests.len(), 2, "{input:?}");
+    assert_eq!(
+        input.requests[0].request.aspect_ratio,
+        Some(AspectRatio::Landscape16x9)
+    );
+    assert_eq!(
+        input.requests[1].request.aspect_ratio,
+        Some(AspectRatio::Square),
+        "null leaves the default"
+    );
+    let problems = problems(&input);
+    assert_eq!(
+        problems[0],
+        "line 2: give aspect_ratio or ratio, not both (ratio is another name for aspect_ratio)"
+    );
+    assert!(
+        problems[1].starts_with("line 3: aspect ratio: \"16x9\" is not a known value"),
+        "{problems:?}"
     );
 }
 
