@@ -77,6 +77,7 @@ pub fn all() -> Vec<SchemaFile> {
         schema_for::<imggen_cli::GenerateOutput>("cli", "GenerateOutput"),
         schema_for::<imggen_cli::BatchOutput>("cli", "BatchOutput"),
         schema_for::<imggen_cli::QuoteOutput>("cli", "QuoteOutput"),
+        schema_for::<Vec<imggen_cli::HistoryEntry>>("cli", "ListOutput"),
     ]
 }
 

@@ -63,6 +63,8 @@ Environment:
   GPTIMG_BASE_URL, RUNBLOB_BASE_URL, RUNBASE_BASE_URL  another base URL (e.g. `imggen mock`)
   IMGGEN_PROGRESS, IMGGEN_PROGRESS_INTERVAL          --progress and --progress-interval
   IMGGEN_MAX_COST                                    --max-cost
+  IMGGEN_HOME                                        where the task history is kept (default:
+                                                     the user's data directory, imggen/)
   RUST_LOG                                           log filter (overrides -v and -q)";
 
 /// `imggen`: real images from a prompt through runblob, gptimg.co or runbase — offline
@@ -161,6 +163,9 @@ pub enum Command {
     /// Wait for tasks submitted earlier (by this or another process) and save their images.
     #[command(after_help = EXIT_CODES_HELP)]
     Wait(WaitArgs),
+    /// The tasks this machine created, newest first, from the local history (IMGGEN_HOME):
+    /// status, cost, files.
+    List(ListArgs),
     /// Run a batch file (one JSON request per line) with a crash-safe journal: running the
     /// same command again resumes it, without paying twice.
     #[command(after_help = BATCH_HELP)]
@@ -476,12 +481,30 @@ pub struct StatusArgs {
 pub struct WaitArgs {
     /// provider:task_id, a JSON handle, or @FILE holding handles (one per line, or the
     /// output of `imggen submit --json`).
-    #[arg(value_name = "HANDLE", required = true)]
+    #[arg(value_name = "HANDLE", required_unless_present = "pending")]
     pub handles: Vec<String>,
+    /// Wait for every task of the local history that has not finished (`imggen list`).
+    #[arg(long, conflicts_with = "handles")]
+    pub pending: bool,
     /// How to wait.
     #[command(flatten)]
     pub waiting: WaitingArgs,
     /// Print exactly one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `imggen list`.
+#[derive(Debug, Clone, Args)]
+#[non_exhaustive]
+pub struct ListArgs {
+    /// How many of the latest tasks to show.
+    #[arg(long, short = 'n', default_value_t = 20, value_name = "N")]
+    pub limit: usize,
+    /// Only the tasks that have not finished (what `imggen wait --pending` resumes).
+    #[arg(long)]
+    pub pending: bool,
+    /// Print the tasks as one JSON array.
     #[arg(long)]
     pub json: bool,
 }

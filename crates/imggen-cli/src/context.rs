@@ -5,11 +5,14 @@ use std::sync::Arc;
 
 use imggen_core::CancellationToken;
 
+use crate::history::History;
 use crate::progress::Progress;
 
 /// What every command shares.
 pub(crate) struct Ctx {
     pub progress: Arc<Progress>,
+    /// Every task created, kept locally (`imggen list`, `imggen wait --pending`).
+    pub history: Arc<History>,
     /// Set on Ctrl-C: waits stop and print the handles that resume them.
     pub cancel: CancellationToken,
 }

@@ -19,6 +19,7 @@ pub mod output;
 mod commands;
 mod context;
 mod handles;
+mod history;
 mod logging;
 mod money;
 mod progress;
@@ -37,6 +38,7 @@ use clap::Parser as _;
 
 pub use args::Cli;
 pub use exit::Category;
+pub use history::HistoryEntry;
 pub use output::{
     BatchCounts, BatchOutput, CostOutput, ErrorOutput, GenerateOutput, ImageOutput,
     InvalidLineOutput, QuoteOutput, QuotedRequestOutput, QuotedTaskOutput, TaskOutput,
@@ -111,8 +113,12 @@ where
                 }
             });
         }
+        let warn = std::sync::Arc::clone(&progress);
         let ctx = context::Ctx {
             progress: std::sync::Arc::clone(&progress),
+            history: std::sync::Arc::new(history::History::new(move |message| {
+                warn.warning(message);
+            })),
             cancel,
         };
         commands::execute(cli.command, &ctx).await

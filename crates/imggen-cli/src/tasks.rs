@@ -45,11 +45,17 @@ pub(crate) async fn submit(
     let on_handle = {
         let seen = Arc::clone(&seen);
         let progress = Arc::clone(&ctx.progress);
+        let history = Arc::clone(&ctx.history);
         // Without live lines, the line of a created task keeps its handle in the logs of a
         // run that is stopped before it ends — unless stdout has it, or it is the emulator's
         // (its tasks end with the run anyway).
         let resumable = !print_handles && !emulated;
         move |handle: &TaskHandle| {
+            // Kept first, before anything else can fail: the emulator's tasks end with the
+            // run, so only real ones are kept.
+            if !emulated {
+                history.created(handle);
+            }
             seen.lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(handle.clone());
@@ -169,6 +175,7 @@ pub(crate) async fn collect(
     report: &mut Report,
 ) -> Result<(), Failure> {
     let progress = Arc::clone(&ctx.progress);
+    let history = (!emulated).then(|| Arc::clone(&ctx.history));
     let mut download = DownloadOptions::to_dir(&waiting.out);
     if let Some(names) = &waiting.name {
         download = download.names(names.clone());
@@ -176,7 +183,15 @@ pub(crate) async fn collect(
     let mut options = GenerateOptions::default()
         .download(download)
         .cancel(ctx.cancel.clone())
-        .on_status(move |handle, status| progress.status(&handle.task_id, &status.state));
+        .on_status({
+            let history = history.clone();
+            move |handle, status| {
+                progress.status(&handle.task_id, &status.state);
+                if let Some(history) = &history {
+                    history.status(handle, status.state.name());
+                }
+            }
+        });
     if let Some(timeout) = waiting.timeout {
         let left = timeout
             .saturating_sub(started.elapsed())
@@ -202,6 +217,18 @@ pub(crate) async fn collect(
                     report.stdout.push(path.clone());
                 }
                 report.output.images.push(output);
+            }
+            if let Some(history) = &history {
+                for handle in handles {
+                    let files: Vec<String> = report
+                        .output
+                        .images
+                        .iter()
+                        .filter(|image| image.task_id == handle.task_id)
+                        .filter_map(|image| image.path.clone())
+                        .collect();
+                    history.saved(handle, &files);
+                }
             }
             Ok(())
         }

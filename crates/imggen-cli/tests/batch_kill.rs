@@ -167,6 +167,7 @@ fn imggen_batch(dir: &Path, out: &Path, url: &str, log: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_imggen"));
     command
         .current_dir(dir)
+        .env("IMGGEN_HOME", dir.join(".imggen-home"))
         .args(["-q", "batch", "batch.jsonl", "--out"])
         .arg(out)
         .args([

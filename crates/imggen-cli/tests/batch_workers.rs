@@ -301,6 +301,7 @@ fn imggen_batch(dir: &Path, batch: &str, out: &Path, journal: &str, log: &Path) 
     let mut command = Command::new(env!("CARGO_BIN_EXE_imggen"));
     command
         .current_dir(dir)
+        .env("IMGGEN_HOME", dir.join(".imggen-home"))
         .args(["-q", "batch", batch, "--out"])
         .arg(out)
         .args(["--journal", journal]);

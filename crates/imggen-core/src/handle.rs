@@ -225,7 +225,8 @@ impl TaskHandle {
     }
 }
 
-pub(crate) fn format_time(at: SystemTime) -> String {
+/// An instant as RFC 3339 in UTC (`2026-04-22T00:12:03.512Z`), as handles carry it.
+pub fn format_time(at: SystemTime) -> String {
     OffsetDateTime::from(at)
         .format(&Rfc3339)
         .unwrap_or_else(|_| String::from("1970-01-01T00:00:00Z"))

@@ -243,7 +243,9 @@ pub fn run(root: &Path, quick: bool) -> Result<Section, String> {
             None => measure(
                 || {
                     let mut command = Command::new(&imggen);
+                    // Its task history stays in the work folder, not the maintainer's home.
                     command
+                        .env("IMGGEN_HOME", work.join("imggen-home"))
                         .arg("batch")
                         .arg(&jobs_file)
                         .arg("--out")

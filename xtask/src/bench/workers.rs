@@ -153,6 +153,7 @@ fn run_workers(
             .env("RUNBASE_API_KEY", KEY)
             .env("RUNBASE_BASE_URL", mock.url())
             .env("IMGGEN_PROGRESS", "none")
+            .env("IMGGEN_HOME", work.join("imggen-home"))
             .env_remove("RUNBLOB_API_KEY")
             .env_remove("GPTIMG_API_KEY")
             .env_remove("IMGGEN_JOURNAL")

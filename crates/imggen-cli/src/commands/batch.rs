@@ -246,9 +246,15 @@ async fn run_connected(
     });
     ctx.progress.start_batch();
     let progress = Arc::clone(&ctx.progress);
-    options = options
-        .cancel(cancel)
-        .on_event(move |event| progress.batch_event(event));
+    // The journal keeps the batch's tasks; the history lists them beside the others (the
+    // emulator's end with the run, and are not kept).
+    let history = emulator.is_none().then(|| Arc::clone(&ctx.history));
+    options = options.cancel(cancel).on_event(move |event| {
+        progress.batch_event(event);
+        if let Some(history) = &history {
+            record(history, event);
+        }
+    });
 
     let ticker = ctx.progress.ticker();
     let result = BatchRunner::new(imggen, options).run(source).await;
@@ -283,6 +289,20 @@ async fn run_connected(
         stop,
         emulated,
     })
+}
+
+/// What the history keeps of a batch event: each task created, and its statuses.
+fn record(history: &crate::history::History, event: &imggen_core::batch::BatchEvent) {
+    use imggen_core::batch::BatchEventKind;
+    match &event.kind {
+        BatchEventKind::Submitted { handles } | BatchEventKind::Adopted { handles } => {
+            for handle in handles {
+                history.created(handle);
+            }
+        }
+        BatchEventKind::Status { handle, state } => history.status(handle, state.name()),
+        _ => {}
+    }
 }
 
 /// The command's options as the defaults of every line: the route (`--provider`, then

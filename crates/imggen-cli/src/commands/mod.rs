@@ -5,6 +5,7 @@
 mod batch;
 mod completions;
 mod generate;
+mod list;
 mod mock;
 mod providers;
 mod status;
@@ -21,6 +22,7 @@ pub(crate) async fn execute(command: Command, ctx: &Ctx) -> u8 {
         Command::Submit(args) => submit::command(args, ctx).await,
         Command::Status(args) => status::command(args, ctx).await,
         Command::Wait(args) => wait::command(args, ctx).await,
+        Command::List(args) => list::command(&args, ctx),
         Command::Batch(args) => batch::command(args, ctx).await,
         Command::Providers(args) => providers::command(&args),
         Command::Mock(args) => mock::command(args, ctx).await,

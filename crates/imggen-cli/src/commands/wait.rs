@@ -12,6 +12,28 @@ use crate::report::{Report, finish};
 use crate::route::{Tuning, connect_real};
 use crate::tasks::{collect, providers_of};
 
+/// Every unfinished task of the local history.
+fn pending(ctx: &Ctx) -> Result<Vec<imggen_core::TaskHandle>, Failure> {
+    let entries = ctx
+        .history
+        .pending()
+        .map_err(|problem| Failure::new(crate::exit::Category::Other, problem))?;
+    entries
+        .iter()
+        .map(|entry| {
+            imggen_core::TaskHandle::from_json(&entry.handle.to_string()).map_err(|error| {
+                Failure::new(
+                    crate::exit::Category::Other,
+                    format!(
+                        "the history's handle of {}:{} cannot be read: {error}",
+                        entry.provider, entry.task_id
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
 /// Runs `imggen wait`; returns the exit code.
 pub(crate) async fn command(args: WaitArgs, ctx: &Ctx) -> u8 {
     let mut report = Report::default();
@@ -21,7 +43,16 @@ pub(crate) async fn command(args: WaitArgs, ctx: &Ctx) -> u8 {
 
 async fn wait(args: &WaitArgs, ctx: &Ctx, report: &mut Report) -> Result<(), Failure> {
     let started = Instant::now();
-    let handles = parse_handles(&args.handles)?;
+    let handles = if args.pending {
+        pending(ctx)?
+    } else {
+        parse_handles(&args.handles)?
+    };
+    if handles.is_empty() {
+        ctx.progress
+            .notice("no unfinished task in the history: nothing to wait for");
+        return Ok(());
+    }
     report.output.provider = handles.first().map(|h| h.provider.to_string());
     let tuning = Tuning {
         poll_interval: args.waiting.poll_interval,

@@ -311,6 +311,7 @@ async fn exit_5_on_ctrl_c_with_the_handle_to_resume() {
         "0.05",
     ])
     .current_dir(env.dir.path())
+    .env("IMGGEN_HOME", env.dir.path().join(".imggen-home"))
     .env_remove("RUST_LOG")
     .stdout(Stdio::null())
     .stderr(Stdio::piped());

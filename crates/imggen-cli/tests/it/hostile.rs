@@ -130,6 +130,7 @@ async fn run_with_file_size_limit(env: &Env, limit_kib: u32, args: &[&str]) -> O
         .arg(env!("CARGO_BIN_EXE_imggen"))
         .args(args)
         .current_dir(env.dir.path())
+        .env("IMGGEN_HOME", env.dir.path().join(".imggen-home"))
         .timeout(Duration::from_secs(60));
     for (name, value) in env.server.env() {
         cmd.env(name, value);
@@ -655,6 +656,7 @@ async fn a_receipt_that_cannot_reach_a_full_stdout_is_kept_on_stderr_and_the_exi
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_imggen"));
         cmd.args(args)
             .current_dir(env.dir.path())
+            .env("IMGGEN_HOME", env.dir.path().join(".imggen-home"))
             .stdout(std::fs::File::options().write(true).open(full).unwrap())
             .stderr(std::process::Stdio::piped());
         for (name, value) in env.server.env() {

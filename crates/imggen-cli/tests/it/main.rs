@@ -6,6 +6,7 @@ mod batch;
 mod commands;
 mod exit_codes;
 mod generate;
+mod history;
 mod hostile;
 mod money;
 mod names;
@@ -104,7 +105,10 @@ pub fn bare(dir: &Path, args: &[&str]) -> Command {
     for name in PROVIDER_VARS {
         cmd.env_remove(name);
     }
+    // The task history of each test's runs stays in its own folder.
     cmd.env("IMGGEN_PROGRESS", "none")
+        .env("IMGGEN_HOME", dir.join(".imggen-home"))
+        .env_remove("IMGGEN_MAX_COST")
         .env_remove("IMGGEN_PROGRESS_INTERVAL");
     cmd
 }
@@ -154,6 +158,12 @@ pub fn batch_json(output: &Output) -> Value {
 #[track_caller]
 pub fn quote_json(output: &Output) -> Value {
     json_output_of(output, "QuoteOutput")
+}
+
+/// stdout as the JSON array `imggen list --json` prints, checked against its schema.
+#[track_caller]
+pub fn list_json(output: &Output) -> Value {
+    json_output_of(output, "ListOutput")
 }
 
 /// stdout as one JSON object, checked against `schemas/cli/<schema>.schema.json`.

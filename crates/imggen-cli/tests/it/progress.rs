@@ -80,6 +80,7 @@ async fn captured_stderr_shows_a_line_per_change_and_a_steady_summary_during_a_b
         "0.05",
     ])
     .current_dir(env.dir.path())
+    .env("IMGGEN_HOME", env.dir.path().join(".imggen-home"))
     .env_remove("RUST_LOG")
     // No --progress: `auto`, on a stderr that is a pipe.
     .env_remove("IMGGEN_PROGRESS")
