@@ -73,7 +73,7 @@ async fn wait(args: &WaitArgs, ctx: &Ctx, report: &mut Report) -> Result<(), Fai
             .filter_map(|h| h.cost)
             .sum::<imggen_core::Cost>(),
     );
-    collect(
+    let result = collect(
         &imggen,
         &handles,
         &args.waiting,
@@ -82,5 +82,12 @@ async fn wait(args: &WaitArgs, ctx: &Ctx, report: &mut Report) -> Result<(), Fai
         ctx,
         report,
     )
-    .await
+    .await;
+    // What the tasks collected were paid (when their handles say), and what they made.
+    ctx.progress.notice(&crate::money::paid_line(
+        report.output.images.len() as u64,
+        crate::money::cost_of(&report.output.cost),
+        started.elapsed(),
+    ));
+    result
 }

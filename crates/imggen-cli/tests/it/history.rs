@@ -112,6 +112,11 @@ async fn a_task_killed_mid_wait_is_kept_and_wait_pending_collects_it() {
         "{}",
         stderr(&resumed)
     );
+    assert!(
+        stderr(&resumed).contains("imggen: 1 image · $0.05 · "),
+        "what the collected task made and cost: {}",
+        stderr(&resumed)
+    );
     let after = env.run(&["list", "--pending", "--json"]).await;
     assert!(listed(&after).is_empty(), "nothing left to wait for");
     assert_eq!(env.server.tasks().len(), 1, "nothing was created again");
