@@ -164,17 +164,37 @@ impl History {
         });
     }
 
-    /// Records a task's latest status (a task the history does not have is added first:
-    /// `imggen wait` on a handle from elsewhere).
+    /// Records a task's latest status (a task the history does not have is added: `imggen
+    /// wait` on a handle from elsewhere). One statement, which writes nothing when the status
+    /// is the one already kept, or the task has ended: a poll that learns nothing new costs
+    /// no disk write.
     pub(crate) fn status(&self, handle: &TaskHandle, status: &str) {
-        self.created(handle);
+        let cost = handle.cost.unwrap_or(Cost::ZERO);
         let now = now();
+        let prompt = handle
+            .summary
+            .as_ref()
+            .map(|summary| summary.prompt.clone());
         self.write("a status", |connection| {
             connection
                 .execute(
-                    "UPDATE tasks SET status = ?3, updated_at = ?4
-                     WHERE provider = ?1 AND task_id = ?2 AND status NOT IN ('succeeded', 'failed')",
-                    params![handle.provider.as_str(), handle.task_id, status, now],
+                    "INSERT INTO tasks (provider, task_id, handle, prompt, cost_usd, cost_credits,
+                         status, files, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, '[]', ?8, ?8)
+                     ON CONFLICT (provider, task_id) DO UPDATE
+                         SET status = excluded.status, updated_at = excluded.updated_at
+                         WHERE tasks.status <> excluded.status
+                           AND tasks.status NOT IN ('succeeded', 'failed')",
+                    params![
+                        handle.provider.as_str(),
+                        handle.task_id,
+                        handle.to_json(),
+                        prompt,
+                        cost.usd.to_plain_string(),
+                        i64::try_from(cost.credits.0).unwrap_or(i64::MAX),
+                        status,
+                        now,
+                    ],
                 )
                 .map(drop)
         });

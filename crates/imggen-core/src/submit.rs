@@ -219,16 +219,6 @@ impl Imggen {
         };
         let provider = self.provider(id).map_err(SubmitError::fatal)?;
         let scheduler = self.scheduler(&provider).map_err(SubmitError::fatal)?;
-        // The whole plan's price is held before the first create: a request is never left
-        // half-created by the cap.
-        let reservation = match &options.spending {
-            Some(spending) => Some(
-                spending
-                    .reserve(id, plan.estimated_cost)
-                    .map_err(|error| SubmitError::fatal(Error::SpendingCap(error)))?,
-            ),
-            None => None,
-        };
         let mut tasks = plan.tasks;
         if let Some(first) = tasks.first() {
             // Files are read and bytes encoded once, before the first create: a missing file
@@ -240,6 +230,16 @@ impl Imggen {
                 task.references = references.clone();
             }
         }
+        // The whole plan's price is held just before the first create (nothing that fails
+        // before it holds any): a request is never left half-created by the cap.
+        let reservation = match &options.spending {
+            Some(spending) => Some(
+                spending
+                    .reserve(id, plan.estimated_cost)
+                    .map_err(|error| SubmitError::fatal(Error::SpendingCap(error)))?,
+            ),
+            None => None,
+        };
         let summary = RequestSummary::of(request);
         let mut running = FuturesUnordered::new();
         let mut next = 0;

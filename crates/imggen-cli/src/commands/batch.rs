@@ -291,7 +291,8 @@ async fn run_connected(
     })
 }
 
-/// What the history keeps of a batch event: each task created, and its statuses.
+/// What the history keeps of a batch event: each task created, and how it ended (the journal
+/// has the rest; a write per poll would only slow a large batch down).
 fn record(history: &crate::history::History, event: &imggen_core::batch::BatchEvent) {
     use imggen_core::batch::BatchEventKind;
     match &event.kind {
@@ -300,7 +301,9 @@ fn record(history: &crate::history::History, event: &imggen_core::batch::BatchEv
                 history.created(handle);
             }
         }
-        BatchEventKind::Status { handle, state } => history.status(handle, state.name()),
+        BatchEventKind::Status { handle, state } if state.is_terminal() => {
+            history.status(handle, state.name());
+        }
         _ => {}
     }
 }

@@ -146,3 +146,31 @@ async fn a_history_that_cannot_be_written_stops_nothing() {
     );
     assert_eq!(env.server.tasks().len(), 1);
 }
+
+#[tokio::test]
+async fn a_batchs_tasks_are_listed_and_left_alone_once_the_batch_collected_them() {
+    let env = Env::start(instant()).await;
+    std::fs::write(
+        env.dir.path().join("b.jsonl"),
+        "{\"id\": \"hero\", \"prompt\": \"A lighthouse\"}\n{\"id\": \"lamp\", \"prompt\": \"A lamp\"}\n",
+    )
+    .unwrap();
+    let output = env
+        .run(&[
+            "batch",
+            "b.jsonl",
+            "--provider",
+            "runbase",
+            "--poll-interval",
+            "0.05",
+        ])
+        .await;
+    assert_code(&output, 0);
+    let tasks = listed(&env.run(&["list", "--json"]).await);
+    assert_eq!(tasks.len(), 2, "{tasks:?}");
+    assert!(
+        tasks.iter().all(|task| task["status"] == "succeeded"),
+        "{tasks:?}"
+    );
+    assert!(listed(&env.run(&["list", "--pending", "--json"]).await).is_empty());
+}
