@@ -270,3 +270,22 @@ async fn a_paid_generate_ends_with_what_it_made_cost_and_took() {
     assert!(last.starts_with("imggen: 1 image · $0.05 · "), "{last}");
     assert!(last.ends_with(" s"), "{last}");
 }
+
+#[tokio::test]
+async fn a_batch_dry_run_finds_every_line_a_run_would_refuse() {
+    let env = Env::start(instant()).await;
+    std::fs::write(
+        env.dir.path().join("b.jsonl"),
+        "{\"id\": \"a\", \"prompt\": \"A lamp\"}\nnot json\n{\"id\": \"a\", \"prompt\": \"A fox\"}\n",
+    )
+    .unwrap();
+    let output = env
+        .run(&["batch", "b.jsonl", "--provider", "runbase", "--dry-run"])
+        .await;
+    assert_code(&output, 2);
+    let text = stderr(&output);
+    assert!(text.contains("imggen: 3 lines cannot run:"), "{text}");
+    assert!(text.contains("  line 2: "), "{text}");
+    assert!(text.contains("also used on line"), "{text}");
+    assert_eq!(env.requests(), 0);
+}

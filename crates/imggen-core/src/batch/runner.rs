@@ -57,13 +57,16 @@ impl BatchRunner {
     /// the journal: `each` gets each request with the plan of the first provider of its
     /// route that can serve it (what it would create and, where the provider documents
     /// prices, what that costs), or why the line cannot run. Read a line at a time, so a
-    /// batch of millions is quoted in constant memory.
+    /// batch of millions is quoted in constant memory. A line that repeats another's id is
+    /// found only once every line is read: it comes last, as an error, after its request.
     pub fn quote(
         &self,
         source: &BatchSource,
         each: &mut dyn FnMut(Result<(BatchRequest, Plan), LineError>),
     ) -> Result<(), BatchError> {
+        let mut duplicates = DuplicateIds::default();
         source.visit(&mut |line| {
+            duplicates.note(&line);
             match line {
                 Line::Request(request) => match self.quote_request(&request) {
                     Ok(plan) => each(Ok((request, plan))),
@@ -73,6 +76,9 @@ impl BatchRunner {
             }
             Ok(())
         })?;
+        for duplicate in duplicates.find(source)? {
+            each(Err(duplicate));
+        }
         Ok(())
     }
 
