@@ -3,6 +3,8 @@
 //!
 //! - `cargo xtask schema` writes `schemas/<provider>/<Type>.schema.json`;
 //!   `cargo xtask schema --check` fails, naming the stale files, when they differ from the types.
+//! - `cargo xtask man` writes the man pages under `man/` from the CLI's clap definitions;
+//!   `--check` fails when they are stale.
 //! - `cargo xtask ci` runs exactly what CI runs (`.ci/run`).
 //! - `cargo xtask bench [NAME...] [--quick]` runs the benchmarks against imggen-mock and writes
 //!   `BENCHMARKS.md` (by hand only: CI never runs them).
@@ -10,6 +12,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod bench;
+mod man;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +23,7 @@ usage: cargo xtask <command>
 
 commands:
   schema [--check]   write the JSON Schemas under schemas/ (--check: fail if they are stale)
+  man [--check]      write the man pages under man/ from the CLI (--check: fail if stale)
   ci                 run exactly what CI runs (.ci/run)
   bench [NAME...]    run the benchmarks and write BENCHMARKS.md (see `cargo xtask bench --help`)";
 
@@ -29,6 +33,8 @@ fn main() -> ExitCode {
     let result = match args.as_slice() {
         ["schema"] => schema_write(),
         ["schema", "--check"] => schema_check(),
+        ["man"] => man_write(),
+        ["man", "--check"] => man_check(),
         ["ci"] => ci(),
         ["bench", rest @ ..] => bench::main(&root(), rest),
         // The processes some benchmarks measure on their own; not for people.
@@ -77,6 +83,30 @@ fn schema_check() -> Result<(), String> {
     }
 }
 
+fn man_write() -> Result<(), String> {
+    let changed = man::write(&root()).map_err(|err| format!("writing man pages: {err}"))?;
+    if changed.is_empty() {
+        println!("man pages are up to date");
+    }
+    for path in changed {
+        println!("updated {}", path.display());
+    }
+    Ok(())
+}
+
+fn man_check() -> Result<(), String> {
+    let stale = man::stale(&root()).map_err(|err| format!("reading man pages: {err}"))?;
+    if stale.is_empty() {
+        println!("man pages are up to date");
+        return Ok(());
+    }
+    let names: Vec<String> = stale.iter().map(|p| p.display().to_string()).collect();
+    Err(format!(
+        "stale man pages: {} (run `cargo xtask man`)",
+        names.join(", ")
+    ))
+}
+
 fn ci() -> Result<(), String> {
     let status = Command::new("bash")
         .arg(root().join(".ci/run"))
@@ -99,6 +129,22 @@ mod tests {
     fn committed_schemas_match_the_types() {
         let drift = schema::check(&root()).unwrap();
         assert!(drift.is_empty(), "{}", drift.report());
+    }
+
+    /// Plain `cargo test` catches a command-line change whose man pages were not rewritten,
+    /// and the pages say what a reader of `man imggen-batch` needs.
+    #[test]
+    fn committed_man_pages_match_the_cli() {
+        let stale = man::stale(&root()).unwrap();
+        assert!(stale.is_empty(), "stale: {stale:?}; run `cargo xtask man`");
+        let batch = std::fs::read_to_string(root().join("man/imggen-batch.1")).unwrap();
+        for text in ["max\\-cost", "dry\\-run", "resubmit\\-unknown"] {
+            assert!(
+                batch.contains(text),
+                "{text} missing from man/imggen-batch.1"
+            );
+        }
+        assert!(root().join("man/imggen.1").is_file());
     }
 
     /// Every fixture a client test parses is a documented body, so it must validate against
