@@ -137,54 +137,63 @@ impl History {
 
     /// Records a task the moment it exists (paid for).
     pub(crate) fn created(&self, handle: &TaskHandle) {
-        let cost = handle.cost.unwrap_or(Cost::ZERO);
-        let now = now();
-        let prompt = handle
-            .summary
-            .as_ref()
-            .map(|summary| summary.prompt.clone());
-        self.write("a created task", |connection| {
-            connection
-                .execute(
-                    "INSERT INTO tasks (provider, task_id, handle, prompt, cost_usd, cost_credits,
-                         status, files, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'created', '[]', ?7, ?7)
-                     ON CONFLICT (provider, task_id) DO NOTHING",
-                    params![
-                        handle.provider.as_str(),
-                        handle.task_id,
-                        handle.to_json(),
-                        prompt,
-                        cost.usd.to_plain_string(),
-                        i64::try_from(cost.credits.0).unwrap_or(i64::MAX),
-                        now,
-                    ],
-                )
-                .map(drop)
-        });
+        self.upsert("a created task", handle, "created", &[], "DO NOTHING");
     }
 
     /// Records a task's latest status (a task the history does not have is added: `imggen
-    /// wait` on a handle from elsewhere). One statement, which writes nothing when the status
-    /// is the one already kept, or the task has ended: a poll that learns nothing new costs
-    /// no disk write.
+    /// wait` on a handle from elsewhere). Nothing is written when the status is the one
+    /// already kept, or the task has ended: a poll that learns nothing new costs no disk
+    /// write.
     pub(crate) fn status(&self, handle: &TaskHandle, status: &str) {
+        self.upsert(
+            "a status",
+            handle,
+            status,
+            &[],
+            "DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at
+             WHERE tasks.status <> excluded.status
+               AND tasks.status NOT IN ('succeeded', 'failed')",
+        );
+    }
+
+    /// Records the files saved from a task, which has succeeded.
+    pub(crate) fn saved(&self, handle: &TaskHandle, files: &[String]) {
+        self.upsert(
+            "saved files",
+            handle,
+            "succeeded",
+            files,
+            "DO UPDATE SET status = excluded.status, files = excluded.files,
+                 updated_at = excluded.updated_at",
+        );
+    }
+
+    /// One statement: the task as `status` with `files`, or `on_conflict` (SQLite's upsert
+    /// clause) when the history has it already.
+    fn upsert(
+        &self,
+        what: &str,
+        handle: &TaskHandle,
+        status: &str,
+        files: &[String],
+        on_conflict: &str,
+    ) {
         let cost = handle.cost.unwrap_or(Cost::ZERO);
         let now = now();
         let prompt = handle
             .summary
             .as_ref()
             .map(|summary| summary.prompt.clone());
-        self.write("a status", |connection| {
+        let files = serde_json::to_string(files).unwrap_or_else(|_| "[]".to_owned());
+        self.write(what, |connection| {
             connection
                 .execute(
-                    "INSERT INTO tasks (provider, task_id, handle, prompt, cost_usd, cost_credits,
-                         status, files, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, '[]', ?8, ?8)
-                     ON CONFLICT (provider, task_id) DO UPDATE
-                         SET status = excluded.status, updated_at = excluded.updated_at
-                         WHERE tasks.status <> excluded.status
-                           AND tasks.status NOT IN ('succeeded', 'failed')",
+                    &format!(
+                        "INSERT INTO tasks (provider, task_id, handle, prompt, cost_usd,
+                             cost_credits, status, files, created_at, updated_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)
+                         ON CONFLICT (provider, task_id) {on_conflict}"
+                    ),
                     params![
                         handle.provider.as_str(),
                         handle.task_id,
@@ -193,24 +202,9 @@ impl History {
                         cost.usd.to_plain_string(),
                         i64::try_from(cost.credits.0).unwrap_or(i64::MAX),
                         status,
+                        files,
                         now,
                     ],
-                )
-                .map(drop)
-        });
-    }
-
-    /// Records the files saved from a task, which has succeeded.
-    pub(crate) fn saved(&self, handle: &TaskHandle, files: &[String]) {
-        self.created(handle);
-        let now = now();
-        let files = serde_json::to_string(files).unwrap_or_else(|_| "[]".to_owned());
-        self.write("saved files", |connection| {
-            connection
-                .execute(
-                    "UPDATE tasks SET status = 'succeeded', files = ?3, updated_at = ?4
-                     WHERE provider = ?1 AND task_id = ?2",
-                    params![handle.provider.as_str(), handle.task_id, files, now],
                 )
                 .map(drop)
         });

@@ -284,7 +284,7 @@ impl Reservation {
     pub(crate) fn settle(mut self, charged: Cost) {
         let held = std::mem::replace(&mut self.held, Cost::ZERO);
         let mut ledger = self.spending.lock();
-        ledger.reserved = minus(ledger.reserved, held);
+        ledger.reserved = ledger.reserved.saturating_sub(held);
         ledger.spent = ledger.spent + charged;
     }
 }
@@ -297,20 +297,8 @@ impl Drop for Reservation {
         // Unsettled (the submission stopped before its creates answered): perhaps charged.
         let held = std::mem::replace(&mut self.held, Cost::ZERO);
         let mut ledger = self.spending.lock();
-        ledger.reserved = minus(ledger.reserved, held);
+        ledger.reserved = ledger.reserved.saturating_sub(held);
         ledger.spent = ledger.spent + held;
-    }
-}
-
-/// `a - b`, never below zero.
-fn minus(a: Cost, b: Cost) -> Cost {
-    Cost {
-        usd: if a.usd > b.usd {
-            Usd::new(a.usd.amount() - b.usd.amount())
-        } else {
-            Usd::ZERO
-        },
-        credits: Credits(a.credits.0.saturating_sub(b.credits.0)),
     }
 }
 

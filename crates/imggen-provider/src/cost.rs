@@ -88,6 +88,21 @@ impl Cost {
     }
 }
 
+impl Cost {
+    /// `self - other`, each unit never below zero: what is left of a total when part of it
+    /// is taken back (a refund, a reservation given up).
+    pub fn saturating_sub(self, other: Cost) -> Cost {
+        Cost {
+            usd: if self.usd > other.usd {
+                Usd::new(self.usd.amount() - other.usd.amount())
+            } else {
+                Usd::ZERO
+            },
+            credits: Credits(self.credits.0.saturating_sub(other.credits.0)),
+        }
+    }
+}
+
 impl Add for Cost {
     type Output = Cost;
 
@@ -126,6 +141,14 @@ impl fmt::Display for Cost {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn taking_back_never_goes_below_zero_in_either_unit() {
+        let total = Cost::usd("0.15".parse().unwrap()) + Cost::credits(Credits(4));
+        let part = Cost::usd("0.05".parse().unwrap()) + Cost::credits(Credits(6));
+        assert_eq!(total.saturating_sub(part).to_string(), "$0.1");
+        assert_eq!(part.saturating_sub(total).to_string(), "2 credits");
+    }
 
     fn usd(text: &str) -> Usd {
         text.parse().unwrap()

@@ -163,13 +163,6 @@ struct Tracker {
     progress: Progress,
 }
 
-fn minus(a: Cost, b: Cost) -> Cost {
-    Cost {
-        usd: imggen_types::Usd::new(a.usd.amount() - b.usd.amount()),
-        credits: imggen_types::Credits(a.credits.0.saturating_sub(b.credits.0)),
-    }
-}
-
 /// Where a journaled request stands for the totals when a run starts.
 fn category_at_start(state: RequestState, listed: bool) -> Category {
     match state {
@@ -256,7 +249,7 @@ impl Tracker {
             let counter = self.counter(old);
             *counter = counter.saturating_sub(1);
         }
-        self.progress.cost = minus(self.progress.cost, old_cost);
+        self.progress.cost = self.progress.cost.saturating_sub(old_cost);
         *self.counter(category) += 1;
         self.progress.cost = self.progress.cost + cost;
     }

@@ -372,7 +372,7 @@ impl BatchRunner {
                     && let Ok(plan) = self.quote_request(&request)
                 {
                     match plan.estimated_cost {
-                        Some(price) => checked.projected = super::minus(checked.projected, price),
+                        Some(price) => checked.projected = checked.projected.saturating_sub(price),
                         None => checked.unpriced -= 1,
                     }
                 }
