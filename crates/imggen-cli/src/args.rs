@@ -402,6 +402,10 @@ pub struct GenerateArgs {
     /// How to wait.
     #[command(flatten)]
     pub waiting: WaitingArgs,
+    /// Also write DIR/index.html: a page showing the images with their prompt, provider,
+    /// model, cost and status (open it in a browser; it needs no network).
+    #[arg(long)]
+    pub gallery: bool,
 }
 
 /// `imggen batch`.
@@ -460,6 +464,12 @@ pub struct BatchArgs {
     /// price, and the total — and send nothing (the journal is not touched).
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Do not write DIR/index.html, the page that shows every request with its images,
+    /// status and cost (by default it is redrawn every few seconds while the batch runs, and
+    /// once more at the end).
+    #[arg(long)]
+    pub no_gallery: bool,
 }
 
 /// `imggen status`.
@@ -489,6 +499,10 @@ pub struct WaitArgs {
     /// How to wait.
     #[command(flatten)]
     pub waiting: WaitingArgs,
+    /// Also write DIR/index.html: a page showing the images with their prompt, provider,
+    /// model, cost and status (open it in a browser; it needs no network).
+    #[arg(long)]
+    pub gallery: bool,
     /// Print exactly one JSON object on stdout.
     #[arg(long)]
     pub json: bool,

@@ -18,6 +18,7 @@ pub mod output;
 
 mod commands;
 mod context;
+mod gallery;
 mod handles;
 mod history;
 mod logging;

@@ -27,6 +27,9 @@ pub struct GenerateOutput {
     pub cost: CostOutput,
     /// Settings not sent as asked, and notices (such as the emulator being used).
     pub warnings: Vec<WarningOutput>,
+    /// The gallery page written (`--gallery`); `null` when none was.
+    #[serde(default)]
+    pub gallery: Option<String>,
     /// Why the command failed; `null` on success.
     pub error: Option<ErrorOutput>,
 }
@@ -176,6 +179,10 @@ pub struct BatchOutput {
     pub results: Option<String>,
     /// Where the journal is; `null` when nothing ran.
     pub journal: Option<String>,
+    /// Where the gallery page is (`DIR/index.html`); `null` when none was written
+    /// (`--no-gallery`, or nothing ran).
+    #[serde(default)]
+    pub gallery: Option<String>,
     /// Requests already done when this run started, left as they were.
     pub skipped_done: usize,
     /// Requests whose create's answer was lost: each may have been created and charged. They
@@ -333,6 +340,7 @@ mod tests {
                 "cost",
                 "counts",
                 "error",
+                "gallery",
                 "invalid",
                 "journal",
                 "resubmitted",
@@ -357,7 +365,9 @@ mod tests {
         keys.sort();
         assert_eq!(
             keys,
-            ["cost", "error", "images", "provider", "tasks", "warnings"]
+            [
+                "cost", "error", "gallery", "images", "provider", "tasks", "warnings"
+            ]
         );
         assert!(json["error"].is_null());
     }

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use imggen_core::batch::{
     BatchError, BatchOptions, BatchReport, BatchRunner, BatchSource, InputErrors, Journal,
@@ -17,6 +17,7 @@ use imggen_core::{FileNames, ProviderId};
 use crate::args::{BatchArgs, RequestSettings};
 use crate::context::Ctx;
 use crate::exit::{Category, Failure};
+use crate::gallery;
 use crate::output::{
     BatchCounts, BatchOutput, CostOutput, InvalidLineOutput, UnknownOutput, WarningOutput,
 };
@@ -75,8 +76,11 @@ pub(crate) async fn command(args: BatchArgs, ctx: &Ctx) -> u8 {
     let mut output = BatchOutput::default();
     let outcome = match run(&args, ctx, &mut output).await {
         Ok(ran) => {
-            ctx.progress
-                .batch_summary(&summary(&ran.report, started), &output);
+            let mut line = summary(&ran.report, started);
+            if let Some(page) = &output.gallery {
+                line.push_str(&format!("; see them: open {page}"));
+            }
+            ctx.progress.batch_summary(&line, &output);
             outcome(&ran)
         }
         Err(outcome) => Some(outcome),
@@ -256,6 +260,17 @@ async fn run_connected(
         }
     });
 
+    if !args.no_gallery {
+        options = options.watch_results(
+            Duration::from_secs(gallery::LIVE_REFRESH_SECS.into()),
+            gallery::live_view(
+                args.waiting.out.clone(),
+                gallery_title(&args.file),
+                Arc::clone(&ctx.progress),
+            ),
+        );
+    }
+
     let ticker = ctx.progress.ticker();
     let result = BatchRunner::new(imggen, options).run(source).await;
     drop(ticker);
@@ -277,6 +292,19 @@ async fn run_connected(
         Err(error) => return Err(batch_failure(&error).into()),
     };
     fill(output, &report);
+    if !args.no_gallery {
+        // Drawn from results.jsonl, so the page shows what that file says.
+        match gallery::from_results(
+            &args.waiting.out,
+            &gallery_title(&args.file),
+            &report.results_path,
+        ) {
+            Ok(path) => output.gallery = Some(path.display().to_string()),
+            Err(error) => ctx
+                .progress
+                .warning(&format!("the gallery page could not be written: {error}")),
+        }
+    }
     let stop = if ctx.cancel.is_cancelled() {
         Some(Stop::Interrupted)
     } else if stopped_by_timeout.load(Ordering::SeqCst) {
@@ -289,6 +317,14 @@ async fn run_connected(
         stop,
         emulated,
     })
+}
+
+/// What the gallery page is titled: the batch file's name.
+fn gallery_title(file: &Path) -> String {
+    file.file_name()
+        .unwrap_or(file.as_os_str())
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// What the history keeps of a batch event: each task created, and how it ended (the journal
@@ -388,7 +424,7 @@ fn postgres_journal(
             .parse::<f64>()
             .ok()
             .filter(|secs| secs.is_finite() && *secs > 0.0 && *secs <= 86_400.0)
-            .map(std::time::Duration::from_secs_f64)
+            .map(Duration::from_secs_f64)
             .ok_or_else(|| {
                 Failure::usage(format!(
                     "IMGGEN_JOURNAL_LEASE={}: give the seconds a worker's claims last, e.g. 60",

@@ -28,6 +28,14 @@ pub(crate) async fn command(args: GenerateArgs, ctx: &Ctx) -> u8 {
         };
     }
     let result = generate(&args, ctx, &mut report).await;
+    if args.gallery {
+        crate::gallery::write_for_tasks(
+            &args.waiting.out,
+            "imggen generate",
+            &mut report.output,
+            &ctx.progress,
+        );
+    }
     finish(report, result, args.request.json, ctx)
 }
 

@@ -38,6 +38,14 @@ fn pending(ctx: &Ctx) -> Result<Vec<imggen_core::TaskHandle>, Failure> {
 pub(crate) async fn command(args: WaitArgs, ctx: &Ctx) -> u8 {
     let mut report = Report::default();
     let result = wait(&args, ctx, &mut report).await;
+    if args.gallery {
+        crate::gallery::write_for_tasks(
+            &args.waiting.out,
+            "imggen wait",
+            &mut report.output,
+            &ctx.progress,
+        );
+    }
     finish(report, result, args.json, ctx)
 }
 

@@ -450,6 +450,7 @@ impl Progress {
                     "counts": output.counts,
                     "cost": output.cost,
                     "results": output.results,
+                    "gallery": output.gallery,
                 }),
             ));
         } else {

@@ -83,11 +83,12 @@ pub use journal::{
     DEFAULT_JOURNAL_NAME, Journal, JournalEntry, JournalError, JournalTask, RequestState, SavedBy,
     Tally, TaskOutcome,
 };
-pub use results::{RESULTS_FILE, ResultLine, ResultStatus, ResultSummary};
+pub use results::{RESULTS_FILE, ResultLine, ResultLines, ResultStatus, ResultSummary};
 
 pub use events::{BatchEvent, BatchEventKind, Progress};
 pub use options::{
-    BatchOptions, DEFAULT_CONCURRENCY, DEFAULT_RECONCILE_GRACE, EventCallback, StoreOpener,
+    BatchOptions, DEFAULT_CONCURRENCY, DEFAULT_RECONCILE_GRACE, EventCallback, ResultsCallback,
+    ResultsWatch, StoreOpener,
 };
 pub use report::{BatchError, BatchReport, UnknownRequest};
 pub use runner::BatchRunner;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::results::ResultLines;
 use super::{BatchEvent, DEFAULT_JOURNAL_NAME};
 use crate::CancellationToken;
 use crate::naming::FileNames;
@@ -22,6 +23,19 @@ pub const DEFAULT_RECONCILE_GRACE: Duration = Duration::from_secs(90);
 
 /// Called with every [`BatchEvent`].
 pub type EventCallback = Arc<dyn Fn(&BatchEvent) + Send + Sync>;
+
+/// Called with the batch's results as they stand, while a run goes on
+/// ([`BatchOptions::watch_results`]).
+pub type ResultsCallback = Arc<dyn Fn(&mut ResultLines<'_>) + Send + Sync>;
+
+/// When and what to call with the results while a run goes on.
+#[derive(Clone)]
+pub struct ResultsWatch {
+    /// The least time between two calls.
+    pub every: Duration,
+    /// What to call.
+    pub view: ResultsCallback,
+}
 
 /// Opens the journal's store when a run starts: a store other than the SQLite file.
 pub type StoreOpener = Arc<
@@ -90,6 +104,9 @@ pub struct BatchOptions {
     pub names: FileNames,
     /// Called with every event.
     pub on_event: Option<EventCallback>,
+    /// Called with the results as they stand while a run goes on (see
+    /// [`watch_results`](Self::watch_results)).
+    pub watch_results: Option<ResultsWatch>,
 }
 
 impl fmt::Debug for BatchOptions {
@@ -110,6 +127,10 @@ impl fmt::Debug for BatchOptions {
             .field("max_cost", &self.max_cost)
             .field("names", &self.names.to_string())
             .field("on_event", &self.on_event.is_some())
+            .field(
+                "watch_results",
+                &self.watch_results.as_ref().map(|watch| watch.every),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -136,6 +157,7 @@ impl BatchOptions {
             max_cost: None,
             names: FileNames::by_id(),
             on_event: None,
+            watch_results: None,
         }
     }
 
@@ -271,6 +293,27 @@ impl BatchOptions {
     /// Calls `callback` with every event.
     pub fn on_event(mut self, callback: impl Fn(&BatchEvent) + Send + Sync + 'static) -> Self {
         self.on_event = Some(Arc::new(callback));
+        self
+    }
+
+    /// Calls `view` with every line of the results as they stand — what `results.jsonl`
+    /// would hold now, a request whose create is under way `pending` — when the run starts,
+    /// then whenever something changed, at most once per `every` (and never more often than
+    /// ten times the last call took, so a million-line batch spends at most a tenth of a
+    /// thread on it). For a page that fills as the batch runs; the last call comes before
+    /// `results.jsonl` is written, so what is drawn from that file afterwards replaces it.
+    ///
+    /// `view` runs on a blocking thread (it reads the journal a page at a time) and never
+    /// holds up the requests; a journal it cannot read ends its lines with the error.
+    pub fn watch_results(
+        mut self,
+        every: Duration,
+        view: impl Fn(&mut ResultLines<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        self.watch_results = Some(ResultsWatch {
+            every,
+            view: Arc::new(view),
+        });
         self
     }
 

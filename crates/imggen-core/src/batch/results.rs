@@ -3,8 +3,8 @@
 //! a page of the journal at a time (a million lines are never in memory).
 //!
 //! ```text
-//! {"id":"1","line":1,"status":"done","provider":"runblob","task_ids":["dc62d83d-…"],"files":["dc62d83d-…-1.png"],"cost":{"usd":"0.0123","credits":0},"error":null,"saved":[{"worker":"render-2:4242","dir":"/data/renders"}]}
-//! {"id":"hero","line":2,"status":"unknown","provider":"gptimg","task_ids":[],"files":[],"cost":{"usd":"0","credits":0},"error":"gptimg create: no answer in time; …","saved":[]}
+//! {"id":"1","line":1,"status":"done","provider":"runblob","model":"chatgpt-image-1.5","prompt":"a red fox","task_ids":["dc62d83d-…"],"files":["1-1.png"],"cost":{"usd":"0.0123","credits":0},"error":null,"saved":[{"worker":"render-2:4242","dir":"/data/renders"}]}
+//! {"id":"hero","line":2,"status":"unknown","provider":"gptimg","model":null,"prompt":"a lighthouse","task_ids":[],"files":[],"cost":{"usd":"0","credits":0},"error":"gptimg create: no answer in time; …","saved":[]}
 //! ```
 //!
 //! `status` is `done` (every image on disk), `failed` (a task failed — refunded — or fewer tasks
@@ -15,7 +15,12 @@
 //! names inside the output folder of the worker that saved them (`saved`: its name and that
 //! folder — workers sharing a journal in PostgreSQL each have their own); `cost` is exact
 //! (decimal dollars as a string, gptimg credits as an integer) and leaves out refunded tasks
-//! and tasks whose charge is unknown.
+//! and tasks whose charge is unknown. `model` is the one the provider named for the task (or
+//! the line asked for; `null`: the provider's default) and `prompt` the line's.
+//!
+//! While a run goes on, [`BatchOptions::watch_results`](super::BatchOptions::watch_results)
+//! hands the same lines out as they stand (a gallery page refreshed as it fills): a request
+//! whose create is under way is `pending` there, not `unknown`.
 
 use std::path::Path;
 
@@ -23,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::batch::input::LineError;
 
-use crate::batch::journal::{Journal, JournalEntry, RequestState, SavedBy};
+use crate::batch::journal::{Journal, JournalEntry, JournalError, RequestState, SavedBy};
 use crate::cost::Cost;
 use crate::provider::ProviderId;
 
@@ -88,6 +93,13 @@ pub struct ResultLine {
     pub status: ResultStatus,
     /// The provider that accepted its tasks (or that a lost create went to).
     pub provider: Option<ProviderId>,
+    /// The model its tasks ran on, as the provider names it, or the one the line asked for
+    /// (`None`: the provider's default, not named by the provider).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// What the line asked to draw (empty for an invalid line).
+    #[serde(default)]
+    pub prompt: String,
     /// Its tasks' ids, in the order they were recorded.
     pub task_ids: Vec<String>,
     /// Its images, as file names inside the output folder `saved` names.
@@ -103,9 +115,22 @@ pub struct ResultLine {
 }
 
 impl ResultLine {
-    /// The line of a journaled request.
+    /// The line of a journaled request, once the run is over.
     pub fn of_entry(entry: &JournalEntry) -> Self {
-        let status = ResultStatus::of(entry.state);
+        Self::with_status(entry, ResultStatus::of(entry.state))
+    }
+
+    /// The line of a journaled request while a run goes on: a create under way is `pending`
+    /// (it becomes `unknown` only if the run ends before its answer).
+    pub fn of_entry_live(entry: &JournalEntry) -> Self {
+        let status = match entry.state {
+            RequestState::Submitting => ResultStatus::Pending,
+            state => ResultStatus::of(state),
+        };
+        Self::with_status(entry, status)
+    }
+
+    fn with_status(entry: &JournalEntry, status: ResultStatus) -> Self {
         ResultLine {
             id: entry.id.clone(),
             line: entry.line,
@@ -113,6 +138,12 @@ impl ResultLine {
             provider: entry
                 .provider
                 .or_else(|| entry.tasks.first().map(|task| task.handle.provider)),
+            model: entry
+                .tasks
+                .iter()
+                .find_map(|task| task.handle.model.clone())
+                .or_else(|| entry.request.model.clone()),
+            prompt: entry.request.prompt.clone(),
             task_ids: entry
                 .tasks
                 .iter()
@@ -144,6 +175,8 @@ impl ResultLine {
             line: error.line,
             status: ResultStatus::SkippedInvalid,
             provider: None,
+            model: None,
+            prompt: String::new(),
             task_ids: Vec::new(),
             files: Vec::new(),
             saved: Vec::new(),
@@ -171,14 +204,22 @@ fn write_line(out: &mut dyn std::io::Write, line: &ResultLine) -> std::io::Resul
 
 /// Reads a `results.jsonl`.
 pub fn read(path: &Path) -> std::io::Result<Vec<ResultLine>> {
-    let text = std::fs::read_to_string(path)?;
-    text.lines()
-        .filter(|line| !line.trim().is_empty())
+    stream(path)?.collect()
+}
+
+/// Reads a `results.jsonl` a line at a time (a million lines are never in memory at once).
+pub fn stream(
+    path: &Path,
+) -> std::io::Result<impl Iterator<Item = std::io::Result<ResultLine>> + use<>> {
+    use std::io::BufRead as _;
+    let file = std::io::BufReader::new(std::fs::File::open(path)?);
+    Ok(file
+        .lines()
+        .filter(|line| line.as_ref().map_or(true, |line| !line.trim().is_empty()))
         .map(|line| {
-            serde_json::from_str(line)
+            serde_json::from_str(&line?)
                 .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidData, error))
-        })
-        .collect()
+        }))
 }
 
 /// Lines of each kind that is not done kept in a [`ResultSummary`], for messages.
@@ -270,38 +311,95 @@ pub(crate) fn write_from_journal(
 ) -> Result<(std::path::PathBuf, ResultSummary), imggen_http::fs::WriteError> {
     let mut summary = ResultSummary::default();
     let path = imggen_http::fs::write_atomically_with(dir, RESULTS_FILE, |out| {
-        let mut write = |line: &ResultLine| -> std::io::Result<()> {
-            write_line(&mut *out, line)?;
-            summary.add(line);
-            Ok(())
-        };
-        let mut skipped = skipped.iter().peekable();
-        let mut after: Option<(usize, String)> = None;
-        loop {
-            let page = journal
-                .page(
-                    &[],
-                    after.as_ref().map(|(line, id)| (*line, id.as_str())),
-                    PAGE,
-                )
-                .map_err(std::io::Error::other)?;
-            let Some(last) = page.last() else { break };
-            after = Some((last.line, last.id.clone()));
-            for entry in &page {
-                while let Some(error) = skipped.next_if(|error| {
-                    (error.line, skipped_id(error).as_str()) < (entry.line, entry.id.as_str())
-                }) {
-                    write(&ResultLine::skipped(error))?;
-                }
-                write(&ResultLine::of_entry(entry))?;
-            }
-        }
-        for error in skipped {
-            write(&ResultLine::skipped(error))?;
+        for line in ResultLines::new(journal, skipped, false) {
+            let line = line.map_err(std::io::Error::other)?;
+            write_line(&mut *out, &line)?;
+            summary.add(&line);
         }
         Ok(())
     })?;
     Ok((path, summary))
+}
+
+/// Every line of a batch's results, in line order, read from its journal a page at a time
+/// (with the invalid lines the run skipped in their places): what `results.jsonl` holds, or
+/// — handed to [`BatchOptions::watch_results`](super::BatchOptions::watch_results) while a
+/// run goes on — what it would hold now.
+pub struct ResultLines<'a> {
+    journal: &'a Journal,
+    skipped: std::iter::Peekable<std::slice::Iter<'a, LineError>>,
+    page: std::vec::IntoIter<JournalEntry>,
+    /// The last request read, where the next page starts.
+    after: Option<(usize, String)>,
+    /// The next journaled request, read but not yet handed out.
+    next: Option<JournalEntry>,
+    /// Every page is read (or reading one failed).
+    exhausted: bool,
+    live: bool,
+}
+
+impl<'a> ResultLines<'a> {
+    pub(crate) fn new(journal: &'a Journal, skipped: &'a [LineError], live: bool) -> Self {
+        ResultLines {
+            journal,
+            skipped: skipped.iter().peekable(),
+            page: Vec::new().into_iter(),
+            after: None,
+            next: None,
+            exhausted: false,
+            live,
+        }
+    }
+
+    /// Reads the next page when the current one is used up; `Err` when the journal cannot
+    /// be read (the lines end there).
+    fn fill(&mut self) -> Result<(), JournalError> {
+        while self.next.is_none() && !self.exhausted {
+            if let Some(entry) = self.page.next() {
+                self.next = Some(entry);
+                break;
+            }
+            let after = self.after.as_ref().map(|(line, id)| (*line, id.as_str()));
+            let page = self.journal.page(&[], after, PAGE).inspect_err(|_| {
+                self.exhausted = true;
+            })?;
+            match page.last() {
+                Some(last) => self.after = Some((last.line, last.id.clone())),
+                None => self.exhausted = true,
+            }
+            self.page = page.into_iter();
+        }
+        Ok(())
+    }
+}
+
+impl Iterator for ResultLines<'_> {
+    type Item = Result<ResultLine, JournalError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Err(error) = self.fill() {
+            return Some(Err(error));
+        }
+        let skipped_first = match (&self.next, self.skipped.peek()) {
+            (Some(entry), Some(error)) => {
+                (error.line, skipped_id(error).as_str()) < (entry.line, entry.id.as_str())
+            }
+            (None, Some(_)) => true,
+            (_, None) => false,
+        };
+        if skipped_first {
+            return self
+                .skipped
+                .next()
+                .map(|error| Ok(ResultLine::skipped(error)));
+        }
+        let entry = self.next.take()?;
+        Some(Ok(if self.live {
+            ResultLine::of_entry_live(&entry)
+        } else {
+            ResultLine::of_entry(&entry)
+        }))
+    }
 }
 
 /// The id a skipped line is listed under.
@@ -331,7 +429,7 @@ mod tests {
         let skipped = ResultLine::skipped(&LineError::new(4, None, "prompt is missing"));
         assert_eq!(
             to_jsonl(&[skipped]),
-            "{\"id\":\"4\",\"line\":4,\"status\":\"skipped_invalid\",\"provider\":null,\"task_ids\":[],\"files\":[],\"cost\":{\"usd\":\"0\",\"credits\":0},\"error\":\"prompt is missing\",\"saved\":[]}\n"
+            "{\"id\":\"4\",\"line\":4,\"status\":\"skipped_invalid\",\"provider\":null,\"model\":null,\"prompt\":\"\",\"task_ids\":[],\"files\":[],\"cost\":{\"usd\":\"0\",\"credits\":0},\"error\":\"prompt is missing\",\"saved\":[]}\n"
         );
     }
 }

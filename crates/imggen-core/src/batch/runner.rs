@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
@@ -14,8 +15,8 @@ use super::source::{DuplicateIds, Line};
 use super::{
     BatchError, BatchEvent, BatchEventKind, BatchInput, BatchOptions, BatchReport, BatchRequest,
     BatchSource, InputErrors, Journal, JournalEntry, JournalError, LineError, ORPHAN_NOT_SENT,
-    Progress, RequestState, Run, SavedBy, Step, Tracker, UNKNOWN_AFTER_STOP, UnknownRequest,
-    collect, lock, results,
+    Progress, RequestState, ResultLines, ResultsWatch, Run, SavedBy, Step, Tracker,
+    UNKNOWN_AFTER_STOP, UnknownRequest, collect, lock, results,
 };
 use crate::Cost;
 use crate::handle::{self};
@@ -271,7 +272,22 @@ impl BatchRunner {
             spending: spending.clone(),
         });
         run.emit(None, BatchEventKind::Started);
-        run.feed().await?;
+        let stop_watching = CancellationToken::new();
+        let watcher = options.watch_results.clone().map(|watch| {
+            tokio::spawn(watch_results(
+                Arc::clone(&run),
+                watch,
+                Arc::clone(&invalid),
+                stop_watching.clone(),
+            ))
+        });
+        let fed = run.feed().await;
+        stop_watching.cancel();
+        if let Some(watcher) = watcher {
+            // Its view in progress ends first: it must not draw over the final results.
+            let _ = watcher.await;
+        }
+        fed?;
 
         // The totals from the journal itself: requests this run never reached (it was
         // stopped) count where they stand.
@@ -494,16 +510,7 @@ fn leftovers(
     journal: &Journal,
     invalid: &[LineError],
 ) -> Result<(Vec<LineError>, Vec<UnknownRequest>), BatchError> {
-    let mut skipped = Vec::new();
-    for error in invalid {
-        let journaled = match &error.id {
-            Some(id) => journal.entry(id)?.is_some(),
-            None => false,
-        };
-        if !journaled {
-            skipped.push(error.clone());
-        }
-    }
+    let skipped = skipped_lines(journal, invalid)?;
     let mut unknown = Vec::new();
     each_of_unknown_outcome(journal, |entry| {
         unknown.push(UnknownRequest {
@@ -523,6 +530,80 @@ fn leftovers(
         });
     })?;
     Ok((skipped, unknown))
+}
+
+/// The invalid lines the run went on without: those whose id the journal does not hold (a
+/// line made invalid by an edit keeps its journaled request, paid or not).
+fn skipped_lines(journal: &Journal, invalid: &[LineError]) -> Result<Vec<LineError>, BatchError> {
+    let mut skipped = Vec::new();
+    for error in invalid {
+        let journaled = match &error.id {
+            Some(id) => journal.entry(id)?.is_some(),
+            None => false,
+        };
+        if !journaled {
+            skipped.push(error.clone());
+        }
+    }
+    Ok(skipped)
+}
+
+/// The shortest interval between two views of the results.
+const MIN_WATCH_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Hands the results as they stand to `watch.view` when the run starts, then whenever the
+/// totals changed, at most once per `watch.every` and at most a tenth of the time, until
+/// `stop`.
+async fn watch_results(
+    run: Arc<Run>,
+    watch: ResultsWatch,
+    invalid: Arc<Vec<LineError>>,
+    stop: CancellationToken,
+) {
+    let sleeper = Arc::clone(&run.imggen.inner.sleeper);
+    let clock = Arc::clone(&run.imggen.inner.clock);
+    let skipped = {
+        let journal = Arc::clone(&run.journal);
+        match blocking(move || skipped_lines(&journal, &invalid)).await {
+            Ok(Ok(skipped)) => Arc::new(skipped),
+            Ok(Err(error)) => {
+                tracing::warn!(error = %error, "the results cannot be watched: the journal cannot be read");
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "the results cannot be watched");
+                return;
+            }
+        }
+    };
+    // A zero interval would spin while nothing changes.
+    let every = watch.every.max(MIN_WATCH_INTERVAL);
+    let mut wait = Duration::ZERO;
+    let mut seen: Option<Progress> = None;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = sleeper.sleep(wait) => {}
+        }
+        let progress = run.progress();
+        if seen.as_ref() == Some(&progress) {
+            wait = every;
+            continue;
+        }
+        let started = clock.now();
+        let journal = Arc::clone(&run.journal);
+        let skipped = Arc::clone(&skipped);
+        let view = Arc::clone(&watch.view);
+        if let Err(error) = blocking(move || {
+            view(&mut ResultLines::new(&journal, &skipped, true));
+        })
+        .await
+        {
+            tracing::warn!(error = %error, "the results view failed");
+        }
+        seen = Some(progress);
+        wait = every.max(clock.now().saturating_duration_since(started) * 10);
+    }
 }
 
 /// Requests read from the journal at a time.
@@ -576,7 +657,7 @@ const PHASES: [&[RequestState]; 4] = [
 ];
 
 /// The longest a worker waits before looking again at the leases other workers hold.
-const LEASE_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
+const LEASE_CHECK: Duration = Duration::from_secs(5);
 
 impl Run {
     /// Starts each request's next step, taking the journal a page at a time with at most a
@@ -609,7 +690,7 @@ impl Run {
                 None => steps.next(self).await,
                 Some(left) => {
                     // Until the first of them may have lapsed, or a step of ours ends.
-                    let wait = (left + std::time::Duration::from_millis(20)).min(LEASE_CHECK);
+                    let wait = (left + Duration::from_millis(20)).min(LEASE_CHECK);
                     tokio::select! {
                         () = self.imggen.inner.sleeper.sleep(wait) => {}
                         () = self.cancel.cancelled() => {}

@@ -9,6 +9,7 @@ mod mock;
 mod naming;
 mod postgres;
 mod spend;
+mod watch;
 mod wire;
 
 use imggen_core::ProviderId;
