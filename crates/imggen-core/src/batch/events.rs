@@ -127,6 +127,12 @@ pub enum BatchEventKind {
         /// What is known.
         reason: String,
     },
+    /// Something to know that did not stop the request: an image that could not be
+    /// converted, kept as it came.
+    Warning {
+        /// What happened, in words.
+        message: String,
+    },
     /// The run stopped without finishing the request; the next run carries on.
     Pending {
         /// Why.
