@@ -148,12 +148,7 @@ impl Run {
                 // conversion that failed leaves a paid image as it came: a warning, not a
                 // failure.
                 for warning in conversion_warnings(&images) {
-                    self.emit(
-                        Some(id),
-                        BatchEventKind::Warning {
-                            message: warning.to_string(),
-                        },
-                    );
+                    self.emit(Some(id), BatchEventKind::Warning { warning });
                 }
                 let files: Vec<String> = images
                     .iter()

@@ -257,8 +257,8 @@ async fn a_batch_image_that_cannot_be_converted_is_done_with_a_warning() {
     let options = BatchOptions::new(dir.path())
         .convert(Conversion::to(ImageFormat::Jpeg))
         .on_event(move |event| {
-            if let BatchEventKind::Warning { message } = &event.kind {
-                seen.lock().unwrap().push(message.clone());
+            if let BatchEventKind::Warning { warning } = &event.kind {
+                seen.lock().unwrap().push(warning.to_string());
             }
         });
 
