@@ -9,7 +9,7 @@
 //! let options = DownloadOptions::to_dir("out")
 //!     .convert(Conversion::to(format).jpeg_quality(85).keep_original(true));
 //! assert_eq!(options.conversion.unwrap().format.extension(), "jpg");
-//! assert!("gif".parse::<ImageFormat>().unwrap_err().to_string().contains("png, jpeg, webp"));
+//! assert!("gif".parse::<ImageFormat>().unwrap_err().to_string().contains("png, jpeg (or jpg), webp"));
 //! ```
 //!
 //! - A file already in the format asked for is left as it is: nothing is encoded again.
