@@ -362,7 +362,8 @@ pub struct RequestSettings {
     pub allow_unpriced: bool,
 }
 
-/// How long and how often to wait, and where the images go (`generate` and `wait`).
+/// How long and how often to wait, and where the images go, in which format (`generate`,
+/// `wait` and `batch`).
 #[derive(Debug, Clone, Args)]
 #[non_exhaustive]
 pub struct WaitingArgs {
@@ -390,6 +391,47 @@ pub struct WaitingArgs {
     /// added.
     #[arg(long, value_name = "TEMPLATE", value_parser = parse_names)]
     pub name: Option<imggen_core::FileNames>,
+
+    /// Save images as png, jpeg (or jpg) or webp: an image the provider sent in another format
+    /// is converted here, after it was downloaded and saved, and its file is then replaced by
+    /// the converted one (same name, new extension). JPEG has no transparency: transparent
+    /// pixels become white. WebP is written lossless. An image that cannot be converted is
+    /// kept as it came, with a warning.
+    #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
+    pub format: Option<imggen_core::ImageFormat>,
+
+    /// JPEG quality, 1 (smallest) to 100 (best); only with --format jpeg. Default: 90.
+    #[arg(
+        long,
+        value_name = "N",
+        requires = "format",
+        value_parser = clap::value_parser!(u8).range(1..=100)
+    )]
+    pub jpeg_quality: Option<u8>,
+
+    /// With --format: keep the provider's file too, beside the converted one.
+    #[arg(long, requires = "format")]
+    pub keep_original: bool,
+}
+
+impl WaitingArgs {
+    /// The conversion `--format`, `--jpeg-quality` and `--keep-original` ask for: a quality
+    /// for another format than JPEG is a usage error, found before anything is sent.
+    pub fn conversion(&self) -> Result<Option<imggen_core::Conversion>, String> {
+        let Some(format) = self.format else {
+            return Ok(None);
+        };
+        let mut conversion = imggen_core::Conversion::to(format).keep_original(self.keep_original);
+        if let Some(quality) = self.jpeg_quality {
+            if format != imggen_core::ImageFormat::Jpeg {
+                return Err(format!(
+                    "--jpeg-quality applies to --format jpeg only, not --format {format}"
+                ));
+            }
+            conversion = conversion.jpeg_quality(quality);
+        }
+        Ok(Some(conversion))
+    }
 }
 
 /// `imggen generate`.
@@ -611,6 +653,13 @@ pub fn parse_cost_cap(value: &str) -> Result<imggen_core::CostCap, String> {
 /// Reads a file-name template (`{id}-{n}`).
 pub fn parse_names(value: &str) -> Result<imggen_core::FileNames, String> {
     imggen_core::FileNames::parse(value).map_err(|error| error.to_string())
+}
+
+/// Reads `--format`: png, jpeg, jpg or webp.
+pub fn parse_format(value: &str) -> Result<imggen_core::ImageFormat, String> {
+    value
+        .parse()
+        .map_err(|error: imggen_core::ImageFormatError| error.to_string())
 }
 
 /// Reads a number of requests in progress at once: at least 1.

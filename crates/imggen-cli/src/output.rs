@@ -60,17 +60,22 @@ pub struct TaskOutput {
 pub struct ImageOutput {
     /// The task that made it.
     pub task_id: String,
-    /// Where it was saved; `null` when it was not downloaded (`status`).
+    /// Where it was saved (converted, with `--format`); `null` when it was not downloaded
+    /// (`status`).
     pub path: Option<String>,
+    /// Where the provider's own file was kept beside the converted one (`--keep-original`);
+    /// `null` otherwise.
+    pub original_path: Option<String>,
     /// Where it was (or can be) downloaded from.
     pub url: String,
-    /// Its media type, read from its bytes (`image/png`); for `status`, the provider's claim.
+    /// The media type of `path`, read from its bytes (`image/png`); for `status`, the
+    /// provider's claim.
     pub media_type: Option<String>,
     /// Width in pixels, from the image header.
     pub width: Option<u32>,
     /// Height in pixels, from the image header.
     pub height: Option<u32>,
-    /// Its size in bytes.
+    /// The size of `path` in bytes.
     pub bytes: Option<u64>,
 }
 
@@ -304,6 +309,10 @@ impl From<&GeneratedImage> for ImageOutput {
             task_id: image.task_id.clone(),
             path: match &image.data {
                 ImageData::File(path) => Some(path.display().to_string()),
+                _ => None,
+            },
+            original_path: match &image.original {
+                Some(ImageData::File(path)) => Some(path.display().to_string()),
                 _ => None,
             },
             url: image.url.clone(),

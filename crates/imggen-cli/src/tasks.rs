@@ -180,6 +180,9 @@ pub(crate) async fn collect(
     if let Some(names) = &waiting.name {
         download = download.names(names.clone());
     }
+    if let Some(conversion) = waiting.conversion().map_err(Failure::usage)? {
+        download = download.convert(conversion);
+    }
     let mut options = GenerateOptions::default()
         .download(download)
         .cancel(ctx.cancel.clone())
@@ -212,11 +215,17 @@ pub(crate) async fn collect(
             }
             for image in &generation.images {
                 let output = ImageOutput::from(image);
-                if let Some(path) = &output.path {
+                // The converted file first, then the provider's when kept.
+                for path in output.path.iter().chain(&output.original_path) {
                     ctx.progress.saved(&image.task_id, path);
                     report.stdout.push(path.clone());
                 }
                 report.output.images.push(output);
+            }
+            // Images kept as they came: the conversion asked for could not be done.
+            for warning in &generation.warnings {
+                ctx.progress.warning(&warning.to_string());
+                report.output.warnings.push(WarningOutput::from(warning));
             }
             if let Some(history) = &history {
                 for handle in handles {
@@ -225,7 +234,8 @@ pub(crate) async fn collect(
                         .images
                         .iter()
                         .filter(|image| image.task_id == handle.task_id)
-                        .filter_map(|image| image.path.clone())
+                        .flat_map(|image| image.path.iter().chain(&image.original_path))
+                        .cloned()
                         .collect();
                     history.saved(handle, &files);
                 }

@@ -335,7 +335,7 @@ mod tests {
         assert!(!text.contains("-- --aspect-ratio"), "{text}");
 
         // Nothing close: no tip at all rather than a misleading one.
-        let error = refused(&["imggen", "generate", "a fox", "--frobnicate"]);
+        let error = refused(&["imggen", "generate", "a fox", "--xyzzy"]);
         let text = error.to_string();
         assert!(!text.contains("tip:"), "{text}");
         assert_eq!(tip(&error), None);

@@ -2,7 +2,7 @@
 //! unless the API itself is http, bounded redirects, a size cap), its type read from its
 //! bytes, and written atomically under a name made from the task id.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -16,9 +16,12 @@ use crate::call::{Call, RetryLimit};
 use crate::error::{CallOperation, DownloadError, Error};
 use crate::handle::TaskHandle;
 use crate::naming::{FileNames, NameFields};
+use crate::plan::Warning;
 use crate::provider::{DownloadLimits, ProviderId};
 use crate::status::{TaskState, TaskStatus};
 
+#[cfg(feature = "convert")]
+use crate::convert::Conversion;
 pub use imggen_http::{DEFAULT_DOWNLOAD_STALL_TIMEOUT, DEFAULT_MAX_DOWNLOAD_BYTES};
 
 /// Where downloaded images go.
@@ -52,6 +55,10 @@ pub struct DownloadOptions {
     /// How files are named (default [`FileNames::by_task`], `<task_id>-<n>`; `{id}` is the
     /// task id). A file already there is never replaced: the name gets `-2`, `-3`…
     pub names: FileNames,
+    /// The format images are converted to when they come in another (feature `convert`;
+    /// default `None`: kept as the provider sent them). Files and in-memory bytes alike.
+    #[cfg(feature = "convert")]
+    pub conversion: Option<Conversion>,
 }
 
 impl Default for DownloadOptions {
@@ -63,6 +70,8 @@ impl Default for DownloadOptions {
             stall_timeout: DEFAULT_DOWNLOAD_STALL_TIMEOUT,
             deadline: None,
             names: FileNames::by_task(),
+            #[cfg(feature = "convert")]
+            conversion: None,
         }
     }
 }
@@ -102,6 +111,14 @@ impl DownloadOptions {
     /// Sets how files are named.
     pub fn names(mut self, names: FileNames) -> Self {
         self.names = names;
+        self
+    }
+
+    /// Converts every image that comes in another format than `conversion`'s (see
+    /// [`Conversion`] for what is written, in which order, and what a failure leaves).
+    #[cfg(feature = "convert")]
+    pub fn convert(mut self, conversion: Conversion) -> Self {
+        self.conversion = Some(conversion);
         self
     }
 
@@ -160,9 +177,17 @@ impl Serialize for ImageData {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct GeneratedImage {
-    /// The file or the bytes.
+    /// The file or the bytes — converted, when a conversion was asked for and succeeded.
     pub data: ImageData,
-    /// The media type, read from the bytes (`image/png`).
+    /// The provider's own file or bytes, kept beside the converted ones
+    /// (`Conversion::keep_original`, feature `convert`); `None` otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original: Option<ImageData>,
+    /// Why the image is in the provider's format rather than the one asked for (it could not
+    /// be decoded, encoded or written): `data` is then the provider's file or bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conversion_error: Option<String>,
+    /// The media type of `data`, read from its bytes (`image/png`).
     pub media_type: &'static str,
     /// Width in pixels, from the image header.
     pub width: Option<u32>,
@@ -176,8 +201,28 @@ pub struct GeneratedImage {
     pub index: usize,
     /// Where it was downloaded from.
     pub url: String,
-    /// Its size in bytes.
+    /// The size of `data` in bytes.
     pub bytes_len: u64,
+}
+
+/// The images' conversion failures, as warnings (setting `format`).
+pub(crate) fn conversion_warnings(images: &[GeneratedImage]) -> Vec<Warning> {
+    images
+        .iter()
+        .filter_map(|image| {
+            let problem = image.conversion_error.as_ref()?;
+            Some(Warning::new(
+                image.provider,
+                "format",
+                image.media_type,
+                format!(
+                    "image {} of task {} kept as it came: {problem}",
+                    image.index,
+                    Untrusted(&image.task_id)
+                ),
+            ))
+        })
+        .collect()
 }
 
 /// Where a request's images fall among its names: a batch names them by its line's id and
@@ -189,8 +234,45 @@ pub(crate) struct RequestNaming {
     pub id: String,
     /// `{n}` of the task's first image.
     pub first_number: usize,
-    /// The names the task's images were saved under before, in order.
+    /// The names the task's images were saved under before, in order (an image's converted
+    /// file first, then the provider's when kept).
     pub kept: Vec<String>,
+}
+
+/// A task's journaled files, grouped by image. An image has one file, or two when a
+/// converted file was saved with the provider's kept: the converted one first, then the
+/// provider's (extension `provided`, the task's images' format), whose name the converted
+/// one's extends (`hero-1.jpg` from `hero-1.png`, or `hero-1-2.jpg` when that name was
+/// taken). Only a pair of that shape is taken as one image's, so one image's file is never
+/// written with another's bytes.
+fn files_by_image(files: &[String], provided: &str) -> Vec<Vec<String>> {
+    fn split(name: &str) -> (&str, &str) {
+        name.rsplit_once('.').unwrap_or((name, ""))
+    }
+    let mut groups: Vec<Vec<String>> = Vec::with_capacity(files.len());
+    for name in files {
+        let pairs = groups.last().is_some_and(|group| match group.as_slice() {
+            [converted] => {
+                let (converted_stem, converted_ext) = split(converted);
+                let (stem, ext) = split(name);
+                converted_ext != provided
+                    && ext == provided
+                    && (converted_stem == stem
+                        || converted_stem
+                            .strip_prefix(stem)
+                            .and_then(|rest| rest.strip_prefix('-'))
+                            .is_some_and(|n| {
+                                !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+                            }))
+            }
+            _ => false,
+        });
+        match groups.last_mut() {
+            Some(group) if pairs => group.push(name.clone()),
+            _ => groups.push(vec![name.clone()]),
+        }
+    }
+    groups
 }
 
 /// What the start of a body that is not an image looks like, for a message.
@@ -344,47 +426,10 @@ impl Imggen {
                 None,
             ));
         }
-        let data = match &options.output {
-            Output::Memory => ImageData::Bytes(bytes.clone()),
-            Output::Directory(dir) => {
-                // A file that cannot be written whole is an error, never a success: the image
-                // is paid for, and the handle downloads it again.
-                let written = match naming.and_then(|naming| naming.kept.get(index - 1)) {
-                    // The request's own file from an earlier run: written again in place.
-                    Some(kept) => {
-                        imggen_http::fs::write_atomically_async(
-                            dir.clone(),
-                            kept.clone(),
-                            bytes.clone(),
-                        )
-                        .await
-                    }
-                    None => {
-                        let fields = NameFields {
-                            id: naming.map_or(handle.task_id.as_str(), |naming| &naming.id),
-                            number: naming.map_or(index, |naming| naming.first_number + index - 1),
-                            index,
-                            task_id: &handle.task_id,
-                            provider: handle.provider.as_str(),
-                            prompt: handle
-                                .summary
-                                .as_ref()
-                                .map(|summary| summary.prompt.as_str()),
-                        };
-                        imggen_http::fs::write_new_atomically_async(
-                            dir.clone(),
-                            options.names.stem(&fields),
-                            info.format.extension(),
-                            bytes.clone(),
-                        )
-                        .await
-                    }
-                };
-                ImageData::File(written.map_err(|error| failed(error.to_string(), None))?)
-            }
-        };
-        Ok(GeneratedImage {
-            data,
+        let mut image = GeneratedImage {
+            data: ImageData::Bytes(bytes.clone()),
+            original: None,
+            conversion_error: None,
             media_type: info.format.media_type(),
             width: info.width,
             height: info.height,
@@ -393,8 +438,155 @@ impl Imggen {
             index,
             url: url.to_owned(),
             bytes_len: bytes.len() as u64,
-        })
+        };
+        let kept: Vec<String> = naming
+            .map(|naming| files_by_image(&naming.kept, info.format.extension()))
+            .and_then(|mut groups| (index <= groups.len()).then(|| groups.swap_remove(index - 1)))
+            .unwrap_or_default();
+        if let Output::Directory(dir) = &options.output {
+            let fields = NameFields {
+                id: naming.map_or(handle.task_id.as_str(), |naming| &naming.id),
+                number: naming.map_or(index, |naming| naming.first_number + index - 1),
+                index,
+                task_id: &handle.task_id,
+                provider: handle.provider.as_str(),
+                prompt: handle
+                    .summary
+                    .as_ref()
+                    .map(|summary| summary.prompt.as_str()),
+            };
+            // The provider's bytes are saved first, whatever comes next: a file that cannot be
+            // written whole is an error, never a success — the image is paid for, and the
+            // handle downloads it again.
+            let written = write_image(
+                dir,
+                &kept,
+                options.names.stem(&fields),
+                info.format.extension(),
+                bytes.clone(),
+            )
+            .await;
+            image.data = ImageData::File(written.map_err(|error| failed(error.to_string(), None))?);
+        }
+        #[cfg(feature = "convert")]
+        if let Some(conversion) = options
+            .conversion
+            .filter(|conversion| conversion.applies_to(info.format))
+        {
+            convert_image(&mut image, bytes, conversion, &options.output, &kept).await;
+        }
+        Ok(image)
     }
+}
+
+/// Writes `bytes` under the name of `kept` that has `extension` (a request's own file from an
+/// earlier run, written again in place), or else under a name no file has, made from `stem`.
+async fn write_image(
+    dir: &Path,
+    kept: &[String],
+    stem: String,
+    extension: &'static str,
+    bytes: Bytes,
+) -> Result<PathBuf, imggen_http::fs::WriteError> {
+    let own = kept
+        .iter()
+        .find(|name| Path::new(name).extension().and_then(|e| e.to_str()) == Some(extension));
+    match own {
+        Some(name) => {
+            imggen_http::fs::write_atomically_async(dir.to_path_buf(), name.clone(), bytes).await
+        }
+        None => {
+            imggen_http::fs::write_new_atomically_async(dir.to_path_buf(), stem, extension, bytes)
+                .await
+        }
+    }
+}
+
+/// Converts a verified (and, for a folder, saved) image: on success `image` names the
+/// converted file or bytes, and the provider's only when kept; on failure it is left naming
+/// the provider's, with [`GeneratedImage::conversion_error`] saying why.
+#[cfg(feature = "convert")]
+async fn convert_image(
+    image: &mut GeneratedImage,
+    bytes: Bytes,
+    conversion: Conversion,
+    output: &Output,
+    kept: &[String],
+) {
+    let converting = bytes.clone();
+    let converted = tokio::task::spawn_blocking(move || conversion.convert(&converting))
+        .await
+        .map_err(|join| format!("the converting thread stopped: {join}"))
+        .and_then(|converted| converted.map_err(|error| error.describe()));
+    let placed = match (converted, output, &image.data) {
+        (Err(problem), _, _) => Err(problem),
+        (Ok(converted), Output::Directory(dir), ImageData::File(original)) => {
+            // The same stem as the provider's file, so the two sort together.
+            let stem = original
+                .file_stem()
+                .map(|stem| stem.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let len = converted.len() as u64;
+            let converted = Bytes::from(converted);
+            write_image(
+                dir,
+                kept,
+                stem,
+                conversion.format.extension(),
+                converted.clone(),
+            )
+            .await
+            .map(|path| (ImageData::File(path), converted, len))
+            .map_err(|error| error.to_string())
+        }
+        (Ok(converted), _, _) => {
+            let len = converted.len() as u64;
+            let converted = Bytes::from(converted);
+            Ok((ImageData::Bytes(converted.clone()), converted, len))
+        }
+    };
+    let (data, converted, len) = match placed {
+        Ok(placed) => placed,
+        Err(problem) => {
+            tracing::warn!(
+                provider = %image.provider,
+                task_id = %Untrusted(&image.task_id),
+                index = image.index,
+                format = %conversion.format,
+                "image kept as it came, not converted: {problem}"
+            );
+            image.conversion_error = Some(problem);
+            return;
+        }
+    };
+    let original = std::mem::replace(&mut image.data, data);
+    image.original = match original {
+        // Removed only now that the converted file is written and synced.
+        ImageData::File(path) if !conversion.keep_original => {
+            let removing = path.clone();
+            let removed = tokio::task::spawn_blocking(move || std::fs::remove_file(&removing))
+                .await
+                .map_err(std::io::Error::other)
+                .and_then(|removed| removed);
+            match removed {
+                Ok(()) => None,
+                Err(error) => {
+                    tracing::warn!(
+                        path = %path.display(),
+                        "the provider's file stays beside the converted one: it could not be removed: {error}"
+                    );
+                    Some(ImageData::File(path))
+                }
+            }
+        }
+        ImageData::Bytes(_) if !conversion.keep_original => None,
+        kept => Some(kept),
+    };
+    let info = media::sniff(&converted);
+    image.media_type = conversion.format.media_type();
+    image.width = info.and_then(|info| info.width).or(image.width);
+    image.height = info.and_then(|info| info.height).or(image.height);
+    image.bytes_len = len;
 }
 
 #[cfg(test)]
@@ -405,6 +597,8 @@ mod tests {
     fn images_serialize_for_the_cli_without_their_bytes() {
         let image = GeneratedImage {
             data: ImageData::Bytes(Bytes::from_static(b"12345")),
+            original: None,
+            conversion_error: None,
             media_type: "image/png",
             width: Some(3),
             height: Some(2),
@@ -432,6 +626,45 @@ mod tests {
         assert!(
             message.contains("\"<html><body>Not Found</body></html>\""),
             "{message}"
+        );
+    }
+
+    #[test]
+    fn a_converted_file_and_its_kept_original_are_one_images() {
+        let names = |list: &[&str]| list.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            files_by_image(
+                &names(&[
+                    "hero-1.jpg",
+                    "hero-1.png",
+                    "hero-2-2.jpg",
+                    "hero-2.png",
+                    "hero-3.png",
+                    "hero.webp",
+                    "hero.png",
+                ],),
+                "png"
+            ),
+            [
+                names(&["hero-1.jpg", "hero-1.png"]),
+                names(&["hero-2-2.jpg", "hero-2.png"]),
+                names(&["hero-3.png"]),
+                names(&["hero.webp", "hero.png"]),
+            ]
+        );
+        // Without a conversion, each image has its file; same extensions never pair.
+        assert_eq!(
+            files_by_image(&names(&["hero.png", "hero-2.png", "hero-3.png"]), "png"),
+            [
+                names(&["hero.png"]),
+                names(&["hero-2.png"]),
+                names(&["hero-3.png"])
+            ]
+        );
+        // An image not converted, then the next one's converted file: not a pair.
+        assert_eq!(
+            files_by_image(&names(&["t-1.png", "t-2.webp", "t-2.png"]), "png"),
+            [names(&["t-1.png"]), names(&["t-2.webp", "t-2.png"])]
         );
     }
 }

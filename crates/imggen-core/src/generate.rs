@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::download::RequestNaming;
 use crate::download::{DownloadOptions, GeneratedImage};
+use crate::download::{RequestNaming, conversion_warnings};
 use crate::error::{Error, TaskFailedError};
 use crate::handle::TaskHandle;
 use crate::plan::Warning;
@@ -110,7 +110,8 @@ pub struct Generation {
     pub images: Vec<GeneratedImage>,
     /// What it cost, exactly.
     pub cost: Cost,
-    /// Settings dropped or sent unchecked.
+    /// Settings dropped or sent unchecked, and images that could not be converted (setting
+    /// `format`; the image says why in [`GeneratedImage::conversion_error`]).
     pub warnings: Vec<Warning>,
     /// The tasks' receipts.
     pub handles: Vec<TaskHandle>,
@@ -147,10 +148,12 @@ impl Imggen {
         let submission = self.submit(request, &submit).await?;
         let images = self.collect(&submission.handles, options, until).await?;
         let cost = submission.cost();
+        let mut warnings = submission.warnings;
+        warnings.extend(conversion_warnings(&images));
         Ok(Generation {
             images,
             cost,
-            warnings: submission.warnings,
+            warnings,
             handles: submission.handles,
             fallback: submission.fallback,
         })
@@ -170,9 +173,9 @@ impl Imggen {
         options.download.check().await?;
         let images = self.collect(handles, options, until).await?;
         Ok(Generation {
-            images,
             cost: handles.iter().filter_map(|handle| handle.cost).sum(),
-            warnings: Vec::new(),
+            warnings: conversion_warnings(&images),
+            images,
             handles: handles.to_vec(),
             fallback: FallbackReport {
                 served_by: first.provider,

@@ -52,7 +52,8 @@
 //! - **Wait** ([`Imggen::wait`]): polls on a per-provider [`PollSchedule`] inside the key's
 //!   [request budget](budget), with a deadline and cancellation; webhooks shorten it.
 //! - **Collect** ([`Imggen::download`]): safe downloads, types sniffed from bytes, atomic
-//!   files.
+//!   files — converted to PNG, JPEG or WebP on request (`convert`, feature `convert`), the
+//!   provider's bytes saved first so a failed conversion loses nothing.
 //! - **Batch** (`batch`, feature `batch`): many requests with bounded concurrency and a
 //!   SQLite journal written before and after every paid step; running the batch again resumes
 //!   it, and a create whose answer was lost is settled through the provider's task list
@@ -74,6 +75,8 @@ pub mod budget;
 pub mod builtin;
 mod call;
 pub mod capabilities;
+#[cfg(feature = "convert")]
+pub mod convert;
 pub mod cost;
 pub mod download;
 pub mod error;
@@ -104,6 +107,8 @@ use imggen_types::Usd;
 
 pub use budget::{LocalSharedBudget, SharedBudget, SharedBudgetError, Taken};
 pub use capabilities::{ModelCapabilities, ProviderCapabilities};
+#[cfg(feature = "convert")]
+pub use convert::{Conversion, ConvertError, DEFAULT_JPEG_QUALITY, ImageFormat, ImageFormatError};
 pub use cost::Cost;
 pub use download::{DownloadOptions, GeneratedImage, ImageData, Output};
 pub use error::{CallError, CallErrorKind, CallOperation, Error, ProviderAttempt};

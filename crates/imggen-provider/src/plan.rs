@@ -143,6 +143,24 @@ pub struct Warning {
     pub reason: String,
 }
 
+impl Warning {
+    /// A warning about `setting` (asked as `value`) of `provider`'s task: `reason` says what
+    /// happened instead.
+    pub fn new(
+        provider: ProviderId,
+        setting: impl Into<String>,
+        value: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        Warning {
+            provider,
+            setting: setting.into(),
+            value: value.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
 impl fmt::Display for Warning {
     /// `runblob: aspect_ratio "16:9" dropped: runblob accepts 1:1, 4:3, 3:4`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -167,6 +167,7 @@ async fn connect(
     std::fs::File::open(&args.file).map_err(|error| unreadable(&args.file, &error))?;
     let source = BatchSource::file(&args.file, defaults);
 
+    let conversion = args.waiting.conversion().map_err(Failure::usage)?;
     let mut options = BatchOptions::new(&args.waiting.out)
         .names(args.waiting.name.clone().unwrap_or_else(FileNames::by_id))
         .concurrency(args.concurrency)
@@ -177,6 +178,9 @@ async fn connect(
             Some(url) => postgres_journal(options, url, &args.file)?,
             None => options.journal(journal),
         };
+    }
+    if let Some(conversion) = conversion {
+        options = options.convert(conversion);
     }
     if let Some(grace) = args.reconcile_grace {
         options = options.reconcile_grace(grace);
@@ -253,8 +257,18 @@ async fn run_connected(
     // The journal keeps the batch's tasks; the history lists them beside the others (the
     // emulator's end with the run, and are not kept).
     let history = emulator.is_none().then(|| Arc::clone(&ctx.history));
+    // Images kept as they came (not converted): said as they happen, and in `--json`.
+    let warned = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let warnings = Arc::clone(&warned);
     options = options.cancel(cancel).on_event(move |event| {
         progress.batch_event(event);
+        if let imggen_core::batch::BatchEventKind::Warning { warning } = &event.kind {
+            progress.warning(&warning.to_string());
+            warnings
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(WarningOutput::from(warning));
+        }
         if let Some(history) = &history {
             record(history, event);
         }
@@ -274,6 +288,12 @@ async fn run_connected(
     let ticker = ctx.progress.ticker();
     let result = BatchRunner::new(imggen, options).run(source).await;
     drop(ticker);
+    output.warnings.extend(
+        warned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .drain(..),
+    );
     ctx.progress.end_batch();
     if let Some(timer) = timer {
         timer.abort();

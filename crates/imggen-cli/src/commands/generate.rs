@@ -65,6 +65,7 @@ struct Prepared {
 
 async fn prepare(args: &GenerateArgs, ctx: &Ctx, report: &mut Report) -> Result<Prepared, Failure> {
     let settings = &args.request.settings;
+    args.waiting.conversion().map_err(Failure::usage)?;
     let route = Route::resolve(settings.provider, &settings.fallback, key_set)?;
     report.output.provider = Some(route.first_label());
     let request = build_request(&args.request, &route)?;

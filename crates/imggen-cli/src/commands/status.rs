@@ -46,6 +46,7 @@ async fn status(args: &StatusArgs, report: &mut Report) -> Result<(), Failure> {
                     report.output.images.push(ImageOutput {
                         task_id: handle.task_id.clone(),
                         path: None,
+                        original_path: None,
                         url: image.url.clone(),
                         media_type: image.media_type.clone(),
                         width: None,

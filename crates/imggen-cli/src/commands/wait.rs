@@ -51,6 +51,7 @@ pub(crate) async fn command(args: WaitArgs, ctx: &Ctx) -> u8 {
 
 async fn wait(args: &WaitArgs, ctx: &Ctx, report: &mut Report) -> Result<(), Failure> {
     let started = Instant::now();
+    args.waiting.conversion().map_err(Failure::usage)?;
     let handles = if args.pending {
         pending(ctx)?
     } else {

@@ -5,6 +5,7 @@
 mod batch;
 mod commands;
 mod exit_codes;
+mod format;
 mod gallery;
 mod generate;
 mod history;

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::{BatchEventKind, JournalError, JournalTask, RequestState, Run, Shortfall, TaskOutcome};
-use crate::download::{DownloadOptions, ImageData, RequestNaming};
+use crate::download::{DownloadOptions, ImageData, RequestNaming, conversion_warnings};
 use crate::handle::TaskHandle;
 use crate::status::{TaskState, TaskStatus};
 use crate::wait::WaitOptions;
@@ -124,9 +124,14 @@ impl Run {
                     .task_failed(handle.provider, &handle.task_id, &why)?;
             }
             TaskState::Succeeded { .. } => {
-                let download = DownloadOptions::to_dir(&self.out_dir)
+                #[allow(unused_mut)]
+                let mut download = DownloadOptions::to_dir(&self.out_dir)
                     .max_bytes(self.options.max_image_bytes)
                     .names(self.options.names.clone());
+                #[cfg(feature = "convert")]
+                if let Some(conversion) = self.options.conversion {
+                    download = download.convert(conversion);
+                }
                 // Files of this task saved before (then lost) are written again under their
                 // names; new ones get names no file has.
                 let naming = RequestNaming {
@@ -139,9 +144,16 @@ impl Run {
                     .download_until(handle, &status, &download, self.until, Some(&naming))
                     .await
                     .map_err(|error| Shortfall::Wait(error.to_string()))?;
+                // The files on disk: each converted file, then the provider's when kept. A
+                // conversion that failed leaves a paid image as it came: a warning, not a
+                // failure.
+                for warning in conversion_warnings(&images) {
+                    self.emit(Some(id), BatchEventKind::Warning { warning });
+                }
                 let files: Vec<String> = images
                     .iter()
-                    .filter_map(|image| match &image.data {
+                    .flat_map(|image| std::iter::once(&image.data).chain(&image.original))
+                    .filter_map(|data| match data {
                         ImageData::File(path) => path
                             .file_name()
                             .map(|name| name.to_string_lossy().into_owned()),

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::Cost;
 use crate::handle::TaskHandle;
+use crate::plan::Warning;
 use crate::status::TaskState;
 
 /// Running totals, in every event.
@@ -126,6 +127,12 @@ pub enum BatchEventKind {
     Unknown {
         /// What is known.
         reason: String,
+    },
+    /// Something to know that did not stop the request: an image that could not be
+    /// converted, kept as it came.
+    Warning {
+        /// What happened (setting `format`), and why.
+        warning: Warning,
     },
     /// The run stopped without finishing the request; the next run carries on.
     Pending {

@@ -102,6 +102,13 @@ pub struct BatchOptions {
     /// folder is never replaced (the name gets `-2`, `-3`…); a request's own files, saved by
     /// an earlier run and since lost, are written again under their names.
     pub names: FileNames,
+    /// The format images are converted to when they come in another (feature `convert`;
+    /// default `None`). The journal and `results.jsonl` name the files on disk: the converted
+    /// one, then the provider's when kept. An image that cannot be converted is kept as it
+    /// came, with a [`BatchEventKind::Warning`](super::BatchEventKind::Warning): the request is
+    /// done, not failed.
+    #[cfg(feature = "convert")]
+    pub conversion: Option<crate::convert::Conversion>,
     /// Called with every event.
     pub on_event: Option<EventCallback>,
     /// Called with the results as they stand while a run goes on (see
@@ -126,6 +133,7 @@ impl fmt::Debug for BatchOptions {
             .field("worker", &self.worker)
             .field("max_cost", &self.max_cost)
             .field("names", &self.names.to_string())
+            .field("conversion", &self.conversion_for_debug())
             .field("on_event", &self.on_event.is_some())
             .field(
                 "watch_results",
@@ -156,9 +164,25 @@ impl BatchOptions {
             worker: None,
             max_cost: None,
             names: FileNames::by_id(),
+            #[cfg(feature = "convert")]
+            conversion: None,
             on_event: None,
             watch_results: None,
         }
+    }
+
+    /// Converts every image that comes in another format than `conversion`'s.
+    #[cfg(feature = "convert")]
+    pub fn convert(mut self, conversion: crate::convert::Conversion) -> Self {
+        self.conversion = Some(conversion);
+        self
+    }
+
+    fn conversion_for_debug(&self) -> Option<String> {
+        #[cfg(feature = "convert")]
+        return self.conversion.map(|c| format!("{c:?}"));
+        #[cfg(not(feature = "convert"))]
+        None
     }
 
     /// Sets how images are named.

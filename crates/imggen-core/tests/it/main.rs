@@ -2,6 +2,7 @@
 //! and time), and end to end against imggen-mock.
 
 mod batch;
+mod convert;
 mod fake;
 mod fourth;
 mod jobs;
