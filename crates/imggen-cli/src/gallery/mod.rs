@@ -85,6 +85,25 @@ impl From<ResultLine> for Card {
     }
 }
 
+impl Card {
+    /// Its images, and the provider's originals kept beside converted ones
+    /// (`--keep-original`: the same name with another extension, listed after it), which
+    /// are named but not drawn twice.
+    fn images(&self) -> (Vec<&String>, Vec<&String>) {
+        let mut images: Vec<&String> = Vec::new();
+        let mut originals = Vec::new();
+        for file in &self.files {
+            let stem = Path::new(file).file_stem();
+            if images.iter().any(|image| Path::new(image).file_stem() == stem) {
+                originals.push(file);
+            } else {
+                images.push(file);
+            }
+        }
+        (images, originals)
+    }
+}
+
 /// What the page says at the top.
 #[derive(Clone, Debug)]
 pub(crate) struct Heading {
@@ -150,7 +169,7 @@ fn render(
     for card in cards {
         let card = card?;
         totals.requests += 1;
-        totals.images += card.files.len();
+        totals.images += card.images().0.len();
         totals.cost = totals.cost + card.cost;
         if let Some(index) = STATUSES.iter().position(|status| *status == card.status) {
             totals.by_status[index] += 1;
@@ -180,8 +199,9 @@ fn write_card(out: &mut dyn Write, dir: &Path, number: usize, card: &Card) -> io
         id = escape(&card.id)
     )?;
     write!(out, "<div class=\"thumbs\">")?;
+    let (images, originals) = card.images();
     let (here, elsewhere): (Vec<&String>, Vec<&String>) =
-        card.files.iter().partition(|file| is_local_file(dir, file));
+        images.into_iter().partition(|file| is_local_file(dir, file));
     let loading = if number <= EAGER_CARDS {
         "eager"
     } else {
@@ -228,6 +248,14 @@ fn write_card(out: &mut dyn Write, dir: &Path, number: usize, card: &Card) -> io
             .collect::<Vec<_>>()
             .join(", ");
         fact("elsewhere", &names)?;
+    }
+    if !originals.is_empty() {
+        let names = originals
+            .iter()
+            .map(|name| name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        fact("original", &names)?;
     }
     write!(out, "</dl>")?;
     if let Some(error) = &card.error {

@@ -110,3 +110,21 @@ fn a_card_that_cannot_be_read_writes_no_page() {
     assert!(write(dir.path(), &heading, cards.into_iter()).is_err());
     assert!(!dir.path().join(PAGE).exists());
 }
+
+#[test]
+fn a_kept_original_is_named_not_drawn_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["a-1.jpg", "a-1.png", "a-2.jpg", "a-2.png"] {
+        std::fs::write(dir.path().join(file), b"image").unwrap();
+    }
+    let html = page(
+        dir.path(),
+        false,
+        vec![card("a", ResultStatus::Done, &["a-1.jpg", "a-1.png", "a-2.jpg", "a-2.png"])],
+    );
+    assert!(html.contains("<img src=\"a-1.jpg\""));
+    assert!(html.contains("<img src=\"a-2.jpg\""));
+    assert!(!html.contains("<img src=\"a-1.png\""));
+    assert!(html.contains("<dd class=\"original\">a-1.png, a-2.png</dd>"));
+    assert!(html.contains("data-total=\"images\"><b>2</b>"));
+}
