@@ -412,6 +412,13 @@ pub struct WaitingArgs {
     /// With --format: keep the provider's file too, beside the converted one.
     #[arg(long, requires = "format")]
     pub keep_original: bool,
+
+    /// Receive the providers' callbacks (runblob's webhooks) on ADDR, e.g. 127.0.0.1:8080,
+    /// while waiting: a callback is a hint, confirmed by one status call, and polling goes
+    /// on at the slower fallback pace, so a lost callback costs only time. With generate
+    /// and batch, give --public-url too.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 impl WaitingArgs {
@@ -448,6 +455,17 @@ pub struct GenerateArgs {
     /// model, cost and status (open it in a browser; it needs no network).
     #[arg(long)]
     pub gallery: bool,
+    /// With --listen: the URL the provider calls back (sent as runblob's callback_url). runblob
+    /// needs an https URL it can reach, so put a tunnel or a reverse proxy in front of ADDR
+    /// (any path is accepted); plain http is let through only to this machine (127.0.0.1),
+    /// as the built-in emulator calls back.
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "listen",
+        conflicts_with = "webhook"
+    )]
+    pub public_url: Option<String>,
 }
 
 /// `imggen batch`.
@@ -512,6 +530,18 @@ pub struct BatchArgs {
     /// once more at the end).
     #[arg(long)]
     pub no_gallery: bool,
+
+    /// With --listen: the URL the provider calls back (sent as runblob's callback_url). runblob
+    /// needs an https URL it can reach, so put a tunnel or a reverse proxy in front of ADDR
+    /// (any path is accepted); plain http is let through only to this machine (127.0.0.1),
+    /// as the built-in emulator calls back.
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "listen",
+        conflicts_with = "webhook"
+    )]
+    pub public_url: Option<String>,
 }
 
 /// `imggen status`.

@@ -21,6 +21,7 @@ mod context;
 mod gallery;
 mod handles;
 mod history;
+mod listen;
 mod logging;
 mod money;
 mod progress;

@@ -163,17 +163,31 @@ pub(crate) fn record_failed_tasks(
     );
 }
 
+/// How `collect` waits, beside `--out` and the other waiting options.
+pub(crate) struct Collecting {
+    /// When the command started: the overall deadline counts from then.
+    pub started: Instant,
+    /// The tasks run on the in-process emulator.
+    pub emulated: bool,
+    /// Callbacks heard by `--listen`, to shorten the waits.
+    pub events: Option<imggen_core::WebhookHub>,
+}
+
 /// Waits for `handles` and downloads their images into `--out`, within the overall deadline
-/// counted from `started`.
+/// counted from `how.started`.
 pub(crate) async fn collect(
     imggen: &Imggen,
     handles: &[TaskHandle],
     waiting: &WaitingArgs,
-    started: Instant,
-    emulated: bool,
+    how: Collecting,
     ctx: &Ctx,
     report: &mut Report,
 ) -> Result<(), Failure> {
+    let Collecting {
+        started,
+        emulated,
+        events,
+    } = how;
     let progress = Arc::clone(&ctx.progress);
     let history = (!emulated).then(|| Arc::clone(&ctx.history));
     let mut download = DownloadOptions::to_dir(&waiting.out);
@@ -195,6 +209,9 @@ pub(crate) async fn collect(
                 }
             }
         });
+    if let Some(hub) = events {
+        options = options.events(hub);
+    }
     if let Some(timeout) = waiting.timeout {
         let left = timeout
             .saturating_sub(started.elapsed())

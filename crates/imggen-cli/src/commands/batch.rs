@@ -18,6 +18,7 @@ use crate::args::{BatchArgs, RequestSettings};
 use crate::context::Ctx;
 use crate::exit::{Category, Failure};
 use crate::gallery;
+use crate::listen::{self, Listening};
 use crate::output::{
     BatchCounts, BatchOutput, CostOutput, InvalidLineOutput, UnknownOutput, WarningOutput,
 };
@@ -161,7 +162,17 @@ async fn connect(
 ) -> Result<Connected, Outcome> {
     let settings = &args.settings;
     let route = Route::resolve(settings.provider, &settings.fallback, key_set)?;
-    let defaults = request_defaults(settings, &route)?;
+    let mut defaults = request_defaults(settings, &route)?;
+    match (&args.public_url, args.waiting.listen) {
+        (Some(url), Some(_)) => defaults = defaults.webhook(url.clone()),
+        (None, Some(addr)) => {
+            return Err(Failure::usage(format!(
+                "--listen {addr} needs --public-url: the URL the provider calls, which reaches {addr}"
+            ))
+            .into());
+        }
+        _ => {}
+    }
     // Read a line at a time by the runner (a batch of millions is never whole in memory);
     // a file that cannot be opened is said before anything else is done.
     std::fs::File::open(&args.file).map_err(|error| unreadable(&args.file, &error))?;
@@ -285,9 +296,24 @@ async fn run_connected(
         );
     }
 
+    // Listening before the first create: a task may call back as soon as it exists.
+    let listening = match args.waiting.listen {
+        Some(addr) => {
+            let listening = Listening::start(addr, &imggen).await?;
+            ctx.progress
+                .notice(&listen::notice(addr, args.public_url.as_deref()));
+            options = options.events(listening.hub());
+            Some(listening)
+        }
+        None => None,
+    };
+
     let ticker = ctx.progress.ticker();
     let result = BatchRunner::new(imggen, options).run(source).await;
     drop(ticker);
+    if let Some(listening) = listening {
+        listening.stop().await;
+    }
     output.warnings.extend(
         warned
             .lock()

@@ -9,13 +9,14 @@ use imggen_mock::MockServer;
 use crate::args::GenerateArgs;
 use crate::context::Ctx;
 use crate::exit::Failure;
+use crate::listen::{self, Listening};
 use crate::output::WarningOutput;
 use crate::report::{Report, finish};
 use crate::request::build_request;
 use crate::route::{
     Route, Tuning, connect_emulator, connect_real, emulator_notice, key_set, start_emulator,
 };
-use crate::tasks::{Limits, collect, submit};
+use crate::tasks::{Collecting, Limits, collect, submit};
 use crate::{money, quote};
 
 /// Runs `imggen generate`; returns the exit code.
@@ -68,7 +69,16 @@ async fn prepare(args: &GenerateArgs, ctx: &Ctx, report: &mut Report) -> Result<
     args.waiting.conversion().map_err(Failure::usage)?;
     let route = Route::resolve(settings.provider, &settings.fallback, key_set)?;
     report.output.provider = Some(route.first_label());
-    let request = build_request(&args.request, &route)?;
+    let mut request = build_request(&args.request, &route)?;
+    match (&args.public_url, args.waiting.listen) {
+        (Some(url), Some(_)) => request = request.webhook(url.clone()),
+        (None, Some(addr)) => {
+            return Err(Failure::usage(format!(
+                "--listen {addr} needs --public-url: the URL the provider calls, which reaches {addr}"
+            )));
+        }
+        _ => {}
+    }
     // Everything local is checked before anything is paid for: where the images go…
     DownloadOptions::to_dir(&args.waiting.out)
         .check()
@@ -107,17 +117,42 @@ async fn generate(args: &GenerateArgs, ctx: &Ctx, report: &mut Report) -> Result
         deadline: left,
         spending: money::spending(settings, &imggen, imggen_core::Cost::ZERO),
     };
-    let submission = submit(&imggen, &request, &route, false, limits, ctx, report).await?;
+    // Listening before the create: a task may call back as soon as it exists.
+    let listening = match args.waiting.listen {
+        Some(addr) => {
+            let listening = Listening::start(addr, &imggen).await?;
+            ctx.progress
+                .notice(&listen::notice(addr, args.public_url.as_deref()));
+            Some(listening)
+        }
+        None => None,
+    };
+    let submission = match submit(&imggen, &request, &route, false, limits, ctx, report).await {
+        Ok(submission) => submission,
+        Err(failure) => {
+            if let Some(listening) = listening {
+                listening.stop().await;
+            }
+            return Err(failure);
+        }
+    };
+    let how = Collecting {
+        started,
+        emulated: route.emulated(),
+        events: listening.as_ref().map(Listening::hub),
+    };
     let result = collect(
         &imggen,
         &submission.handles,
         &args.waiting,
-        started,
-        route.emulated(),
+        how,
         ctx,
         report,
     )
     .await;
+    if let Some(listening) = listening {
+        listening.stop().await;
+    }
     if let Some(emulator) = emulator {
         emulator.shutdown().await;
     }

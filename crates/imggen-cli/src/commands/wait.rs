@@ -7,10 +7,11 @@ use crate::args::WaitArgs;
 use crate::context::Ctx;
 use crate::exit::Failure;
 use crate::handles::parse_handles;
+use crate::listen::{self, Listening};
 use crate::output::{CostOutput, TaskOutput};
 use crate::report::{Report, finish};
 use crate::route::{Tuning, connect_real};
-use crate::tasks::{collect, providers_of};
+use crate::tasks::{Collecting, collect, providers_of};
 
 /// Every unfinished task of the local history.
 fn pending(ctx: &Ctx) -> Result<Vec<imggen_core::TaskHandle>, Failure> {
@@ -82,16 +83,23 @@ async fn wait(args: &WaitArgs, ctx: &Ctx, report: &mut Report) -> Result<(), Fai
             .filter_map(|h| h.cost)
             .sum::<imggen_core::Cost>(),
     );
-    let result = collect(
-        &imggen,
-        &handles,
-        &args.waiting,
+    let listening = match args.waiting.listen {
+        Some(addr) => {
+            let listening = Listening::start(addr, &imggen).await?;
+            ctx.progress.notice(&listen::notice(addr, None));
+            Some(listening)
+        }
+        None => None,
+    };
+    let how = Collecting {
         started,
-        false,
-        ctx,
-        report,
-    )
-    .await;
+        emulated: false,
+        events: listening.as_ref().map(Listening::hub),
+    };
+    let result = collect(&imggen, &handles, &args.waiting, how, ctx, report).await;
+    if let Some(listening) = listening {
+        listening.stop().await;
+    }
     // What the tasks collected were paid (when their handles say), and what they made.
     ctx.progress.notice(&crate::money::paid_line(
         report.output.images.len() as u64,

@@ -94,7 +94,10 @@ impl Card {
         let mut originals = Vec::new();
         for file in &self.files {
             let stem = Path::new(file).file_stem();
-            if images.iter().any(|image| Path::new(image).file_stem() == stem) {
+            if images
+                .iter()
+                .any(|image| Path::new(image).file_stem() == stem)
+            {
                 originals.push(file);
             } else {
                 images.push(file);
@@ -200,8 +203,9 @@ fn write_card(out: &mut dyn Write, dir: &Path, number: usize, card: &Card) -> io
     )?;
     write!(out, "<div class=\"thumbs\">")?;
     let (images, originals) = card.images();
-    let (here, elsewhere): (Vec<&String>, Vec<&String>) =
-        images.into_iter().partition(|file| is_local_file(dir, file));
+    let (here, elsewhere): (Vec<&String>, Vec<&String>) = images
+        .into_iter()
+        .partition(|file| is_local_file(dir, file));
     let loading = if number <= EAGER_CARDS {
         "eager"
     } else {

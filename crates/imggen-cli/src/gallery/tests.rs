@@ -120,7 +120,11 @@ fn a_kept_original_is_named_not_drawn_twice() {
     let html = page(
         dir.path(),
         false,
-        vec![card("a", ResultStatus::Done, &["a-1.jpg", "a-1.png", "a-2.jpg", "a-2.png"])],
+        vec![card(
+            "a",
+            ResultStatus::Done,
+            &["a-1.jpg", "a-1.png", "a-2.jpg", "a-2.png"],
+        )],
     );
     assert!(html.contains("<img src=\"a-1.jpg\""));
     assert!(html.contains("<img src=\"a-2.jpg\""));

@@ -17,6 +17,7 @@ mod progress;
 mod resume;
 mod secrets;
 mod validation;
+mod webhooks;
 mod wording;
 
 use std::collections::HashMap;

@@ -52,7 +52,55 @@ async fn receive(
     State((hub, provider)): State<(WebhookHub, Arc<dyn Provider>)>,
     body: Bytes,
 ) -> (StatusCode, &'static str) {
-    match hub.receive(provider.as_ref(), &body) {
+    answer(hub.receive(provider.as_ref(), &body))
+}
+
+/// The providers whose callbacks [`any_path`] reads, in order.
+type Providers = Vec<Arc<dyn Provider>>;
+
+/// A router answering `POST` on **every** path with the callbacks of any of `providers` (the
+/// first whose status object the body is): for a server that is nothing but the receiver,
+/// behind a tunnel or a reverse proxy that keeps a path of its own in the public URL.
+pub fn any_path(hub: WebhookHub, providers: Vec<Arc<dyn Provider>>) -> Router {
+    Router::new()
+        .fallback(post(receive_any))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state((hub, Arc::new(providers)))
+}
+
+/// Serves [`any_path`] on `listener` until `shutdown` completes: how a process that waits on
+/// its own tasks (the `imggen` command's `--listen`) hears their callbacks.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    hub: WebhookHub,
+    providers: Vec<Arc<dyn Provider>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, any_path(hub, providers))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn receive_any(
+    State((hub, providers)): State<(WebhookHub, Arc<Providers>)>,
+    body: Bytes,
+) -> (StatusCode, &'static str) {
+    let mut last = None;
+    for provider in providers.iter() {
+        match hub.receive(provider.as_ref(), &body) {
+            Err(error) => last = Some(error),
+            read => return answer(read),
+        }
+    }
+    match last {
+        Some(error) => answer(Err(error)),
+        None => (StatusCode::NOT_FOUND, "no provider calls back here"),
+    }
+}
+
+/// What a callback is answered.
+fn answer(read: Result<bool, super::WebhookError>) -> (StatusCode, &'static str) {
+    match read {
         Ok(true) => (StatusCode::OK, "accepted"),
         Ok(false) => (StatusCode::OK, "duplicate ignored"),
         Err(error) => {
@@ -100,5 +148,34 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(huge.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[tokio::test]
+    async fn any_path_hears_callbacks_wherever_the_proxy_sends_them() {
+        let hub = WebhookHub::new();
+        let mut events = hub.subscribe();
+        let provider = imggen_runblob::provider::RunblobProvider::new(
+            imggen_runblob::Client::builder()
+                .api_key("sk-test")
+                .build()
+                .unwrap(),
+        );
+        let app = any_path(hub, vec![Arc::new(provider)]);
+        let body = r#"{"task_uuid":"t-2","status":"failed","message":"declined"}"#;
+        let hooked = Request::post("/hooks/imggen?from=tunnel")
+            .body(Body::from(body))
+            .unwrap();
+        assert_eq!(
+            app.clone().oneshot(hooked).await.unwrap().status(),
+            StatusCode::OK
+        );
+        assert_eq!(events.next().await.unwrap().task_id, "t-2");
+        let junk = app.clone().oneshot(post_body("{}")).await.unwrap();
+        assert_eq!(junk.status(), StatusCode::BAD_REQUEST);
+        let get = Request::get("/").body(Body::empty()).unwrap();
+        assert_eq!(
+            app.oneshot(get).await.unwrap().status(),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
     }
 }

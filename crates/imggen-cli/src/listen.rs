@@ -1,0 +1,78 @@
+//! `--listen ADDR`: imggen-core's webhook receiver served on ADDR for as long as the command
+//! waits, so a provider's callback (runblob's) ends a wait at once instead of at the next
+//! poll. A callback is only a hint: the wait confirms it with one status call of its own,
+//! and polls on the slower fallback schedule meanwhile, so a lost callback costs only time.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use imggen_core::webhook::server;
+use imggen_core::{CancellationToken, Imggen, Provider, WebhookHub};
+use tokio::task::JoinHandle;
+
+use crate::exit::Failure;
+
+/// The receiver, listening.
+pub(crate) struct Listening {
+    hub: WebhookHub,
+    stop: CancellationToken,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+impl Listening {
+    /// Binds `addr` and serves the callbacks of every provider of `imggen` that calls back;
+    /// refused (nothing sent yet) when none does or the address cannot be bound.
+    pub(crate) async fn start(addr: SocketAddr, imggen: &Imggen) -> Result<Listening, Failure> {
+        let providers: Vec<Arc<dyn Provider>> = imggen
+            .providers()
+            .into_iter()
+            .filter_map(|id| imggen.provider_named(id).cloned())
+            .filter(|provider| provider.capabilities().webhooks)
+            .collect();
+        if providers.is_empty() {
+            let names: Vec<String> = imggen.providers().iter().map(ToString::to_string).collect();
+            return Err(Failure::usage(format!(
+                "--listen: {} does not call webhooks, so nothing would call back; nothing was sent",
+                names.join(", ")
+            ))
+            .hint("runblob calls back: add --provider runblob, or leave --listen out"));
+        }
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|error| {
+            Failure::usage(format!(
+                "--listen {addr}: could not listen there: {error}; nothing was sent"
+            ))
+        })?;
+        let hub = WebhookHub::new();
+        let stop = CancellationToken::new();
+        let server = tokio::spawn(server::serve(
+            listener,
+            hub.clone(),
+            providers,
+            stop.clone().cancelled_owned(),
+        ));
+        Ok(Listening { hub, stop, server })
+    }
+
+    /// The events the waits subscribe to.
+    pub(crate) fn hub(&self) -> WebhookHub {
+        self.hub.clone()
+    }
+
+    /// Stops listening, once the waits are over.
+    pub(crate) async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.server.await;
+    }
+}
+
+/// What `--listen` says when it starts: where, and what must reach it.
+pub(crate) fn notice(addr: SocketAddr, public_url: Option<&str>) -> String {
+    match public_url {
+        Some(url) => format!(
+            "listening on {addr} for callbacks to {url} (the provider must reach that URL: runblob needs https, through a tunnel or a reverse proxy to {addr}); polling goes on slower meanwhile"
+        ),
+        None => format!(
+            "listening on {addr} for the callbacks of tasks created with a callback URL that reaches it; polling goes on slower meanwhile"
+        ),
+    }
+}
