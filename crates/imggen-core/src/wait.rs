@@ -1,6 +1,5 @@
 //! Waiting for a task: when to poll, for how long, and how a webhook shortens the wait.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +17,7 @@ use crate::policy::{self, Decision, Facts};
 use crate::provider::Provider;
 use crate::status::{TaskState, TaskStatus};
 use crate::webhook::EventStream;
+use futures_util::future::Either;
 
 pub use imggen_http::PollSchedule;
 
@@ -136,187 +136,203 @@ impl Imggen {
     /// `provider:task_id`). Returns [`Error::DeadlineExceeded`] or [`Error::Cancelled`] with
     /// the handle when the wait stops first, and [`Error::Status`] when the status cannot be
     /// read for good (after the retry policy's attempts). The task itself is never touched.
-    pub async fn wait(
-        &self,
-        handle: &TaskHandle,
+    //
+    // Not an `async fn`: one keeps its arguments twice in its future (as passed, and moved
+    // into the body), and a program waiting on ten thousand tasks holds ten thousand of them.
+    // What needs no runtime (the options taken apart, the provider, its schedule and
+    // deadline) is settled before the body, which then holds each piece once.
+    pub fn wait<'a>(
+        &'a self,
+        handle: &'a TaskHandle,
         options: WaitOptions,
-    ) -> Result<TaskStatus, Error> {
-        let provider = self.provider(handle.provider)?;
-        check_typed_handle(provider.as_ref(), handle)?;
-        let scheduler = self.scheduler(&provider)?;
-        let clock = self.inner.clock.clone();
-        let schedule = options
-            .schedule
-            .unwrap_or_else(|| self.schedule_of(&provider));
-        let cancel = options.cancel;
-        let mut events = options.events;
-        // A task that will call back, and a wait that hears callbacks: poll only to catch a
-        // lost one. Back to the plain schedule if the events stop.
-        let expecting_webhook = schedule.expecting_webhook();
-        let schedule_now = |events: &Option<EventStream>| {
-            if handle.webhook && events.is_some() {
-                &expecting_webhook
-            } else {
-                &schedule
-            }
+    ) -> impl Future<Output = Result<TaskStatus, Error>> + Send + 'a {
+        let WaitOptions {
+            deadline,
+            cancel,
+            schedule,
+            mut events,
+            on_status,
+        } = options;
+        let provider = match self
+            .provider(handle.provider)
+            .and_then(|provider| check_typed_handle(provider.as_ref(), handle).map(|()| provider))
+        {
+            Ok(provider) => provider,
+            Err(error) => return Either::Left(std::future::ready(Err(error))),
         };
-        let on_status = options.on_status;
-        let began = clock.now();
-        let deadline = began
-            + options
-                .deadline
-                .unwrap_or_else(|| provider.default_deadline());
-        // How long ago the task was created; a handle without a time (the short form) is
-        // treated as old enough to poll at once: it is being resumed.
-        let age = |now_wall| match handle.created_at_time() {
-            Some(created) => crate::duration_since(now_wall, created),
-            None => schedule.first_poll_after + (clock.now() - began),
-        };
-        let started = began.checked_sub(age(clock.wall())).unwrap_or(began);
-        let poll = Priority::Poll {
-            started,
-            expected: schedule.expected(),
-        };
-        let due = began + schedule.delay(age(clock.wall()), fastrand::f64());
-        let mut pending = scheduler.register(poll, due.min(deadline), Some(deadline));
-        let mut polls = 0u32;
-        let mut failures = 0u32;
-        let mut last_state: Option<TaskState> = None;
-        let mut seen = HashSet::new();
-        let exceeded = |last_state: Option<TaskState>| {
-            Error::DeadlineExceeded(Box::new(DeadlineExceededError {
-                handle: handle.clone(),
-                waited: clock.now().saturating_duration_since(began),
-                last_state,
-                siblings: Vec::new(),
-            }))
-        };
-        let cancelled_error = || {
-            Error::Cancelled(Box::new(CancelledError {
-                handle: handle.clone(),
-                siblings: Vec::new(),
-            }))
-        };
-        loop {
-            let grant = tokio::select! {
-                biased;
-                () = cancelled(cancel.as_ref()) => return Err(cancelled_error()),
-                event = next_event(&mut events) => {
-                    match event {
-                        None => events = None,
-                        Some(event) if event.provider == handle.provider
-                            && event.task_id == handle.task_id
-                            && seen.insert(event.status.clone()) =>
-                        {
-                            tracing::debug!(
-                                provider = %handle.provider,
-                                task_id = %Untrusted(&handle.task_id),
-                                status = %Untrusted(&event.status),
-                                "webhook event: confirming with one status call"
-                            );
-                            pending = scheduler.register(Priority::First, clock.now(), Some(deadline));
+        let schedule = schedule.unwrap_or_else(|| self.schedule_of(&provider));
+        let wait_for = deadline.unwrap_or_else(|| provider.default_deadline());
+        Either::Right(async move {
+            // Started on first use, which needs the runtime: in the body.
+            let scheduler = self.scheduler(&provider)?;
+            let clock = self.inner.clock.clone();
+            // A task that will call back, and a wait that hears callbacks: poll only to catch a
+            // lost one. Back to the plain schedule if the events stop.
+            let schedule_now = |events: &Option<EventStream>| {
+                if handle.webhook && events.is_some() {
+                    schedule.expecting_webhook()
+                } else {
+                    schedule
+                }
+            };
+            let began = clock.now();
+            let deadline = began + wait_for;
+            // How long ago the task was created; a handle without a time (the short form) is
+            // treated as old enough to poll at once: it is being resumed.
+            let age = |now_wall| match handle.created_at_time() {
+                Some(created) => crate::duration_since(now_wall, created),
+                None => schedule.first_poll_after + (clock.now() - began),
+            };
+            let started = began.checked_sub(age(clock.wall())).unwrap_or(began);
+            let poll = Priority::Poll {
+                started,
+                expected: schedule.expected(),
+            };
+            let due = began + schedule.delay(age(clock.wall()), fastrand::f64());
+            let mut pending = scheduler.register(poll, due.min(deadline), Some(deadline));
+            let mut polls = 0u32;
+            let mut failures = 0u32;
+            let mut last_state: Option<TaskState> = None;
+            // The statuses called back so far (a task has a handful): each is confirmed once.
+            let mut seen: Vec<String> = Vec::new();
+            let exceeded = |last_state: Option<TaskState>| {
+                Error::DeadlineExceeded(Box::new(DeadlineExceededError {
+                    handle: handle.clone(),
+                    waited: clock.now().saturating_duration_since(began),
+                    last_state,
+                    siblings: Vec::new(),
+                }))
+            };
+            let cancelled_error = || {
+                Error::Cancelled(Box::new(CancelledError {
+                    handle: handle.clone(),
+                    siblings: Vec::new(),
+                }))
+            };
+            loop {
+                let grant = tokio::select! {
+                    biased;
+                    () = cancelled(cancel.as_ref()) => return Err(cancelled_error()),
+                    event = next_event(&mut events) => {
+                        match event {
+                            None => events = None,
+                            Some(event) if event.provider == handle.provider
+                                && event.task_id == handle.task_id
+                                && !seen.contains(&event.status) =>
+                            {
+                                seen.push(event.status.clone());
+                                tracing::debug!(
+                                    provider = %handle.provider,
+                                    task_id = %Untrusted(&handle.task_id),
+                                    status = %Untrusted(&event.status),
+                                    "webhook event: confirming with one status call"
+                                );
+                                pending = scheduler.register(Priority::First, clock.now(), Some(deadline));
+                            }
+                            Some(_) => {}
                         }
-                        Some(_) => {}
+                        continue;
                     }
-                    continue;
-                }
-                grant = &mut pending => grant,
-            };
-            let permit = match grant {
-                Grant::Go(permit) => permit,
-                Grant::Deadline => return Err(exceeded(last_state)),
-                // The runtime is shutting down: the wait stops like a cancelled one, with the
-                // paid task's handle — not as a configuration error that says nothing was sent.
-                Grant::Closed => return Err(cancelled_error()),
-            };
-            polls += 1;
-            let span = tracing::info_span!(
-                "imggen.poll",
-                provider = %handle.provider,
-                task_id = %Untrusted(&handle.task_id),
-                attempt = polls,
-                status = tracing::field::Empty,
-            );
-            let result = tokio::select! {
-                biased;
-                () = cancelled(cancel.as_ref()) => return Err(cancelled_error()),
-                // A status that never answers, or trickles, ends with the wait.
-                result = self
-                    .bounded(Some(deadline), provider.status(&handle.task_id))
-                    .instrument(span.clone()) => result,
-            };
-            let outcome = outcome_of(&result);
-            let now = clock.now();
-            match result {
-                Ok(status) => {
-                    span.record("status", status.state.name());
-                    failures = 0;
-                    if let Some(callback) = &on_status {
-                        callback(handle, &status);
-                    }
-                    if status.state.is_terminal() {
-                        permit.finish(outcome);
-                        return Ok(status);
-                    }
-                    if let TaskState::Unknown { raw_status } = &status.state {
-                        tracing::warn!(
-                            provider = %handle.provider,
-                            task_id = %Untrusted(&handle.task_id),
-                            raw_status = %Untrusted(raw_status),
-                            "a status imggen does not know; waiting on"
-                        );
-                    }
-                    last_state = Some(status.state);
-                    if now >= deadline {
-                        permit.finish(outcome);
-                        return Err(exceeded(last_state));
-                    }
-                    let next = now
-                        + schedule_now(&events)
-                            .delay_after_poll(age(clock.wall()), fastrand::f64());
-                    // Queue the next poll before reporting this one done, so the driver never
-                    // sees an idle moment between them.
-                    pending = scheduler.register(poll, next.min(deadline), Some(deadline));
-                    permit.finish(outcome);
-                }
-                Err(error) => {
-                    span.record("status", "error");
-                    failures += 1;
-                    let decision = policy::decide(
-                        CallOperation::Status,
-                        &Facts::from(&error),
-                        failures,
-                        &self.inner.retry,
-                    );
-                    match decision {
-                        Decision::Retry { after } if now < deadline => {
-                            tracing::debug!(
-                                provider = %handle.provider,
-                                task_id = %Untrusted(&handle.task_id),
-                                attempt = failures,
-                                error = %error,
-                                "status failed; retrying"
-                            );
-                            let next = now + policy::jitter_up(after, fastrand::f64());
-                            pending = scheduler.register(poll, next.min(deadline), Some(deadline));
+                    grant = &mut pending => grant,
+                };
+                let permit = match grant {
+                    Grant::Go(permit) => permit,
+                    Grant::Deadline => return Err(exceeded(last_state)),
+                    // The runtime is shutting down: the wait stops like a cancelled one, with the
+                    // paid task's handle — not as a configuration error that says nothing was sent.
+                    Grant::Closed => return Err(cancelled_error()),
+                };
+                polls += 1;
+                let span = tracing::info_span!(
+                    "imggen.poll",
+                    provider = %handle.provider,
+                    task_id = %Untrusted(&handle.task_id),
+                    attempt = polls,
+                    status = tracing::field::Empty,
+                );
+                let result = tokio::select! {
+                    biased;
+                    () = cancelled(cancel.as_ref()) => return Err(cancelled_error()),
+                    // A status that never answers, or trickles, ends with the wait. Boxed: a
+                    // wait spends its life between polls, and this future would make it larger.
+                    result = Box::pin(self
+                        .bounded(Some(deadline), provider.status(&handle.task_id))
+                        .instrument(span.clone())) => result,
+                };
+                let outcome = outcome_of(&result);
+                let now = clock.now();
+                match result {
+                    Ok(status) => {
+                        span.record("status", status.state.name());
+                        failures = 0;
+                        if let Some(callback) = &on_status {
+                            callback(handle, &status);
+                        }
+                        if status.state.is_terminal() {
                             permit.finish(outcome);
+                            return Ok(status);
                         }
-                        Decision::Retry { .. } => {
+                        if let TaskState::Unknown { raw_status } = &status.state {
+                            tracing::warn!(
+                                provider = %handle.provider,
+                                task_id = %Untrusted(&handle.task_id),
+                                raw_status = %Untrusted(raw_status),
+                                "a status imggen does not know; waiting on"
+                            );
+                        }
+                        last_state = Some(status.state);
+                        if now >= deadline {
                             permit.finish(outcome);
                             return Err(exceeded(last_state));
                         }
-                        Decision::GiveUp | Decision::FallBack => {
-                            permit.finish(outcome);
-                            return Err(Error::Status(Box::new(StatusError {
-                                handle: handle.clone(),
-                                call: error,
-                                siblings: Vec::new(),
-                            })));
+                        let next = now
+                            + schedule_now(&events)
+                                .delay_after_poll(age(clock.wall()), fastrand::f64());
+                        // Queue the next poll before reporting this one done, so the driver never
+                        // sees an idle moment between them.
+                        pending = scheduler.register(poll, next.min(deadline), Some(deadline));
+                        permit.finish(outcome);
+                    }
+                    Err(error) => {
+                        span.record("status", "error");
+                        failures += 1;
+                        let decision = policy::decide(
+                            CallOperation::Status,
+                            &Facts::from(&error),
+                            failures,
+                            &self.inner.retry,
+                        );
+                        match decision {
+                            Decision::Retry { after } if now < deadline => {
+                                tracing::debug!(
+                                    provider = %handle.provider,
+                                    task_id = %Untrusted(&handle.task_id),
+                                    attempt = failures,
+                                    error = %error,
+                                    "status failed; retrying"
+                                );
+                                let next = now + policy::jitter_up(after, fastrand::f64());
+                                pending =
+                                    scheduler.register(poll, next.min(deadline), Some(deadline));
+                                permit.finish(outcome);
+                            }
+                            Decision::Retry { .. } => {
+                                permit.finish(outcome);
+                                return Err(exceeded(last_state));
+                            }
+                            Decision::GiveUp | Decision::FallBack => {
+                                permit.finish(outcome);
+                                return Err(Error::Status(Box::new(StatusError {
+                                    handle: handle.clone(),
+                                    call: error,
+                                    siblings: Vec::new(),
+                                })));
+                            }
                         }
                     }
                 }
             }
-        }
+        })
     }
 
     /// Reads a task's status once (retrying transient failures), inside the key's budget.
