@@ -107,129 +107,135 @@ pub(crate) fn outcome_of<T>(result: &Result<T, CallError>) -> Outcome {
 impl Imggen {
     /// Makes a call, retrying what the policy allows: `attempt(n)` sends attempt `n` (from 1)
     /// once. Returns the first answer, or why there is none.
-    pub(crate) async fn call<T, F>(
+    //
+    // Not an `async fn`: one keeps its arguments twice in its future (as passed, and moved
+    // into the body), and this future is inside every status call a busy program makes.
+    #[allow(clippy::manual_async_fn)]
+    pub(crate) fn call<T, F>(
         &self,
         call: Call<'_>,
         mut attempt: impl FnMut(u32) -> F,
-    ) -> Result<T, CallFailure>
+    ) -> impl Future<Output = Result<T, CallFailure>>
     where
         F: Future<Output = Result<T, CallError>>,
     {
-        let clock = &self.inner.clock;
-        let mut retry_at: Option<Instant> = None;
-        // Boxed: held across every await of the call, it would otherwise make each call's
-        // future (moved through the layers above) larger, for the rare call that is retried.
-        let mut last: Option<Box<(CallError, SystemTime)>> = None;
-        let mut number = 0u32;
-        // When retries stop, once known: a limit measured from the first grant is fixed by it.
-        let mut retry_limit = match call.retry_until {
-            RetryLimit::At(limit) => Some(limit),
-            RetryLimit::Attempts | RetryLimit::AfterFirstGrant(_) => None,
-        };
-        loop {
-            number += 1;
-            if let Some(until) = call.until
-                && retry_at.unwrap_or_else(|| clock.now()) >= until
-            {
-                return Err(CallFailure::OutOfTime {
-                    last: last.map(|last| *last),
-                });
-            }
-            // A budgeted attempt waits for its permit; a download's first attempt goes at
-            // once, and its retries wait on a timer.
-            let permit = if call.budgeted || retry_at.is_some() {
-                let priority = if call.budgeted {
-                    Priority::First
-                } else {
-                    Priority::Timer
-                };
-                let pending = match retry_at {
-                    None => call.scheduler.register_now(priority, call.until),
-                    Some(at) => call.scheduler.register(priority, at, call.until),
-                };
-                match pending.await {
-                    Grant::Go(permit) => Some(permit),
-                    Grant::Deadline => {
-                        return Err(CallFailure::OutOfTime {
-                            last: last.map(|last| *last),
-                        });
-                    }
-                    Grant::Closed => return Err(CallFailure::Closed),
+        async move {
+            let clock = &self.inner.clock;
+            let mut retry_at: Option<Instant> = None;
+            // Boxed: held across every await of the call, it would otherwise make each call's
+            // future (moved through the layers above) larger, for the rare call that is retried.
+            let mut last: Option<Box<(CallError, SystemTime)>> = None;
+            let mut number = 0u32;
+            // When retries stop, once known: a limit measured from the first grant is fixed by it.
+            let mut retry_limit = match call.retry_until {
+                RetryLimit::At(limit) => Some(limit),
+                RetryLimit::Attempts | RetryLimit::AfterFirstGrant(_) => None,
+            };
+            loop {
+                number += 1;
+                if let Some(until) = call.until
+                    && retry_at.unwrap_or_else(|| clock.now()) >= until
+                {
+                    return Err(CallFailure::OutOfTime {
+                        last: last.map(|last| *last),
+                    });
                 }
-            } else {
-                None
-            };
-            // When a create was sent is a fact of its outcome; a read's is not worth a clock
-            // read on every call.
-            if let RetryLimit::AfterFirstGrant(within) = call.retry_until
-                && number == 1
-            {
-                let first = permit
-                    .as_ref()
-                    .map_or_else(|| clock.now(), Permit::granted_at);
-                retry_limit = Some(first + within);
-            }
-            let sent_at = (call.operation == CallOperation::Create).then(|| clock.wall());
-            let result = match call.until {
-                // Boxed: the bounded future is large, and awaited in place it would make every
-                // call's future as large — the status calls a busy program makes most have no
-                // deadline of their own, and stay small (one fewer cache line per call).
-                Some(_) => Box::pin(self.bounded(call.until, attempt(number))).await,
-                None => attempt(number).await,
-            };
-            if let Some(permit) = permit {
-                permit.finish(outcome_of(&result));
-            }
-            let error = match result {
-                Ok(answer) => return Ok(answer),
-                Err(error) => error,
-            };
-            let attempted_at = sent_at.unwrap_or_else(|| clock.wall());
-            let decision = policy::decide(
-                call.operation,
-                &Facts::from(&error),
-                number,
-                &self.inner.retry,
-            );
-            let Decision::Retry { after } = decision else {
-                return Err(CallFailure::Failed {
-                    error,
-                    decision,
-                    attempted_at,
-                });
-            };
-            let next = clock.now() + policy::jitter_up(after, fastrand::f64());
-            if retry_limit.is_some_and(|limit| next >= limit) {
-                tracing::debug!(
-                    provider = %call.provider,
-                    operation = %call.operation,
-                    attempt = number,
-                    "no time left for another attempt"
+                // A budgeted attempt waits for its permit; a download's first attempt goes at
+                // once, and its retries wait on a timer.
+                let permit = if call.budgeted || retry_at.is_some() {
+                    let priority = if call.budgeted {
+                        Priority::First
+                    } else {
+                        Priority::Timer
+                    };
+                    let pending = match retry_at {
+                        None => call.scheduler.register_now(priority, call.until),
+                        Some(at) => call.scheduler.register(priority, at, call.until),
+                    };
+                    match pending.await {
+                        Grant::Go(permit) => Some(permit),
+                        Grant::Deadline => {
+                            return Err(CallFailure::OutOfTime {
+                                last: last.map(|last| *last),
+                            });
+                        }
+                        Grant::Closed => return Err(CallFailure::Closed),
+                    }
+                } else {
+                    None
+                };
+                // When a create was sent is a fact of its outcome; a read's is not worth a clock
+                // read on every call.
+                if let RetryLimit::AfterFirstGrant(within) = call.retry_until
+                    && number == 1
+                {
+                    let first = permit
+                        .as_ref()
+                        .map_or_else(|| clock.now(), Permit::granted_at);
+                    retry_limit = Some(first + within);
+                }
+                let sent_at = (call.operation == CallOperation::Create).then(|| clock.wall());
+                let result = match call.until {
+                    // Boxed: the bounded future is large, and awaited in place it would make every
+                    // call's future as large — the status calls a busy program makes most have no
+                    // deadline of their own, and stay small (one fewer cache line per call).
+                    Some(_) => Box::pin(self.bounded(call.until, attempt(number))).await,
+                    None => attempt(number).await,
+                };
+                if let Some(permit) = permit {
+                    permit.finish(outcome_of(&result));
+                }
+                let error = match result {
+                    Ok(answer) => return Ok(answer),
+                    Err(error) => error,
+                };
+                let attempted_at = sent_at.unwrap_or_else(|| clock.wall());
+                let decision = policy::decide(
+                    call.operation,
+                    &Facts::from(&error),
+                    number,
+                    &self.inner.retry,
                 );
-                return Err(CallFailure::Failed {
-                    error,
-                    decision: Decision::GiveUp,
-                    attempted_at,
-                });
+                let Decision::Retry { after } = decision else {
+                    return Err(CallFailure::Failed {
+                        error,
+                        decision,
+                        attempted_at,
+                    });
+                };
+                let next = clock.now() + policy::jitter_up(after, fastrand::f64());
+                if retry_limit.is_some_and(|limit| next >= limit) {
+                    tracing::debug!(
+                        provider = %call.provider,
+                        operation = %call.operation,
+                        attempt = number,
+                        "no time left for another attempt"
+                    );
+                    return Err(CallFailure::Failed {
+                        error,
+                        decision: Decision::GiveUp,
+                        attempted_at,
+                    });
+                }
+                if call.operation == CallOperation::Create {
+                    tracing::info!(
+                        provider = %call.provider,
+                        attempt = number,
+                        error = %error,
+                        "create refused without charge; retrying"
+                    );
+                } else {
+                    tracing::debug!(
+                        provider = %call.provider,
+                        operation = %call.operation,
+                        attempt = number,
+                        error = %error,
+                        "call failed; retrying"
+                    );
+                }
+                retry_at = Some(next);
+                last = Some(Box::new((error, attempted_at)));
             }
-            if call.operation == CallOperation::Create {
-                tracing::info!(
-                    provider = %call.provider,
-                    attempt = number,
-                    error = %error,
-                    "create refused without charge; retrying"
-                );
-            } else {
-                tracing::debug!(
-                    provider = %call.provider,
-                    operation = %call.operation,
-                    attempt = number,
-                    error = %error,
-                    "call failed; retrying"
-                );
-            }
-            retry_at = Some(next);
-            last = Some(Box::new((error, attempted_at)));
         }
     }
 }
