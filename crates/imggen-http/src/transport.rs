@@ -788,41 +788,47 @@ enum ReadFailure {
 /// neither copied nor collected; only a second chunk starts a buffer. (Chunk by chunk rather
 /// than `Response::bytes`, whose future is several times the size of this loop's, and is
 /// carried by every call's future.)
-async fn read_capped(
+//
+// Not an `async fn`: one keeps its arguments (the response, 136 bytes) twice in its future,
+// which every call's boxed future holds while it reads.
+#[allow(clippy::manual_async_fn)]
+fn read_capped(
     mut response: reqwest::Response,
     limits: ReadLimits,
-) -> Result<Bytes, ReadFailure> {
-    let max = limits.max_bytes;
-    if response.content_length().is_some_and(|length| length > max) {
-        return Err(ReadFailure::TooLarge);
-    }
-    let mut single: Option<Bytes> = None;
-    let mut joined = BytesMut::new();
-    loop {
-        let next = match limits.stall {
-            Some(stall) => tokio::time::timeout(stall, response.chunk())
-                .await
-                .map_err(|_| ReadFailure::Stalled(stall))?,
-            None => response.chunk().await,
-        };
-        let Some(chunk) = next.map_err(ReadFailure::Connection)? else {
-            break;
-        };
-        let held = single.as_ref().map_or(joined.len(), Bytes::len);
-        if (held + chunk.len()) as u64 > max {
+) -> impl Future<Output = Result<Bytes, ReadFailure>> + Send {
+    async move {
+        let max = limits.max_bytes;
+        if response.content_length().is_some_and(|length| length > max) {
             return Err(ReadFailure::TooLarge);
         }
-        if let Some(first) = single.take() {
-            joined.reserve(first.len() + chunk.len());
-            joined.extend_from_slice(&first);
-            joined.extend_from_slice(&chunk);
-        } else if joined.is_empty() {
-            single = Some(chunk);
-        } else {
-            joined.extend_from_slice(&chunk);
+        let mut single: Option<Bytes> = None;
+        let mut joined = BytesMut::new();
+        loop {
+            let next = match limits.stall {
+                Some(stall) => tokio::time::timeout(stall, response.chunk())
+                    .await
+                    .map_err(|_| ReadFailure::Stalled(stall))?,
+                None => response.chunk().await,
+            };
+            let Some(chunk) = next.map_err(ReadFailure::Connection)? else {
+                break;
+            };
+            let held = single.as_ref().map_or(joined.len(), Bytes::len);
+            if (held + chunk.len()) as u64 > max {
+                return Err(ReadFailure::TooLarge);
+            }
+            if let Some(first) = single.take() {
+                joined.reserve(first.len() + chunk.len());
+                joined.extend_from_slice(&first);
+                joined.extend_from_slice(&chunk);
+            } else if joined.is_empty() {
+                single = Some(chunk);
+            } else {
+                joined.extend_from_slice(&chunk);
+            }
         }
+        Ok(single.unwrap_or_else(|| joined.freeze()))
     }
-    Ok(single.unwrap_or_else(|| joined.freeze()))
 }
 
 fn header_str(headers: &HeaderMap, name: &HeaderName) -> Option<String> {

@@ -26,8 +26,8 @@ bottleneck (the loopback mock answers in microseconds), calls/s follows CPU per 
 callgrind profile of each side alone (`XTASK_BENCH_OVERHEAD_SIDE=core valgrind \
 --tool=callgrind --separate-threads=yes target/release/xtask bench overhead --quick`, then the \
 same with `=raw`; the client thread's instructions over its 11,000 calls; taken when \
-imggen-core was last changed for this benchmark, rerun it to refresh) counts about 93,400 \
-instructions per call through imggen-core against raw reqwest's 91,400 (+2.2%, ±1% from run \
+imggen-core was last changed for this benchmark, rerun it to refresh) counts about 93,000 \
+instructions per call through imggen-core against raw reqwest's 91,600 (+1.5%, ±1% from run \
 to run; it was 103,700 against 91,900, +13%, before the first such change). What imggen-core \
 adds — the gptimg client's own check of the task id and the formatting of its path on every \
 call (~1,300, in imggen-gptimg), the one boxed future of a status call (the `Provider` trait's \
@@ -38,11 +38,14 @@ and log, without the driver task) — is nearly offset by building the URL more 
 reqwest parses a string URL (~4,200 against ~8,200). What is left is memory traffic, which \
 instruction counts do not show: imggen-core's status call carries one boxed future (~1 KB) \
 and moves the status object back through its layers, for more L1 data-cache misses per call \
-than raw reqwest in callgrind's cache simulation (`--cache-sim=yes`). To keep it small: the \
-status call's own future is 392 bytes (it was 800 while the rarely taken path with a deadline \
-of its own was awaited in place; `cargo +nightly rustc -p imggen-core --release --lib -- \
--Zprint-type-sizes` shows it), the box stays under the size glibc serves from its per-thread \
-cache (1,032 bytes), an \
+than raw reqwest in callgrind's cache simulation (`--cache-sim=yes`: per call about 740 L1 \
+data read misses and 580 write misses against 580 and 430, and 3,460 instruction-cache misses \
+against 3,300 — a few percent of the client's cycles, which is the gap in calls/s). To keep \
+it small: the status call's own future is 328 bytes (800 while the rarely taken path with a \
+deadline of its own was awaited in place, 424 while the retry loop kept its arguments twice, \
+as an `async fn` does; `RUSTC_BOOTSTRAP=1 cargo rustc -p imggen-core --release --lib -- \
+-Zprint-type-sizes` shows it), the body reader in the box is 384 bytes (544 as an `async fn`), \
+the box stays under the size glibc serves from its per-thread cache (1,032 bytes), an \
 answer that arrives in one chunk is kept without a copy, a successful answer's headers are left \
 with the response (only an error or a download keeps them), and nothing reads the clock or \
 fills a span field when no tracing subscriber listens. Against a real provider, whose answer \
