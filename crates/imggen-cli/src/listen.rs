@@ -10,7 +10,45 @@ use imggen_core::webhook::server;
 use imggen_core::{CancellationToken, Imggen, Provider, WebhookHub};
 use tokio::task::JoinHandle;
 
+use crate::context::Ctx;
 use crate::exit::Failure;
+
+/// The callback URL to send with each create: `--public-url`, which `--listen` needs on a
+/// command that creates (`generate`, `batch`); `None` without `--listen`.
+pub(crate) fn callback_url(
+    listen: Option<SocketAddr>,
+    public_url: Option<&str>,
+) -> Result<Option<String>, Failure> {
+    match (listen, public_url) {
+        (Some(_), Some(url)) => Ok(Some(url.to_owned())),
+        (Some(addr), None) => Err(Failure::usage(format!(
+            "--listen {addr} needs --public-url: the URL the provider calls, which reaches {addr}"
+        ))),
+        (None, _) => Ok(None),
+    }
+}
+
+/// Starts listening when `--listen` asks, and says so; `None` without it.
+pub(crate) async fn start(
+    listen: Option<SocketAddr>,
+    public_url: Option<&str>,
+    imggen: &Imggen,
+    ctx: &Ctx,
+) -> Result<Option<Listening>, Failure> {
+    let Some(addr) = listen else {
+        return Ok(None);
+    };
+    let listening = Listening::start(addr, imggen).await?;
+    ctx.progress.notice(&notice(addr, public_url));
+    Ok(Some(listening))
+}
+
+/// Stops listening, if it was.
+pub(crate) async fn stop(listening: Option<Listening>) {
+    if let Some(listening) = listening {
+        listening.stop().await;
+    }
+}
 
 /// The receiver, listening.
 pub(crate) struct Listening {
@@ -22,7 +60,7 @@ pub(crate) struct Listening {
 impl Listening {
     /// Binds `addr` and serves the callbacks of every provider of `imggen` that calls back;
     /// refused (nothing sent yet) when none does or the address cannot be bound.
-    pub(crate) async fn start(addr: SocketAddr, imggen: &Imggen) -> Result<Listening, Failure> {
+    async fn start(addr: SocketAddr, imggen: &Imggen) -> Result<Listening, Failure> {
         let providers: Vec<Arc<dyn Provider>> = imggen
             .providers()
             .into_iter()
@@ -59,14 +97,14 @@ impl Listening {
     }
 
     /// Stops listening, once the waits are over.
-    pub(crate) async fn stop(self) {
+    async fn stop(self) {
         self.stop.cancel();
         let _ = self.server.await;
     }
 }
 
 /// What `--listen` says when it starts: where, and what must reach it.
-pub(crate) fn notice(addr: SocketAddr, public_url: Option<&str>) -> String {
+fn notice(addr: SocketAddr, public_url: Option<&str>) -> String {
     match public_url {
         Some(url) => format!(
             "listening on {addr} for callbacks to {url} (the provider must reach that URL: runblob needs https, through a tunnel or a reverse proxy to {addr}); polling goes on slower meanwhile"

@@ -18,7 +18,7 @@ use crate::args::{BatchArgs, RequestSettings};
 use crate::context::Ctx;
 use crate::exit::{Category, Failure};
 use crate::gallery;
-use crate::listen::{self, Listening};
+use crate::listen;
 use crate::output::{
     BatchCounts, BatchOutput, CostOutput, InvalidLineOutput, UnknownOutput, WarningOutput,
 };
@@ -163,15 +163,8 @@ async fn connect(
     let settings = &args.settings;
     let route = Route::resolve(settings.provider, &settings.fallback, key_set)?;
     let mut defaults = request_defaults(settings, &route)?;
-    match (&args.public_url, args.waiting.listen) {
-        (Some(url), Some(_)) => defaults = defaults.webhook(url.clone()),
-        (None, Some(addr)) => {
-            return Err(Failure::usage(format!(
-                "--listen {addr} needs --public-url: the URL the provider calls, which reaches {addr}"
-            ))
-            .into());
-        }
-        _ => {}
+    if let Some(url) = listen::callback_url(args.waiting.listen, args.public_url.as_deref())? {
+        defaults = defaults.webhook(url);
     }
     // Read a line at a time by the runner (a batch of millions is never whole in memory);
     // a file that cannot be opened is said before anything else is done.
@@ -297,23 +290,21 @@ async fn run_connected(
     }
 
     // Listening before the first create: a task may call back as soon as it exists.
-    let listening = match args.waiting.listen {
-        Some(addr) => {
-            let listening = Listening::start(addr, &imggen).await?;
-            ctx.progress
-                .notice(&listen::notice(addr, args.public_url.as_deref()));
-            options = options.events(listening.hub());
-            Some(listening)
-        }
-        None => None,
-    };
+    let listening = listen::start(
+        args.waiting.listen,
+        args.public_url.as_deref(),
+        &imggen,
+        ctx,
+    )
+    .await?;
+    if let Some(listening) = &listening {
+        options = options.events(listening.hub());
+    }
 
     let ticker = ctx.progress.ticker();
     let result = BatchRunner::new(imggen, options).run(source).await;
     drop(ticker);
-    if let Some(listening) = listening {
-        listening.stop().await;
-    }
+    listen::stop(listening).await;
     output.warnings.extend(
         warned
             .lock()

@@ -70,14 +70,8 @@ async fn prepare(args: &GenerateArgs, ctx: &Ctx, report: &mut Report) -> Result<
     let route = Route::resolve(settings.provider, &settings.fallback, key_set)?;
     report.output.provider = Some(route.first_label());
     let mut request = build_request(&args.request, &route)?;
-    match (&args.public_url, args.waiting.listen) {
-        (Some(url), Some(_)) => request = request.webhook(url.clone()),
-        (None, Some(addr)) => {
-            return Err(Failure::usage(format!(
-                "--listen {addr} needs --public-url: the URL the provider calls, which reaches {addr}"
-            )));
-        }
-        _ => {}
+    if let Some(url) = listen::callback_url(args.waiting.listen, args.public_url.as_deref())? {
+        request = request.webhook(url);
     }
     // Everything local is checked before anything is paid for: where the images go…
     DownloadOptions::to_dir(&args.waiting.out)
@@ -118,21 +112,17 @@ async fn generate(args: &GenerateArgs, ctx: &Ctx, report: &mut Report) -> Result
         spending: money::spending(settings, &imggen, imggen_core::Cost::ZERO),
     };
     // Listening before the create: a task may call back as soon as it exists.
-    let listening = match args.waiting.listen {
-        Some(addr) => {
-            let listening = Listening::start(addr, &imggen).await?;
-            ctx.progress
-                .notice(&listen::notice(addr, args.public_url.as_deref()));
-            Some(listening)
-        }
-        None => None,
-    };
+    let listening = listen::start(
+        args.waiting.listen,
+        args.public_url.as_deref(),
+        &imggen,
+        ctx,
+    )
+    .await?;
     let submission = match submit(&imggen, &request, &route, false, limits, ctx, report).await {
         Ok(submission) => submission,
         Err(failure) => {
-            if let Some(listening) = listening {
-                listening.stop().await;
-            }
+            listen::stop(listening).await;
             return Err(failure);
         }
     };
@@ -150,9 +140,7 @@ async fn generate(args: &GenerateArgs, ctx: &Ctx, report: &mut Report) -> Result
         report,
     )
     .await;
-    if let Some(listening) = listening {
-        listening.stop().await;
-    }
+    listen::stop(listening).await;
     if let Some(emulator) = emulator {
         emulator.shutdown().await;
     }

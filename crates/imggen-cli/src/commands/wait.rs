@@ -83,23 +83,14 @@ async fn wait(args: &WaitArgs, ctx: &Ctx, report: &mut Report) -> Result<(), Fai
             .filter_map(|h| h.cost)
             .sum::<imggen_core::Cost>(),
     );
-    let listening = match args.waiting.listen {
-        Some(addr) => {
-            let listening = Listening::start(addr, &imggen).await?;
-            ctx.progress.notice(&listen::notice(addr, None));
-            Some(listening)
-        }
-        None => None,
-    };
+    let listening = listen::start(args.waiting.listen, None, &imggen, ctx).await?;
     let how = Collecting {
         started,
         emulated: false,
         events: listening.as_ref().map(Listening::hub),
     };
     let result = collect(&imggen, &handles, &args.waiting, how, ctx, report).await;
-    if let Some(listening) = listening {
-        listening.stop().await;
-    }
+    listen::stop(listening).await;
     // What the tasks collected were paid (when their handles say), and what they made.
     ctx.progress.notice(&crate::money::paid_line(
         report.output.images.len() as u64,
